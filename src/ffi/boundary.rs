@@ -1,0 +1,167 @@
+//! Panic boundary, last-error bookkeeping and argument conversion helpers.
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use super::status::*;
+
+/// An error on its way to C: a status and a message for `rmq_last_error_message`.
+pub(crate) struct FfiError {
+    pub status: rmq_status_t,
+    pub message: String,
+}
+
+impl FfiError {
+    pub fn new(status: rmq_status_t, message: impl Into<String>) -> FfiError {
+        FfiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::Error> for FfiError {
+    fn from(e: crate::Error) -> FfiError {
+        FfiError::new(status_of(&e), e.to_string())
+    }
+}
+
+pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
+
+thread_local! {
+    static LAST_ERROR: RefCell<(rmq_status_t, CString)> = RefCell::new((RMQ_OK, CString::default()));
+}
+
+pub(crate) fn set_last_error(status: rmq_status_t, message: &str) {
+    let msg = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = (status, msg));
+}
+
+fn clear_last_error() {
+    LAST_ERROR.with(|e| {
+        let mut e = e.borrow_mut();
+        if e.0 != RMQ_OK {
+            *e = (RMQ_OK, CString::default());
+        }
+    });
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let detail = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    format!("internal error (panic caught at the C boundary): {detail}")
+}
+
+/// Runs an exported function's body: maps errors to a status and the last error, and turns a
+/// panic into `RMQ_ERR_PANIC`.
+pub(crate) fn guard(body: impl FnOnce() -> FfiResult) -> rmq_status_t {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(())) => {
+            clear_last_error();
+            RMQ_OK
+        }
+        Ok(Err(e)) => {
+            set_last_error(e.status, &e.message);
+            e.status
+        }
+        Err(p) => {
+            set_last_error(RMQ_ERR_PANIC, &panic_message(&*p));
+            RMQ_ERR_PANIC
+        }
+    }
+}
+
+/// Like `guard` for functions that return a value; `fallback` on error or panic.
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> FfiResult<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(Ok(v)) => {
+            clear_last_error();
+            v
+        }
+        Ok(Err(e)) => {
+            set_last_error(e.status, &e.message);
+            fallback
+        }
+        Err(p) => {
+            set_last_error(RMQ_ERR_PANIC, &panic_message(&*p));
+            fallback
+        }
+    }
+}
+
+/// A required NUL-terminated UTF-8 string argument.
+pub(crate) unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
+    if p.is_null() {
+        return Err(FfiError::new(
+            RMQ_ERR_NULL_POINTER,
+            format!("{what} is NULL"),
+        ));
+    }
+    CStr::from_ptr(p)
+        .to_str()
+        .map_err(|_| FfiError::new(RMQ_ERR_INVALID_UTF8, format!("{what} is not valid UTF-8")))
+}
+
+/// An optional string argument: NULL reads as "".
+pub(crate) unsafe fn arg_str_or_empty<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
+    if p.is_null() {
+        Ok("")
+    } else {
+        arg_str(p, what)
+    }
+}
+
+/// Bytes as pointer + length; NULL with length 0 is empty, never a slice from NULL.
+pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(FfiError::new(
+            RMQ_ERR_NULL_POINTER,
+            format!("{what} is NULL with a length of {len}"),
+        ));
+    }
+    Ok(std::slice::from_raw_parts(p, len))
+}
+
+pub(crate) fn out_ptr<T>(p: *mut T, what: &str) -> FfiResult<*mut T> {
+    if p.is_null() {
+        Err(FfiError::new(
+            RMQ_ERR_NULL_POINTER,
+            format!("{what} is NULL"),
+        ))
+    } else {
+        Ok(p)
+    }
+}
+
+/// Writes a borrowed `{pointer, length}` view of `s`.
+pub(crate) unsafe fn write_str(s: &str, out: *mut *const c_char, out_len: *mut usize) -> FfiResult {
+    let out = out_ptr(out, "output pointer")?;
+    let out_len = out_ptr(out_len, "output length pointer")?;
+    // A non-NULL pointer even for "", so callers can pass it on without checks.
+    *out = if s.is_empty() {
+        c"".as_ptr()
+    } else {
+        s.as_ptr() as *const c_char
+    };
+    *out_len = s.len();
+    Ok(())
+}
+
+/// The calling thread's last error message: NUL-terminated, "" after a successful call.
+/// Borrowed: valid until the next rmq_ call on this thread. Never NULL.
+#[no_mangle]
+pub extern "C" fn rmq_last_error_message() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().1.as_ptr())
+}
+
+/// The status of the calling thread's last failed call, RMQ_OK after a successful one.
+#[no_mangle]
+pub extern "C" fn rmq_last_error_status() -> rmq_status_t {
+    LAST_ERROR.with(|e| e.borrow().0)
+}

@@ -1,0 +1,374 @@
+//! rmq_message_*: messages to send and messages read back from the broker.
+use std::ffi::c_char;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+
+use super::boundary::*;
+use super::handles::Registry;
+use super::status::*;
+use crate::protocol::message::{Message, MessageExt, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX};
+
+/// A message. Created empty with rmq_message_create, or returned by rmq_producer_view_message
+/// with the broker's stored fields. Calls on one message from several threads are serialized,
+/// but a view returned by a getter is only valid until the message is next modified or destroyed.
+pub struct rmq_message_t {
+    _private: [u8; 0],
+}
+
+pub(crate) struct FfiMessage {
+    pub message: Message,
+    /// Set for messages read back from the broker.
+    pub stored: Option<StoredFields>,
+}
+
+pub(crate) struct StoredFields {
+    queue_id: i32,
+    queue_offset: i64,
+    offset_msg_id: String,
+    store_timestamp: i64,
+    born_timestamp: i64,
+}
+
+impl FfiMessage {
+    pub fn from_stored(ext: MessageExt) -> FfiMessage {
+        FfiMessage {
+            stored: Some(StoredFields {
+                queue_id: ext.queue_id,
+                queue_offset: ext.queue_offset,
+                offset_msg_id: ext.offset_msg_id.clone(),
+                store_timestamp: ext.store_timestamp,
+                born_timestamp: ext.born_timestamp,
+            }),
+            message: ext.message,
+        }
+    }
+}
+
+pub(crate) static MESSAGES: Registry<Mutex<FfiMessage>> = Registry::new("message");
+
+fn with_msg<T>(
+    msg: *const rmq_message_t,
+    f: impl FnOnce(&mut FfiMessage) -> FfiResult<T>,
+) -> FfiResult<T> {
+    let m = MESSAGES.get(msg)?;
+    let mut guard = m.lock().unwrap();
+    f(&mut guard)
+}
+
+fn stored(m: &FfiMessage) -> FfiResult<&StoredFields> {
+    m.stored.as_ref().ok_or_else(|| {
+        FfiError::new(
+            RMQ_ERR_NOT_FOUND,
+            "only messages read back from the broker have stored fields",
+        )
+    })
+}
+
+/// Creates an empty message (no topic, empty body, WAIT=true as in Java).
+/// Ownership: the caller owns it; free with rmq_message_destroy. Sending does not consume it.
+#[no_mangle]
+pub extern "C" fn rmq_message_create() -> *mut rmq_message_t {
+    guard_value(std::ptr::null_mut(), || {
+        Ok(MESSAGES.insert(Arc::new(Mutex::new(FfiMessage {
+            message: Message::new("", Bytes::new()),
+            stored: None,
+        }))))
+    })
+}
+
+/// Frees a message. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn rmq_message_destroy(message: *mut rmq_message_t) {
+    guard_value((), || {
+        MESSAGES.remove(message);
+        Ok(())
+    })
+}
+
+/// Sets the topic (NUL-terminated UTF-8, borrowed for the call). Checked when sent.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_topic(
+    message: *mut rmq_message_t,
+    topic: *const c_char,
+) -> rmq_status_t {
+    guard(|| {
+        let topic = arg_str(topic, "topic")?;
+        with_msg(message, |m| {
+            m.message.set_topic(topic);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the tag (borrowed for the call); NULL or "" removes it.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_tags(
+    message: *mut rmq_message_t,
+    tags: *const c_char,
+) -> rmq_status_t {
+    guard(|| {
+        let tags = arg_str_or_empty(tags, "tags")?;
+        with_msg(message, |m| {
+            m.message.set_tags(tags);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the keys, separated by single spaces (borrowed for the call); NULL or "" removes them.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_keys(
+    message: *mut rmq_message_t,
+    keys: *const c_char,
+) -> rmq_status_t {
+    guard(|| {
+        let keys = arg_str_or_empty(keys, "keys")?;
+        with_msg(message, |m| {
+            m.message.set_keys(keys);
+            Ok(())
+        })
+    })
+}
+
+/// Sets the body to a copy of `len` bytes at `data` (borrowed for the call; any bytes, NULs
+/// included). NULL with len 0 sets an empty body (which a send refuses).
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_body(
+    message: *mut rmq_message_t,
+    data: *const u8,
+    len: usize,
+) -> rmq_status_t {
+    guard(|| {
+        let body = arg_bytes(data, len, "data")?;
+        with_msg(message, |m| {
+            m.message.set_body(Bytes::copy_from_slice(body));
+            Ok(())
+        })
+    })
+}
+
+/// Sets a user property (both borrowed for the call). Reserved names (TAGS, KEYS, UNIQ_KEY, ...),
+/// blank names or values and the characters 0x01/0x02 fail with RMQ_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_property(
+    message: *mut rmq_message_t,
+    name: *const c_char,
+    value: *const c_char,
+) -> rmq_status_t {
+    guard(|| {
+        let name = arg_str(name, "name")?;
+        let value = arg_str(value, "value")?;
+        with_msg(message, |m| Ok(m.message.put_user_property(name, value)?))
+    })
+}
+
+/// Borrowed view of the topic (not NUL-terminated): *out points at *out_len bytes, valid until
+/// the message is modified or destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_topic(
+    message: *const rmq_message_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| with_msg(message, |m| write_str(m.message.topic(), out, out_len)))
+}
+
+/// Borrowed view of the tag; empty if none. Lifetime as rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_tags(
+    message: *const rmq_message_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            write_str(m.message.tags().unwrap_or(""), out, out_len)
+        })
+    })
+}
+
+/// Borrowed view of the space-separated keys; empty if none. Lifetime as rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_keys(
+    message: *const rmq_message_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            write_str(m.message.keys().unwrap_or(""), out, out_len)
+        })
+    })
+}
+
+/// Borrowed view of the body: *out_len bytes at *out (non-NULL even when empty). Lifetime as
+/// rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_body(
+    message: *const rmq_message_t,
+    out: *mut *const u8,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            let out = out_ptr(out, "out")?;
+            let out_len = out_ptr(out_len, "out_len")?;
+            let body = m.message.body();
+            *out = if body.is_empty() {
+                c"".as_ptr() as *const u8
+            } else {
+                body.as_ptr()
+            };
+            *out_len = body.len();
+            Ok(())
+        })
+    })
+}
+
+/// Borrowed view of property `name` (borrowed for the call); RMQ_ERR_NOT_FOUND if absent.
+/// Lifetime as rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_property(
+    message: *const rmq_message_t,
+    name: *const c_char,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        let name = arg_str(name, "name")?;
+        with_msg(message, |m| match m.message.property(name) {
+            Some(v) => write_str(v, out, out_len),
+            None => Err(FfiError::new(
+                RMQ_ERR_NOT_FOUND,
+                format!("no property '{name}'"),
+            )),
+        })
+    })
+}
+
+/// Number of properties, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...) included.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_property_count(
+    message: *const rmq_message_t,
+    out_count: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            *out_ptr(out_count, "out_count")? = m.message.properties().len();
+            Ok(())
+        })
+    })
+}
+
+/// Borrowed views of the name and value of property number `index` (0-based, below
+/// rmq_message_property_count); RMQ_ERR_NOT_FOUND past the end. Lifetime as rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_property_at(
+    message: *const rmq_message_t,
+    index: usize,
+    out_name: *mut *const c_char,
+    out_name_len: *mut usize,
+    out_value: *mut *const c_char,
+    out_value_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            let (k, v) = m.message.properties().get(index).ok_or_else(|| {
+                FfiError::new(RMQ_ERR_NOT_FOUND, format!("no property at index {index}"))
+            })?;
+            write_str(k, out_name, out_name_len)?;
+            write_str(v, out_value, out_value_len)
+        })
+    })
+}
+
+/// Borrowed view of the message id (UNIQ_KEY; for stored messages without one, the offset id).
+/// RMQ_ERR_NOT_FOUND for a message not sent yet. Lifetime as rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_msg_id(
+    message: *const rmq_message_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            let id = m
+                .message
+                .property(PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+                .or(m.stored.as_ref().map(|s| s.offset_msg_id.as_str()))
+                .ok_or_else(|| FfiError::new(RMQ_ERR_NOT_FOUND, "the message has no id yet"))?;
+            write_str(id, out, out_len)
+        })
+    })
+}
+
+/// Borrowed view of the broker store id of a stored message; RMQ_ERR_NOT_FOUND otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_offset_msg_id(
+    message: *const rmq_message_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            write_str(&stored(m)?.offset_msg_id, out, out_len)
+        })
+    })
+}
+
+/// Queue id of a stored message; RMQ_ERR_NOT_FOUND otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_queue_id(
+    message: *const rmq_message_t,
+    out: *mut i32,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            *out_ptr(out, "out")? = stored(m)?.queue_id;
+            Ok(())
+        })
+    })
+}
+
+/// Queue offset of a stored message; RMQ_ERR_NOT_FOUND otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_queue_offset(
+    message: *const rmq_message_t,
+    out: *mut i64,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            *out_ptr(out, "out")? = stored(m)?.queue_offset;
+            Ok(())
+        })
+    })
+}
+
+/// Broker store time (ms since the epoch) of a stored message; RMQ_ERR_NOT_FOUND otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_store_timestamp(
+    message: *const rmq_message_t,
+    out: *mut i64,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            *out_ptr(out, "out")? = stored(m)?.store_timestamp;
+            Ok(())
+        })
+    })
+}
+
+/// Producer send time (ms since the epoch) of a stored message; RMQ_ERR_NOT_FOUND otherwise.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_born_timestamp(
+    message: *const rmq_message_t,
+    out: *mut i64,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            *out_ptr(out, "out")? = stored(m)?.born_timestamp;
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,32 @@
+//! The C ABI (`include/rmq.h`). The only module with `extern "C"`; it converts between C values
+//! and the core types and holds no protocol logic.
+//!
+//! Conventions (repeated in the header):
+//! - Every fallible function returns `rmq_status_t`; on failure the calling thread's last error
+//!   (`rmq_last_error_message`) says why. Out-parameters come last and are written only on
+//!   success.
+//! - Handles are opaque tokens checked against a registry on every call: NULL, destroyed or
+//!   wrong-type handles fail with `RMQ_ERR_INVALID_HANDLE`/`RMQ_ERR_NULL_POINTER`, never crash.
+//! - Strings going in are NUL-terminated UTF-8; bytes are pointer + length (NULL + 0 is empty).
+//!   Strings coming out are borrowed `{pointer, length}` views, not NUL-terminated.
+//! - No panic crosses the boundary (`RMQ_ERR_PANIC`).
+//! - Callbacks run on the library's dispatch thread (`rmq-dispatch`), never on an I/O thread and
+//!   never while the library holds a lock.
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+mod boundary;
+mod callback;
+mod config;
+mod handles;
+mod message;
+mod producer;
+mod status;
+mod version;
+
+pub use boundary::*;
+pub use config::*;
+pub use message::*;
+pub use producer::*;
+pub use status::*;
+pub use version::*;

@@ -1,0 +1,432 @@
+//! rmq_producer_* and rmq_send_result_*.
+use std::ffi::{c_char, c_void, CString};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::boundary::*;
+use super::callback::{dispatch, on_dispatch_thread, UserData};
+use super::config::{rmq_config_t, CONFIGS};
+use super::handles::Registry;
+use super::message::{rmq_message_t, FfiMessage, MESSAGES};
+use super::status::*;
+use crate::producer::{Producer, SendResult, SendStatus};
+
+/// A producer. Every rmq_producer_ function may be called from any thread, concurrently.
+pub struct rmq_producer_t {
+    _private: [u8; 0],
+}
+
+/// The outcome of a successful send. Immutable; safe to read from several threads.
+pub struct rmq_send_result_t {
+    _private: [u8; 0],
+}
+
+/// Store status of a successful send (rmq_send_result_status).
+pub type rmq_send_status_t = i32;
+/// Stored (and flushed/replicated as the broker is configured).
+pub const RMQ_SEND_OK: rmq_send_status_t = 0;
+/// Stored, but the flush to disk timed out (SYNC_FLUSH brokers).
+pub const RMQ_SEND_FLUSH_DISK_TIMEOUT: rmq_send_status_t = 1;
+/// Stored, but replication to the slave timed out (SYNC_MASTER brokers).
+pub const RMQ_SEND_FLUSH_SLAVE_TIMEOUT: rmq_send_status_t = 2;
+/// Stored, but no slave was available (SYNC_MASTER brokers).
+pub const RMQ_SEND_SLAVE_NOT_AVAILABLE: rmq_send_status_t = 3;
+
+/// What an async send callback receives. Everything in it is borrowed until the callback
+/// returns; copy what you need, or keep the result with rmq_send_result_clone.
+#[repr(C)]
+pub struct rmq_send_callback_params_t {
+    /// RMQ_OK, or why the send failed.
+    pub status: rmq_status_t,
+    /// The send result when status is RMQ_OK, else NULL.
+    pub result: *const rmq_send_result_t,
+    /// NUL-terminated error message; "" when status is RMQ_OK. Never NULL.
+    pub error_message: *const c_char,
+}
+
+/// Async send completion. Runs on the library's dispatch thread ("rmq-dispatch"), never while
+/// the library holds a lock, exactly once per send that rmq_producer_send_async accepted. It may
+/// call rmq_ functions, including rmq_producer_destroy, but should return quickly: callbacks run
+/// one at a time.
+pub type rmq_send_callback_t =
+    Option<unsafe extern "C" fn(params: *const rmq_send_callback_params_t, user_data: *mut c_void)>;
+
+pub(crate) struct FfiProducer {
+    producer: Producer,
+    /// Async sends whose callback has not returned yet.
+    in_flight: Mutex<usize>,
+    drained: Condvar,
+}
+
+static PRODUCERS: Registry<FfiProducer> = Registry::new("producer");
+static RESULTS: Registry<SendResult> = Registry::new("send result");
+
+/// Creates a producer from `config` (borrowed for the call; the producer copies it).
+/// `producer.group` and `name-server` must be set. Nothing is sent until rmq_producer_start.
+/// Ownership: on success *out_producer is owned by the caller; free it with rmq_producer_destroy.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_producer_create(
+    config: *const rmq_config_t,
+    out_producer: *mut *mut rmq_producer_t,
+) -> rmq_status_t {
+    guard(|| {
+        let out = out_ptr(out_producer, "out_producer")?;
+        let cfg = CONFIGS.get(config)?;
+        let producer_config = cfg.lock().unwrap().producer_config()?;
+        let producer = Producer::new(producer_config)?;
+        *out = PRODUCERS.insert(Arc::new(FfiProducer {
+            producer,
+            in_flight: Mutex::new(0),
+            drained: Condvar::new(),
+        }));
+        Ok(())
+    })
+}
+
+/// Starts the producer (route refresh and heartbeat timers). A second start, or a start after
+/// shutdown, fails with RMQ_ERR_INVALID_STATE.
+#[no_mangle]
+pub extern "C" fn rmq_producer_start(producer: *mut rmq_producer_t) -> rmq_status_t {
+    guard(|| {
+        PRODUCERS.get(producer)?.producer.start()?;
+        Ok(())
+    })
+}
+
+fn message_of(message: *const rmq_message_t) -> FfiResult<Arc<Mutex<FfiMessage>>> {
+    MESSAGES.get(message)
+}
+
+/// Sends `message` (borrowed for the call) and waits for the broker's answer, retrying on
+/// another broker within producer.send-message-timeout. Blocks the calling thread; do not call
+/// it from a thread that must not block.
+/// Ownership: on success *out_result is owned by the caller; free it with
+/// rmq_send_result_destroy. `out_result` may be NULL if the result is not wanted.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_producer_send_sync(
+    producer: *mut rmq_producer_t,
+    message: *const rmq_message_t,
+    out_result: *mut *mut rmq_send_result_t,
+) -> rmq_status_t {
+    guard(|| {
+        let p = PRODUCERS.get(producer)?;
+        let m = message_of(message)?;
+        let result = {
+            let m = m.lock().unwrap();
+            p.producer.send_blocking(&m.message)?
+        };
+        if !out_result.is_null() {
+            *out_result = RESULTS.insert(Arc::new(result));
+        }
+        Ok(())
+    })
+}
+
+/// Sends `message` (borrowed for the call; the library copies what it needs) without waiting.
+/// On RMQ_OK, `callback` runs exactly once later with the outcome and `user_data`; on any other
+/// status nothing was sent and the callback never runs. `callback` must not be NULL.
+/// `user_data` is passed through untouched; it must stay valid until the callback has run.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_producer_send_async(
+    producer: *mut rmq_producer_t,
+    message: *const rmq_message_t,
+    callback: rmq_send_callback_t,
+    user_data: *mut c_void,
+) -> rmq_status_t {
+    guard(|| {
+        let Some(callback) = callback else {
+            return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "callback is NULL"));
+        };
+        let p = PRODUCERS.get(producer)?;
+        let m = message_of(message)?;
+        let user_data = UserData(user_data);
+        *p.in_flight.lock().unwrap() += 1;
+        let tracker = Arc::clone(&p);
+        let sent = {
+            let m = m.lock().unwrap();
+            p.producer.send_with_callback(&m.message, move |outcome| {
+                dispatch(move || {
+                    let user_data = user_data;
+                    run_send_callback(callback, outcome, user_data.0);
+                    let mut n = tracker.in_flight.lock().unwrap();
+                    *n -= 1;
+                    if *n == 0 {
+                        tracker.drained.notify_all();
+                    }
+                });
+            })
+        };
+        if let Err(e) = sent {
+            *p.in_flight.lock().unwrap() -= 1;
+            return Err(e.into());
+        }
+        Ok(())
+    })
+}
+
+unsafe fn run_send_callback(
+    callback: unsafe extern "C" fn(*const rmq_send_callback_params_t, *mut c_void),
+    outcome: crate::Result<SendResult>,
+    user_data: *mut c_void,
+) {
+    match outcome {
+        Ok(result) => {
+            let handle: *mut rmq_send_result_t = RESULTS.insert(Arc::new(result));
+            let params = rmq_send_callback_params_t {
+                status: RMQ_OK,
+                result: handle,
+                error_message: c"".as_ptr(),
+            };
+            callback(&params, user_data);
+            RESULTS.remove(handle);
+        }
+        Err(e) => {
+            let status = status_of(&e);
+            let message = CString::new(e.to_string().replace('\0', "\\0")).unwrap_or_default();
+            let params = rmq_send_callback_params_t {
+                status,
+                result: std::ptr::null(),
+                error_message: message.as_ptr(),
+            };
+            callback(&params, user_data);
+        }
+    }
+}
+
+/// Sends `message` (borrowed for the call) once, without waiting for or learning the outcome.
+/// Blocks only while the topic route is first fetched or the connection first opened. A busy
+/// broker may drop oneway messages.
+#[no_mangle]
+pub extern "C" fn rmq_producer_send_oneway(
+    producer: *mut rmq_producer_t,
+    message: *const rmq_message_t,
+) -> rmq_status_t {
+    guard(|| {
+        let p = PRODUCERS.get(producer)?;
+        let m = message_of(message)?;
+        let m = m.lock().unwrap();
+        p.producer.send_oneway_blocking(&m.message)?;
+        Ok(())
+    })
+}
+
+/// Reads a stored message back from its broker by offset message id (rmq_send_result_offset_msg_id;
+/// NUL-terminated, borrowed for the call), like Java's viewMessage. Blocks.
+/// Ownership: on success *out_message is owned by the caller; free it with rmq_message_destroy.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_producer_view_message(
+    producer: *mut rmq_producer_t,
+    offset_msg_id: *const c_char,
+    out_message: *mut *mut rmq_message_t,
+) -> rmq_status_t {
+    guard(|| {
+        let out = out_ptr(out_message, "out_message")?;
+        let p = PRODUCERS.get(producer)?;
+        let id = arg_str(offset_msg_id, "offset_msg_id")?;
+        let ext = p.producer.view_message_blocking(id)?;
+        *out = MESSAGES.insert(Arc::new(Mutex::new(FfiMessage::from_stored(ext))));
+        Ok(())
+    })
+}
+
+/// Finds stored messages of `topic` whose keys contain `key` (both NUL-terminated, borrowed for
+/// the call), stored between `begin_timestamp_ms` and `end_timestamp_ms`, at most `max_num` per
+/// broker, as Java's queryMessage. The broker indexes keys shortly after storing: a message sent
+/// a moment ago may not be found yet. Blocks.
+/// Writes up to `capacity` message handles to `out_messages` and the number found to *out_count
+/// (which may exceed `capacity`; the rest are dropped). `out_messages` may be NULL when
+/// `capacity` is 0. Ownership: each handle written is owned by the caller; free each with
+/// rmq_message_destroy.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_producer_query_message(
+    producer: *mut rmq_producer_t,
+    topic: *const c_char,
+    key: *const c_char,
+    max_num: i32,
+    begin_timestamp_ms: i64,
+    end_timestamp_ms: i64,
+    out_messages: *mut *mut rmq_message_t,
+    capacity: usize,
+    out_count: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        let out_count = out_ptr(out_count, "out_count")?;
+        if capacity > 0 {
+            out_ptr(out_messages, "out_messages")?;
+        }
+        let p = PRODUCERS.get(producer)?;
+        let topic = arg_str(topic, "topic")?;
+        let key = arg_str(key, "key")?;
+        let found = p.producer.query_message_blocking(
+            topic,
+            key,
+            max_num,
+            begin_timestamp_ms,
+            end_timestamp_ms,
+        )?;
+        *out_count = found.len();
+        for (i, ext) in found.into_iter().take(capacity).enumerate() {
+            *out_messages.add(i) =
+                MESSAGES.insert(Arc::new(Mutex::new(FfiMessage::from_stored(ext))));
+        }
+        Ok(())
+    })
+}
+
+/// Stops the producer: unregisters from the brokers and closes its connections. Async sends
+/// still in flight complete with an error. Idempotent; sends afterwards fail with
+/// RMQ_ERR_INVALID_STATE. Blocks for at most client.api-timeout.
+#[no_mangle]
+pub extern "C" fn rmq_producer_shutdown(producer: *mut rmq_producer_t) -> rmq_status_t {
+    guard(|| {
+        PRODUCERS.get(producer)?.producer.shutdown();
+        Ok(())
+    })
+}
+
+/// Shuts the producer down if needed, waits until every accepted async send has had its callback
+/// run (so no callback runs after this returns), and frees it. Called from inside a send
+/// callback it does not wait for the others. NULL is a no-op; the handle is invalid afterwards.
+#[no_mangle]
+pub extern "C" fn rmq_producer_destroy(producer: *mut rmq_producer_t) {
+    guard_value((), || {
+        let Some(p) = PRODUCERS.remove(producer) else {
+            return Ok(());
+        };
+        p.producer.shutdown();
+        if !on_dispatch_thread() {
+            // Every in-flight send fails fast once the connections are closed; the bound only
+            // guards against a stuck callback.
+            let deadline =
+                Instant::now() + p.producer.config().send_timeout + Duration::from_secs(5);
+            let mut n = p.in_flight.lock().unwrap();
+            while *n > 0 {
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                n = p.drained.wait_timeout(n, deadline - now).unwrap().0;
+            }
+        }
+        Ok(())
+    })
+}
+
+fn with_result<T>(
+    result: *const rmq_send_result_t,
+    f: impl FnOnce(&SendResult) -> FfiResult<T>,
+) -> FfiResult<T> {
+    let r = RESULTS.get(result)?;
+    f(&r)
+}
+
+/// Store status (RMQ_SEND_OK, RMQ_SEND_FLUSH_DISK_TIMEOUT, ...).
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_status(
+    result: *const rmq_send_result_t,
+    out: *mut rmq_send_status_t,
+) -> rmq_status_t {
+    guard(|| {
+        with_result(result, |r| {
+            *out_ptr(out, "out")? = match r.status {
+                SendStatus::SendOk => RMQ_SEND_OK,
+                SendStatus::FlushDiskTimeout => RMQ_SEND_FLUSH_DISK_TIMEOUT,
+                SendStatus::FlushSlaveTimeout => RMQ_SEND_FLUSH_SLAVE_TIMEOUT,
+                SendStatus::SlaveNotAvailable => RMQ_SEND_SLAVE_NOT_AVAILABLE,
+            };
+            Ok(())
+        })
+    })
+}
+
+/// Borrowed view of the message id (UNIQ_KEY), valid until the result is destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_msg_id(
+    result: *const rmq_send_result_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| with_result(result, |r| write_str(&r.msg_id, out, out_len)))
+}
+
+/// Borrowed view of the broker store id (for rmq_producer_view_message), valid until the result
+/// is destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_offset_msg_id(
+    result: *const rmq_send_result_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| with_result(result, |r| write_str(&r.offset_msg_id, out, out_len)))
+}
+
+/// Borrowed view of the topic, valid until the result is destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_topic(
+    result: *const rmq_send_result_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| with_result(result, |r| write_str(&r.queue.topic, out, out_len)))
+}
+
+/// Borrowed view of the broker name, valid until the result is destroyed.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_broker_name(
+    result: *const rmq_send_result_t,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| with_result(result, |r| write_str(&r.queue.broker_name, out, out_len)))
+}
+
+/// Queue the message was written to.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_queue_id(
+    result: *const rmq_send_result_t,
+    out: *mut i32,
+) -> rmq_status_t {
+    guard(|| {
+        with_result(result, |r| {
+            *out_ptr(out, "out")? = r.queue.queue_id;
+            Ok(())
+        })
+    })
+}
+
+/// Offset of the message in its queue.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_queue_offset(
+    result: *const rmq_send_result_t,
+    out: *mut i64,
+) -> rmq_status_t {
+    guard(|| {
+        with_result(result, |r| {
+            *out_ptr(out, "out")? = r.queue_offset;
+            Ok(())
+        })
+    })
+}
+
+/// A new handle to the same result, e.g. to keep one received in a send callback.
+/// Ownership: on success *out is owned by the caller; free it with rmq_send_result_destroy.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_send_result_clone(
+    result: *const rmq_send_result_t,
+    out: *mut *mut rmq_send_result_t,
+) -> rmq_status_t {
+    guard(|| {
+        let out = out_ptr(out, "out")?;
+        *out = RESULTS.insert(RESULTS.get(result)?);
+        Ok(())
+    })
+}
+
+/// Frees a send result. NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn rmq_send_result_destroy(result: *mut rmq_send_result_t) {
+    guard_value((), || {
+        RESULTS.remove(result);
+        Ok(())
+    })
+}

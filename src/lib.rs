@@ -1,0 +1,20 @@
+//! rmq: an Apache RocketMQ client speaking the classic remoting protocol, with a Rust API and a
+//! C ABI (`include/rmq.h`) that the Python and Go packages wrap.
+//!
+//! Layout: `remoting` (codec, connections), `protocol` (codes, headers, bodies, messages),
+//! `client` (instance: routes, name servers, heartbeats), `producer`, and `ffi` (the only place
+//! with `extern "C"`).
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod ffi;
+pub mod producer;
+pub mod protocol;
+pub mod remoting;
+pub mod runtime;
+
+pub use client::MessageQueue;
+pub use config::{ClientConfig, Config, ProducerConfig};
+pub use error::{Error, Result};
+pub use producer::{Producer, SendResult, SendStatus};
+pub use protocol::message::{Message, MessageExt};

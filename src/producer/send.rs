@@ -1,0 +1,354 @@
+//! One send: message checks, the request, the retry budget shared by the sync and async paths,
+//! and the response mapping.
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{SendResult, SendStatus};
+use crate::client::MessageQueue;
+use crate::error::{Error, Result};
+use crate::protocol::code::response;
+use crate::protocol::header::{self, SendMessageHeader};
+use crate::protocol::ids;
+use crate::protocol::message::{
+    encode_properties, validate_topic, Message, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX,
+};
+use crate::remoting::RemotingCommand;
+
+/// A message checked and encoded once, sent in one or more attempts.
+pub(crate) struct PreparedSend {
+    pub topic: String,
+    pub msg_id: String,
+    properties: String,
+    body: Bytes,
+    flag: i32,
+}
+
+impl PreparedSend {
+    pub fn new(msg: &Message, max_message_size: usize) -> Result<PreparedSend> {
+        validate_topic(msg.topic())?;
+        let size = msg.body().len();
+        if size == 0 {
+            return Err(Error::InvalidArgument("message body is empty".into()));
+        }
+        if size > max_message_size {
+            return Err(Error::MessageTooLarge {
+                size,
+                max: max_message_size,
+            });
+        }
+        let mut props = msg.properties().to_vec();
+        let msg_id = match msg.property(PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) {
+            Some(id) => id.to_string(),
+            None => {
+                let id = ids::new_uniq_id();
+                props.push((
+                    PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX.to_string(),
+                    id.clone(),
+                ));
+                id
+            }
+        };
+        let properties = encode_properties(&props);
+        if properties.len() > i16::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "properties take {} bytes encoded; the broker accepts at most 32767",
+                properties.len()
+            )));
+        }
+        Ok(PreparedSend {
+            topic: msg.topic().to_string(),
+            msg_id,
+            properties,
+            body: msg.body().clone(),
+            flag: msg.flag(),
+        })
+    }
+
+    pub fn request(&self, group: &str, mq: &MessageQueue) -> RemotingCommand {
+        header::send_message_v2(
+            &SendMessageHeader {
+                producer_group: group,
+                topic: &self.topic,
+                queue_id: mq.queue_id,
+                sys_flag: 0,
+                born_timestamp: ids::now_ms(),
+                flag: self.flag,
+                properties: &self.properties,
+                broker_name: &mq.broker_name,
+            },
+            self.body.clone(),
+        )
+    }
+
+    pub fn parse_response(
+        &self,
+        resp: &RemotingCommand,
+        mq: &MessageQueue,
+        addr: &str,
+    ) -> Result<SendResult> {
+        let status = match resp.code {
+            response::SUCCESS => SendStatus::SendOk,
+            response::FLUSH_DISK_TIMEOUT => SendStatus::FlushDiskTimeout,
+            response::FLUSH_SLAVE_TIMEOUT => SendStatus::FlushSlaveTimeout,
+            response::SLAVE_NOT_AVAILABLE => SendStatus::SlaveNotAvailable,
+            code => return Err(Error::broker(code, resp.remark_str(), addr)),
+        };
+        let missing = |k: &str| Error::Protocol(format!("send response from {addr} lacks '{k}'"));
+        Ok(SendResult {
+            status,
+            msg_id: self.msg_id.clone(),
+            offset_msg_id: resp
+                .ext("msgId")
+                .ok_or_else(|| missing("msgId"))?
+                .to_string(),
+            queue: MessageQueue {
+                topic: mq.topic.clone(),
+                broker_name: mq.broker_name.clone(),
+                queue_id: resp
+                    .ext_parse("queueId")
+                    .ok_or_else(|| missing("queueId"))?,
+            },
+            queue_offset: resp
+                .ext_parse("queueOffset")
+                .ok_or_else(|| missing("queueOffset"))?,
+            transaction_id: resp.ext("transactionId").map(str::to_string),
+            region_id: resp
+                .ext("MSG_REGION")
+                .unwrap_or("DefaultRegion")
+                .to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RetryPolicy {
+    /// Sync sends retry transport failures and the Java list of broker codes.
+    Sync,
+    /// Async sends retry transport failures only; a broker answer goes straight to the caller.
+    Async,
+}
+
+pub(crate) enum Next {
+    Done(Result<SendResult>),
+    Retry,
+}
+
+/// Attempts and time left for one send. The timeout is one budget for all attempts.
+pub(crate) struct RetryBudget {
+    attempts_left: u32,
+    attempts_made: u32,
+    deadline: Instant,
+    policy: RetryPolicy,
+    retry_not_stored: bool,
+    pub last_broker: Option<String>,
+    last_error: Option<Error>,
+}
+
+impl RetryBudget {
+    pub fn new(
+        attempts: u32,
+        deadline: Instant,
+        policy: RetryPolicy,
+        retry_not_stored: bool,
+    ) -> Self {
+        RetryBudget {
+            attempts_left: attempts,
+            attempts_made: 0,
+            deadline,
+            policy,
+            retry_not_stored,
+            last_broker: None,
+            last_error: None,
+        }
+    }
+
+    /// Time left for the next attempt, or the error that ends the send.
+    pub fn begin_attempt(&mut self) -> Result<Duration> {
+        let now = Instant::now();
+        if self.attempts_left == 0 || now >= self.deadline {
+            return Err(self.exhausted(now >= self.deadline));
+        }
+        self.attempts_left -= 1;
+        self.attempts_made += 1;
+        Ok(self.deadline - now)
+    }
+
+    fn exhausted(&mut self, out_of_time: bool) -> Error {
+        match (self.last_error.take(), out_of_time) {
+            (Some(e), false) => e,
+            (Some(e), true) => Error::Timeout(format!(
+                "send timed out after {} attempt(s); last error: {e}",
+                self.attempts_made
+            )),
+            (None, _) => Error::Timeout(format!(
+                "send timed out after {} attempt(s)",
+                self.attempts_made
+            )),
+        }
+    }
+
+    /// Decides after an attempt on `broker`.
+    pub fn after(&mut self, broker: &str, result: Result<SendResult>) -> Next {
+        self.last_broker = Some(broker.to_string());
+        match result {
+            Ok(r)
+                if r.status != SendStatus::SendOk
+                    && self.retry_not_stored
+                    && self.attempts_left > 0 =>
+            {
+                Next::Retry
+            }
+            Ok(r) => Next::Done(Ok(r)),
+            Err(e) => {
+                let retriable = match self.policy {
+                    RetryPolicy::Sync => e.is_retriable(),
+                    RetryPolicy::Async => e.is_transport(),
+                };
+                if retriable && self.attempts_left > 0 && Instant::now() < self.deadline {
+                    self.last_error = Some(e);
+                    Next::Retry
+                } else {
+                    Next::Done(Err(e))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(status: SendStatus) -> Result<SendResult> {
+        Ok(SendResult {
+            status,
+            msg_id: "m".into(),
+            offset_msg_id: "o".into(),
+            queue: MessageQueue {
+                topic: "T".into(),
+                broker_name: "b".into(),
+                queue_id: 0,
+            },
+            queue_offset: 0,
+            transaction_id: None,
+            region_id: "DefaultRegion".into(),
+        })
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[test]
+    fn sync_retries_retriable_errors_up_to_the_attempt_count() {
+        let mut b = RetryBudget::new(3, far(), RetryPolicy::Sync, false);
+        for _ in 0..2 {
+            b.begin_attempt().unwrap();
+            assert!(matches!(
+                b.after("a", Err(Error::broker(2, "busy", "x"))),
+                Next::Retry
+            ));
+        }
+        b.begin_attempt().unwrap();
+        match b.after("a", Err(Error::broker(2, "busy", "x"))) {
+            Next::Done(Err(e)) => assert_eq!(e.response_code(), Some(2)),
+            _ => panic!("third failure must end the send"),
+        }
+        assert!(b.begin_attempt().is_err());
+    }
+
+    #[test]
+    fn non_retriable_broker_answers_end_at_once() {
+        let mut b = RetryBudget::new(3, far(), RetryPolicy::Sync, false);
+        b.begin_attempt().unwrap();
+        // 13 MESSAGE_ILLEGAL is not in the retry list
+        assert!(matches!(
+            b.after("a", Err(Error::broker(13, "bad", "x"))),
+            Next::Done(Err(_))
+        ));
+    }
+
+    #[test]
+    fn async_retries_transport_failures_only() {
+        let mut b = RetryBudget::new(3, far(), RetryPolicy::Async, false);
+        b.begin_attempt().unwrap();
+        assert!(matches!(
+            b.after("a", Err(Error::Timeout("t".into()))),
+            Next::Retry
+        ));
+        b.begin_attempt().unwrap();
+        assert!(matches!(
+            b.after("a", Err(Error::broker(2, "busy", "x"))),
+            Next::Done(Err(_))
+        ));
+    }
+
+    #[test]
+    fn time_budget_is_shared_by_all_attempts() {
+        let mut b = RetryBudget::new(
+            3,
+            Instant::now() + Duration::from_millis(30),
+            RetryPolicy::Sync,
+            false,
+        );
+        let first = b.begin_attempt().unwrap();
+        assert!(first <= Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(40));
+        // the failure came after the deadline: no retry
+        assert!(matches!(
+            b.after("a", Err(Error::Timeout("t".into()))),
+            Next::Done(Err(_))
+        ));
+        match b.begin_attempt() {
+            Err(Error::Timeout(_)) => {}
+            other => panic!("expected timeout, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn not_stored_statuses_retry_only_when_asked() {
+        let mut b = RetryBudget::new(3, far(), RetryPolicy::Sync, false);
+        b.begin_attempt().unwrap();
+        assert!(matches!(
+            b.after("a", ok(SendStatus::FlushDiskTimeout)),
+            Next::Done(Ok(_))
+        ));
+        let mut b = RetryBudget::new(2, far(), RetryPolicy::Sync, true);
+        b.begin_attempt().unwrap();
+        assert!(matches!(
+            b.after("a", ok(SendStatus::FlushDiskTimeout)),
+            Next::Retry
+        ));
+        assert_eq!(b.last_broker.as_deref(), Some("a"));
+        b.begin_attempt().unwrap();
+        assert!(matches!(
+            b.after("b", ok(SendStatus::FlushDiskTimeout)),
+            Next::Done(Ok(_))
+        ));
+    }
+
+    #[test]
+    fn prepared_send_checks_the_message() {
+        let max = 10;
+        assert!(matches!(
+            PreparedSend::new(&Message::new("", "x"), max),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            PreparedSend::new(&Message::new("T", ""), max),
+            Err(Error::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            PreparedSend::new(&Message::new("T", vec![0u8; 11]), max),
+            Err(Error::MessageTooLarge { size: 11, max: 10 })
+        ));
+        let p = PreparedSend::new(&Message::new("T", "x"), max).unwrap();
+        assert!(p
+            .properties
+            .contains(&format!("UNIQ_KEY\u{1}{}\u{2}", p.msg_id)));
+        let mut with_id = Message::new("T", "x");
+        with_id.put_property(PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, "MINE");
+        assert_eq!(PreparedSend::new(&with_id, max).unwrap().msg_id, "MINE");
+    }
+}

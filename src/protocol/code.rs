@@ -1,0 +1,97 @@
+//! Request and response codes of the remoting protocol (one table; the FFI status table and the
+//! bindings derive their broker-code names from `response_code_name`).
+
+/// Request codes the client sends or answers.
+pub mod request {
+    pub const QUERY_MESSAGE: i32 = 12;
+    pub const VIEW_MESSAGE_BY_ID: i32 = 33;
+    pub const HEART_BEAT: i32 = 34;
+    pub const UNREGISTER_CLIENT: i32 = 35;
+    pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
+    pub const SEND_MESSAGE_V2: i32 = 310;
+}
+
+/// Response codes (RemotingSysResponseCode + ResponseCode).
+pub mod response {
+    pub const SUCCESS: i32 = 0;
+    pub const SYSTEM_ERROR: i32 = 1;
+    pub const SYSTEM_BUSY: i32 = 2;
+    pub const REQUEST_CODE_NOT_SUPPORTED: i32 = 3;
+    pub const FLUSH_DISK_TIMEOUT: i32 = 10;
+    pub const SLAVE_NOT_AVAILABLE: i32 = 11;
+    pub const FLUSH_SLAVE_TIMEOUT: i32 = 12;
+    pub const SERVICE_NOT_AVAILABLE: i32 = 14;
+    pub const NO_PERMISSION: i32 = 16;
+    pub const TOPIC_NOT_EXIST: i32 = 17;
+    pub const QUERY_NOT_FOUND: i32 = 22;
+    pub const NO_BUYER_ID: i32 = 204;
+    pub const NOT_IN_CURRENT_UNIT: i32 = 205;
+    pub const GO_AWAY: i32 = 1500;
+}
+
+/// (code, name) for every response code a client may see.
+pub const RESPONSE_CODES: &[(i32, &str)] = &[
+    (0, "SUCCESS"),
+    (1, "SYSTEM_ERROR"),
+    (2, "SYSTEM_BUSY"),
+    (3, "REQUEST_CODE_NOT_SUPPORTED"),
+    (4, "TRANSACTION_FAILED"),
+    (10, "FLUSH_DISK_TIMEOUT"),
+    (11, "SLAVE_NOT_AVAILABLE"),
+    (12, "FLUSH_SLAVE_TIMEOUT"),
+    (13, "MESSAGE_ILLEGAL"),
+    (14, "SERVICE_NOT_AVAILABLE"),
+    (15, "VERSION_NOT_SUPPORTED"),
+    (16, "NO_PERMISSION"),
+    (17, "TOPIC_NOT_EXIST"),
+    (18, "TOPIC_EXIST_ALREADY"),
+    (19, "PULL_NOT_FOUND"),
+    (20, "PULL_RETRY_IMMEDIATELY"),
+    (21, "PULL_OFFSET_MOVED"),
+    (22, "QUERY_NOT_FOUND"),
+    (23, "SUBSCRIPTION_PARSE_FAILED"),
+    (24, "SUBSCRIPTION_NOT_EXIST"),
+    (25, "SUBSCRIPTION_NOT_LATEST"),
+    (26, "SUBSCRIPTION_GROUP_NOT_EXIST"),
+    (27, "FILTER_DATA_NOT_EXIST"),
+    (28, "FILTER_DATA_NOT_LATEST"),
+    (29, "INVALID_PARAMETER"),
+    (200, "TRANSACTION_SHOULD_COMMIT"),
+    (201, "TRANSACTION_SHOULD_ROLLBACK"),
+    (202, "TRANSACTION_STATE_UNKNOW"),
+    (203, "TRANSACTION_STATE_GROUP_WRONG"),
+    (204, "NO_BUYER_ID"),
+    (205, "NOT_IN_CURRENT_UNIT"),
+    (206, "CONSUMER_NOT_ONLINE"),
+    (207, "CONSUME_MSG_TIMEOUT"),
+    (208, "NO_MESSAGE"),
+    (209, "POLLING_FULL"),
+    (210, "POLLING_TIMEOUT"),
+    (211, "BROKER_NOT_EXIST"),
+    (212, "BROKER_DISPATCH_NOT_COMPLETE"),
+    (213, "BROADCAST_CONSUMPTION"),
+    (215, "FLOW_CONTROL"),
+    (501, "NOT_LEADER_FOR_QUEUE"),
+    (604, "ILLEGAL_OPERATION"),
+    (1500, "GO_AWAY"),
+];
+
+pub fn response_code_name(code: i32) -> &'static str {
+    RESPONSE_CODES
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, n)| *n)
+        .unwrap_or("UNKNOWN")
+}
+
+/// Broker answers after which the Java producer retries a sync send on another broker.
+pub const SEND_RETRY_RESPONSE_CODES: &[i32] = &[
+    response::TOPIC_NOT_EXIST,
+    response::SERVICE_NOT_AVAILABLE,
+    response::SYSTEM_ERROR,
+    response::SYSTEM_BUSY,
+    response::NO_PERMISSION,
+    response::NO_BUYER_ID,
+    response::NOT_IN_CURRENT_UNIT,
+    response::GO_AWAY,
+];

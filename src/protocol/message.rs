@@ -1,0 +1,585 @@
+//! Messages: the user-facing model, the properties string, and the stored-record decoder used by
+//! VIEW_MESSAGE_BY_ID (and later pulls).
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use bytes::{Buf, Bytes};
+
+use crate::error::{Error, Result};
+
+pub const PROPERTY_KEYS: &str = "KEYS";
+pub const PROPERTY_TAGS: &str = "TAGS";
+pub const PROPERTY_WAIT_STORE_MSG_OK: &str = "WAIT";
+pub const PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX: &str = "UNIQ_KEY";
+const NAME_VALUE_SEPARATOR: char = '\u{1}';
+const PROPERTY_SEPARATOR: char = '\u{2}';
+/// Keys are joined with a single space, as Java's Message.setKeys(Collection) does.
+pub const KEY_SEPARATOR: &str = " ";
+
+/// Names only the client and broker may set (`MessageConst.STRING_HASH_SET`).
+const RESERVED_PROPERTY_NAMES: &[&str] = &[
+    "TRACE_ON",
+    "MSG_REGION",
+    "KEYS",
+    "TAGS",
+    "WAIT",
+    "DELAY",
+    "RETRY_TOPIC",
+    "REAL_TOPIC",
+    "REAL_QID",
+    "TRAN_MSG",
+    "PGROUP",
+    "MIN_OFFSET",
+    "MAX_OFFSET",
+    "BUYER_ID",
+    "ORIGIN_MESSAGE_ID",
+    "TRANSFER_FLAG",
+    "CORRECTION_FLAG",
+    "MQ2_FLAG",
+    "RECONSUME_TIME",
+    "UNIQ_KEY",
+    "MAX_RECONSUME_TIMES",
+    "CONSUME_START_TIME",
+    "POP_CK",
+    "POP_CK_OFFSET",
+    "1ST_POP_TIME",
+    "TRAN_PREPARED_QUEUE_OFFSET",
+    "DUP_INFO",
+    "EXTEND_UNIQ_INFO",
+    "INSTANCE_ID",
+    "CORRELATION_ID",
+    "REPLY_TO_CLIENT",
+    "TTL",
+    "ARRIVE_TIME",
+    "PUSH_REPLY_TIME",
+    "CLUSTER",
+    "MSG_TYPE",
+    "INNER_MULTI_QUEUE_OFFSET",
+    "TIMER_DELAY_MS",
+    "TIMER_DELAY_SEC",
+    "TIMER_DELIVER_MS",
+    "TIMER_ENQUEUE_MS",
+    "TIMER_DEQUEUE_MS",
+    "TIMER_ROLL_TIMES",
+    "TIMER_OUT_MS",
+    "TIMER_DEL_UNIQKEY",
+    "TIMER_DELAY_LEVEL",
+    "__BORNHOST",
+    "BORN_TIMESTAMP",
+    "DLQ_ORIGIN_TOPIC",
+    "DLQ_ORIGIN_MESSAGE_ID",
+    "__CRC32#",
+];
+
+/// Topics the broker refuses sends to.
+const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
+    "SCHEDULE_TOPIC_XXXX",
+    "RMQ_SYS_TRANS_HALF_TOPIC",
+    "RMQ_SYS_TRANS_OP_HALF_TOPIC",
+    "TRANS_CHECK_MAX_TIME_TOPIC",
+    "SELF_TEST_TOPIC",
+    "OFFSET_MOVED_EVENT",
+];
+
+pub const TOPIC_MAX_LENGTH: usize = 127;
+
+/// A message to send: topic, properties (tags, keys and user properties live there), body.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Message {
+    topic: String,
+    flag: i32,
+    properties: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Message {
+    pub fn new(topic: impl Into<String>, body: impl Into<Bytes>) -> Message {
+        let mut m = Message {
+            topic: topic.into(),
+            flag: 0,
+            properties: Vec::new(),
+            body: body.into(),
+        };
+        // Java's Message constructor always asks the broker to wait for the store.
+        m.put_property(PROPERTY_WAIT_STORE_MSG_OK, "true");
+        m
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    pub fn set_topic(&mut self, topic: impl Into<String>) {
+        self.topic = topic.into();
+    }
+    pub fn flag(&self) -> i32 {
+        self.flag
+    }
+    pub fn set_flag(&mut self, flag: i32) {
+        self.flag = flag;
+    }
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+    pub fn set_body(&mut self, body: impl Into<Bytes>) {
+        self.body = body.into();
+    }
+
+    pub fn tags(&self) -> Option<&str> {
+        self.property(PROPERTY_TAGS)
+    }
+    /// Empty tags remove the property.
+    pub fn set_tags(&mut self, tags: &str) {
+        self.put_or_remove(PROPERTY_TAGS, tags);
+    }
+    /// Keys, space separated.
+    pub fn keys(&self) -> Option<&str> {
+        self.property(PROPERTY_KEYS)
+    }
+    pub fn set_keys(&mut self, keys: &str) {
+        self.put_or_remove(PROPERTY_KEYS, keys);
+    }
+    pub fn set_key_list<S: AsRef<str>>(&mut self, keys: &[S]) {
+        let joined: Vec<&str> = keys
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|k| !k.is_empty())
+            .collect();
+        self.set_keys(&joined.join(KEY_SEPARATOR));
+    }
+
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn properties(&self) -> &[(String, String)] {
+        &self.properties
+    }
+
+    /// A user property. Reserved names, blank names or values, and the separator characters
+    /// 0x01/0x02 are refused: the broker would drop or misread them.
+    pub fn put_user_property(&mut self, name: &str, value: &str) -> Result<()> {
+        if name.trim().is_empty() || value.trim().is_empty() {
+            return Err(Error::InvalidArgument(
+                "user property name and value must not be blank".into(),
+            ));
+        }
+        if RESERVED_PROPERTY_NAMES.contains(&name) {
+            return Err(Error::InvalidArgument(format!(
+                "property name '{name}' is reserved by RocketMQ"
+            )));
+        }
+        check_no_separators("property name", name)?;
+        check_no_separators("property value", value)?;
+        self.put_property(name, value);
+        Ok(())
+    }
+
+    /// Sets any property, reserved ones included (client internals).
+    pub(crate) fn put_property(&mut self, name: &str, value: &str) {
+        match self.properties.iter_mut().find(|(k, _)| k == name) {
+            Some(slot) => slot.1 = value.to_string(),
+            None => self.properties.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    pub fn remove_property(&mut self, name: &str) {
+        self.properties.retain(|(k, _)| k != name);
+    }
+
+    fn put_or_remove(&mut self, name: &str, value: &str) {
+        if value.is_empty() {
+            self.remove_property(name);
+        } else {
+            self.put_property(name, value);
+        }
+    }
+}
+
+fn check_no_separators(what: &str, s: &str) -> Result<()> {
+    if s.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]) {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must not contain the characters 0x01 or 0x02"
+        )));
+    }
+    Ok(())
+}
+
+/// Java's `Validators.checkTopic` + the broker's forbidden list.
+pub fn validate_topic(topic: &str) -> Result<()> {
+    if topic.trim().is_empty() {
+        return Err(Error::InvalidArgument("topic is empty".into()));
+    }
+    if topic.len() > TOPIC_MAX_LENGTH {
+        return Err(Error::InvalidArgument(format!(
+            "topic is {} characters, longer than {TOPIC_MAX_LENGTH}",
+            topic.len()
+        )));
+    }
+    if let Some(bad) = topic
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '%' | '|' | '_' | '-')))
+    {
+        return Err(Error::InvalidArgument(format!(
+            "topic '{topic}' contains illegal character {bad:?}; allowed: letters, digits, % | _ -"
+        )));
+    }
+    if NOT_ALLOWED_SEND_TOPICS.contains(&topic) {
+        return Err(Error::InvalidArgument(format!(
+            "sending to system topic '{topic}' is forbidden"
+        )));
+    }
+    Ok(())
+}
+
+/// `name 0x01 value 0x02` for each property.
+pub fn encode_properties(props: &[(String, String)]) -> String {
+    let mut s = String::with_capacity(props.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    for (k, v) in props {
+        s.push_str(k);
+        s.push(NAME_VALUE_SEPARATOR);
+        s.push_str(v);
+        s.push(PROPERTY_SEPARATOR);
+    }
+    s
+}
+
+/// Java's decoder: segments shorter than 3 characters and entries with an empty key or value
+/// are dropped.
+pub fn decode_properties(s: &str) -> Vec<(String, String)> {
+    s.split(PROPERTY_SEPARATOR)
+        .filter(|seg| seg.chars().count() >= 3)
+        .filter_map(|seg| {
+            let (k, v) = seg.split_once(NAME_VALUE_SEPARATOR)?;
+            (!k.is_empty() && !v.is_empty()).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// A message as the broker stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageExt {
+    pub message: Message,
+    pub queue_id: i32,
+    pub queue_offset: i64,
+    pub commit_log_offset: i64,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddr,
+    pub store_timestamp: i64,
+    pub store_host: SocketAddr,
+    pub reconsume_times: i32,
+    pub body_crc: i32,
+    /// broker store id: store host + commit log offset
+    pub offset_msg_id: String,
+}
+
+impl MessageExt {
+    /// The user-visible id: UNIQ_KEY when the producer set one, else the store id.
+    pub fn msg_id(&self) -> &str {
+        self.message
+            .property(PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+            .unwrap_or(&self.offset_msg_id)
+    }
+}
+
+const MAGIC_V1: i32 = 0xDAA320A7u32 as i32;
+const MAGIC_V2: i32 = 0xDAA320ABu32 as i32;
+const SYSFLAG_COMPRESSED: i32 = 0x1;
+const SYSFLAG_BORNHOST_V6: i32 = 0x10;
+const SYSFLAG_STOREHOST_V6: i32 = 0x20;
+
+/// Decodes stored records back to back; stops at the first malformed one (error).
+pub fn decode_stored_messages(mut buf: Bytes) -> Result<Vec<MessageExt>> {
+    let mut out = Vec::new();
+    while buf.has_remaining() {
+        if buf.len() < 4 {
+            return Err(Error::Protocol("stored message truncated".into()));
+        }
+        let total = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        if total < 4 || total as usize > buf.len() {
+            return Err(Error::Protocol(format!("bad stored message size {total}")));
+        }
+        let record = buf.split_to(total as usize);
+        out.push(decode_stored_message(record)?);
+    }
+    Ok(out)
+}
+
+fn decode_stored_message(mut r: Bytes) -> Result<MessageExt> {
+    let need = |r: &Bytes, n: usize, what: &str| {
+        if r.len() < n {
+            Err(Error::Protocol(format!(
+                "stored message truncated at {what}"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    need(&r, 4 * 5 + 8 * 2 + 4 + 8, "fixed header")?;
+    let _total = r.get_i32();
+    let magic = r.get_i32();
+    if magic != MAGIC_V1 && magic != MAGIC_V2 {
+        return Err(Error::Protocol(format!(
+            "bad stored message magic {magic:#x}"
+        )));
+    }
+    let body_crc = r.get_i32();
+    let queue_id = r.get_i32();
+    let flag = r.get_i32();
+    let queue_offset = r.get_i64();
+    let commit_log_offset = r.get_i64();
+    let sys_flag = r.get_i32();
+    let born_timestamp = r.get_i64();
+    let born_host = read_host(&mut r, sys_flag & SYSFLAG_BORNHOST_V6 != 0)?;
+    need(&r, 8, "store timestamp")?;
+    let store_timestamp = r.get_i64();
+    let store_host = read_host(&mut r, sys_flag & SYSFLAG_STOREHOST_V6 != 0)?;
+    need(&r, 4 + 8 + 4, "reconsume times")?;
+    let reconsume_times = r.get_i32();
+    let _prepared_tx_offset = r.get_i64();
+    let body_len = r.get_i32();
+    if body_len < 0 || body_len as usize > r.len() {
+        return Err(Error::Protocol(format!(
+            "bad stored body length {body_len}"
+        )));
+    }
+    let body = r.split_to(body_len as usize);
+    if sys_flag & SYSFLAG_COMPRESSED != 0 {
+        return Err(Error::Protocol(
+            "compressed stored messages are not supported yet".into(),
+        ));
+    }
+    let topic_len = if magic == MAGIC_V2 {
+        need(&r, 2, "topic length")?;
+        r.get_i16() as i32
+    } else {
+        need(&r, 1, "topic length")?;
+        r.get_i8() as i32
+    };
+    if topic_len < 0 || topic_len as usize > r.len() {
+        return Err(Error::Protocol(format!(
+            "bad stored topic length {topic_len}"
+        )));
+    }
+    let topic = utf8(r.split_to(topic_len as usize), "topic")?;
+    need(&r, 2, "properties length")?;
+    let props_len = r.get_i16() as i32;
+    if props_len < 0 || props_len as usize > r.len() {
+        return Err(Error::Protocol(format!(
+            "bad stored properties length {props_len}"
+        )));
+    }
+    let props = utf8(r.split_to(props_len as usize), "properties")?;
+    let offset_msg_id = offset_msg_id(&store_host, commit_log_offset);
+    Ok(MessageExt {
+        message: Message {
+            topic,
+            flag,
+            properties: decode_properties(&props),
+            body,
+        },
+        queue_id,
+        queue_offset,
+        commit_log_offset,
+        sys_flag,
+        born_timestamp,
+        born_host,
+        store_timestamp,
+        store_host,
+        reconsume_times,
+        body_crc,
+        offset_msg_id,
+    })
+}
+
+fn utf8(b: Bytes, what: &str) -> Result<String> {
+    String::from_utf8(b.to_vec())
+        .map_err(|_| Error::Protocol(format!("stored {what} is not UTF-8")))
+}
+
+fn read_host(r: &mut Bytes, v6: bool) -> Result<SocketAddr> {
+    let n = if v6 { 20 } else { 8 };
+    if r.len() < n {
+        return Err(Error::Protocol("stored message truncated at host".into()));
+    }
+    let ip: IpAddr = if v6 {
+        let mut o = [0u8; 16];
+        r.copy_to_slice(&mut o);
+        Ipv6Addr::from(o).into()
+    } else {
+        let mut o = [0u8; 4];
+        r.copy_to_slice(&mut o);
+        Ipv4Addr::from(o).into()
+    };
+    let port = r.get_i32();
+    Ok(SocketAddr::new(ip, port as u16))
+}
+
+/// Store id: uppercase hex of store IP, port (int32) and commit log offset (int64).
+pub fn offset_msg_id(store: &SocketAddr, commit_log_offset: i64) -> String {
+    let mut raw = Vec::with_capacity(28);
+    match store.ip() {
+        IpAddr::V4(ip) => raw.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => raw.extend_from_slice(&ip.octets()),
+    }
+    raw.extend_from_slice(&(store.port() as i32).to_be_bytes());
+    raw.extend_from_slice(&commit_log_offset.to_be_bytes());
+    super::ids::hex_upper(&raw)
+}
+
+/// Inverse of `offset_msg_id`: 32 hex characters mean IPv4, 56 mean IPv6.
+pub fn decode_offset_msg_id(id: &str) -> Result<(SocketAddr, i64)> {
+    let bad = || Error::InvalidArgument(format!("'{id}' is not an offset message id"));
+    let raw = super::ids::hex_decode(id).ok_or_else(bad)?;
+    let ip_len = match raw.len() {
+        16 => 4,
+        28 => 16,
+        _ => return Err(bad()),
+    };
+    let ip: IpAddr = if ip_len == 4 {
+        Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]).into()
+    } else {
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&raw[..16]);
+        Ipv6Addr::from(o).into()
+    };
+    let port = i32::from_be_bytes(raw[ip_len..ip_len + 4].try_into().unwrap());
+    let offset = i64::from_be_bytes(raw[ip_len + 4..ip_len + 12].try_into().unwrap());
+    if !(0..=65535).contains(&port) {
+        return Err(bad());
+    }
+    Ok((SocketAddr::new(ip, port as u16), offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, BytesMut};
+
+    #[test]
+    fn properties_round_trip_and_java_decode_rules() {
+        let props = vec![
+            ("TAGS".to_string(), "TagA".to_string()),
+            ("k".to_string(), "välue".to_string()),
+        ];
+        let s = encode_properties(&props);
+        assert_eq!(s, "TAGS\u{1}TagA\u{2}k\u{1}välue\u{2}");
+        assert_eq!(decode_properties(&s), props);
+        // empty value and too-short segments are dropped, as in Java
+        assert_eq!(
+            decode_properties("a\u{1}\u{2}x\u{2}b\u{1}c\u{2}"),
+            vec![("b".into(), "c".into())]
+        );
+    }
+
+    #[test]
+    fn user_properties_are_checked() {
+        let mut m = Message::new("T", "b");
+        assert!(m.put_user_property("TAGS", "x").is_err());
+        assert!(m.put_user_property(" ", "x").is_err());
+        assert!(m.put_user_property("a", "").is_err());
+        assert!(m.put_user_property("a\u{1}", "x").is_err());
+        m.put_user_property("a", "1").unwrap();
+        m.put_user_property("a", "2").unwrap();
+        assert_eq!(m.property("a"), Some("2"));
+        assert_eq!(m.property("WAIT"), Some("true"));
+        m.set_key_list(&["k1", "", "k2"]);
+        assert_eq!(m.keys(), Some("k1 k2"));
+        m.set_tags("");
+        assert_eq!(m.tags(), None);
+    }
+
+    #[test]
+    fn topic_validation() {
+        assert!(validate_topic("Good_topic-1%|x").is_ok());
+        assert!(validate_topic("").is_err());
+        assert!(validate_topic("has space").is_err());
+        assert!(validate_topic("ünï").is_err());
+        assert!(validate_topic(&"a".repeat(128)).is_err());
+        assert!(validate_topic(&"a".repeat(127)).is_ok());
+        assert!(validate_topic("SCHEDULE_TOPIC_XXXX").is_err());
+    }
+
+    #[test]
+    fn offset_msg_id_round_trip() {
+        let addr: SocketAddr = "127.0.0.1:10911".parse().unwrap();
+        let id = offset_msg_id(&addr, 0x1234_5678_9ABC);
+        assert_eq!(id, "7F00000100002A9F0000123456789ABC");
+        assert_eq!(decode_offset_msg_id(&id).unwrap(), (addr, 0x1234_5678_9ABC));
+        let v6: SocketAddr = "[::1]:10911".parse().unwrap();
+        let id6 = offset_msg_id(&v6, 5);
+        assert_eq!(id6.len(), 56);
+        assert_eq!(decode_offset_msg_id(&id6).unwrap(), (v6, 5));
+        assert!(decode_offset_msg_id("xyz").is_err());
+        assert!(decode_offset_msg_id("7F00000100002A9F00001234").is_err());
+    }
+
+    fn stored_record(magic: i32, topic: &str, props: &str, body: &[u8]) -> Bytes {
+        let mut b = BytesMut::new();
+        b.put_i32(0); // size, patched below
+        b.put_i32(magic);
+        b.put_i32(77); // crc
+        b.put_i32(2); // queue id
+        b.put_i32(5); // flag
+        b.put_i64(9); // queue offset
+        b.put_i64(1000); // physical offset
+        b.put_i32(0); // sysflag
+        b.put_i64(111); // born
+        b.put_slice(&[10, 0, 0, 1]);
+        b.put_i32(4000);
+        b.put_i64(222); // store
+        b.put_slice(&[127, 0, 0, 1]);
+        b.put_i32(10911);
+        b.put_i32(0); // reconsume
+        b.put_i64(0); // prepared tx
+        b.put_i32(body.len() as i32);
+        b.put_slice(body);
+        if magic == MAGIC_V2 {
+            b.put_i16(topic.len() as i16);
+        } else {
+            b.put_i8(topic.len() as i8);
+        }
+        b.put_slice(topic.as_bytes());
+        b.put_i16(props.len() as i16);
+        b.put_slice(props.as_bytes());
+        let n = b.len() as i32;
+        b[0..4].copy_from_slice(&n.to_be_bytes());
+        b.freeze()
+    }
+
+    #[test]
+    fn decodes_v1_and_v2_records_back_to_back() {
+        let props = encode_properties(&[
+            ("UNIQ_KEY".into(), "ABC".into()),
+            ("TAGS".into(), "t".into()),
+        ]);
+        let mut all = BytesMut::new();
+        all.extend_from_slice(&stored_record(MAGIC_V1, "T1", &props, b"\x00body"));
+        all.extend_from_slice(&stored_record(MAGIC_V2, "T2", "", b""));
+        let msgs = decode_stored_messages(all.freeze()).unwrap();
+        assert_eq!(msgs.len(), 2);
+        let m = &msgs[0];
+        assert_eq!(m.message.topic(), "T1");
+        assert_eq!(&m.message.body()[..], b"\x00body");
+        assert_eq!(m.message.tags(), Some("t"));
+        assert_eq!(m.msg_id(), "ABC");
+        assert_eq!(m.queue_id, 2);
+        assert_eq!(m.queue_offset, 9);
+        assert_eq!(m.message.flag(), 5);
+        assert_eq!(m.store_host, "127.0.0.1:10911".parse().unwrap());
+        assert_eq!(m.born_host, "10.0.0.1:4000".parse().unwrap());
+        assert_eq!(m.offset_msg_id, offset_msg_id(&m.store_host, 1000));
+        assert_eq!(msgs[1].message.topic(), "T2");
+        assert_eq!(msgs[1].msg_id(), msgs[1].offset_msg_id);
+    }
+
+    #[test]
+    fn malformed_records_are_errors() {
+        let rec = stored_record(MAGIC_V1, "T", "", b"x");
+        assert!(decode_stored_messages(rec.slice(..rec.len() - 1)).is_err());
+        let mut bad_magic = BytesMut::from(&rec[..]);
+        bad_magic[4] = 0;
+        assert!(decode_stored_messages(bad_magic.freeze()).is_err());
+    }
+}

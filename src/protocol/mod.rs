@@ -1,0 +1,7 @@
+//! Protocol vocabulary: codes, request headers, JSON bodies, message encoding, ids.
+pub mod code;
+pub mod header;
+pub mod ids;
+pub mod json;
+pub mod message;
+pub mod route;

@@ -1,0 +1,9 @@
+//! The remoting layer: frame codec, connections, the per-address pool, broker-initiated requests.
+pub mod client;
+pub mod codec;
+pub mod command;
+pub mod connection;
+pub mod processor;
+
+pub use client::RemotingClient;
+pub use command::{RemotingCommand, SerializeType};
