@@ -55,3 +55,56 @@ impl NameServerList {
         Err(last_err.expect("at least one address was tried"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remoting::codec::{decode_frame, encode_frame};
+    use crate::remoting::command::SerializeType;
+    use crate::remoting::processor::UnsupportedProcessor;
+    use crate::remoting::RemotingCommand;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn fails_over_to_the_next_address_and_sticks_to_it() {
+        crate::runtime::handle().block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let live = l.local_addr().unwrap().to_string();
+            tokio::spawn(async move {
+                let (mut s, _) = l.accept().await.unwrap();
+                let mut buf = bytes::BytesMut::new();
+                loop {
+                    while let Some(req) = decode_frame(&mut buf).unwrap() {
+                        let resp = RemotingCommand::response_to(&req, 17, Some("no route".into()));
+                        s.write_all(&encode_frame(&resp, SerializeType::Json).unwrap())
+                            .await
+                            .unwrap();
+                    }
+                    if s.read_buf(&mut buf).await.unwrap() == 0 {
+                        return;
+                    }
+                }
+            });
+            let list = NameServerList {
+                addrs: vec!["127.0.0.1:1".into(), live],
+                current: AtomicUsize::new(0),
+            };
+            let client =
+                RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+            let err = list
+                .query_route(&client, "T", Duration::from_secs(1))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::RouteNotFound { .. }), "{err}");
+            assert_eq!(list.current.load(Ordering::Relaxed), 1);
+            // all dead: the transport error comes back
+            let dead = NameServerList::new(vec!["127.0.0.1:1".into()]);
+            let err = dead
+                .query_route(&client, "T", Duration::from_secs(1))
+                .await
+                .unwrap_err();
+            assert!(matches!(err, Error::Connect { .. }), "{err}");
+        });
+    }
+}

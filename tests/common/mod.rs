@@ -1,0 +1,36 @@
+//! Shared helpers for tests against the real local cluster (started by `make test`).
+#![allow(dead_code)]
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+pub fn namesrv() -> String {
+    std::env::var("RMQ_NAMESRV").unwrap_or_else(|_| {
+        panic!(
+            "RMQ_NAMESRV is not set. These tests need a real RocketMQ cluster: run them with \
+             `make test`, or start one with `scripts/rocketmq-local.sh up` and set \
+             RMQ_NAMESRV=127.0.0.1:9876"
+        )
+    })
+}
+
+/// A topic name no earlier run used, so queue offsets and contents are ours alone.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{nanos}", std::process::id())
+}
+
+/// Retries `f` until it returns Some or `within` passes.
+pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,367 @@
+//! Connection-layer behaviour against a scripted peer on loopback: pipelining, timeouts,
+//! abandoned requests, reconnects, broker-initiated requests, name server failover. A fake peer
+//! is right for these error paths; features are proven against the real broker elsewhere.
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rmq::remoting::codec::{decode_frame, encode_frame};
+use rmq::remoting::command::{RemotingCommand, SerializeType, FLAG_ONEWAY};
+use rmq::remoting::connection::Connection;
+use rmq::remoting::processor::UnsupportedProcessor;
+use rmq::remoting::RemotingClient;
+use rmq::{Error, Message, Producer, ProducerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn rt() -> &'static tokio::runtime::Handle {
+    rmq::runtime::handle()
+}
+
+async fn read_cmd(s: &mut TcpStream, buf: &mut BytesMut) -> Option<RemotingCommand> {
+    loop {
+        if let Some(cmd) = decode_frame(buf).unwrap() {
+            return Some(cmd);
+        }
+        if s.read_buf(buf).await.ok()? == 0 {
+            return None;
+        }
+    }
+}
+
+async fn write_cmd(s: &mut TcpStream, cmd: &RemotingCommand, ser: SerializeType) {
+    s.write_all(&encode_frame(cmd, ser).unwrap()).await.unwrap();
+}
+
+fn reply(req: &RemotingCommand, code: i32) -> RemotingCommand {
+    RemotingCommand::response_to(req, code, Some(format!("echo {}", req.code)))
+}
+
+async fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    (l, addr)
+}
+
+#[test]
+fn pipelined_responses_are_matched_by_opaque_in_any_order() {
+    rt().block_on(async {
+        let (l, addr) = listener().await;
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = BytesMut::new();
+            let a = read_cmd(&mut s, &mut buf).await.unwrap();
+            let b = read_cmd(&mut s, &mut buf).await.unwrap();
+            // answer the second first, and in the other serialization
+            write_cmd(&mut s, &reply(&b, 0), SerializeType::RocketMq).await;
+            write_cmd(&mut s, &reply(&a, 0), SerializeType::Json).await;
+            let _ = read_cmd(&mut s, &mut buf).await;
+        });
+        let conn = Connection::connect(
+            &addr,
+            Duration::from_secs(1),
+            SerializeType::Json,
+            Arc::new(UnsupportedProcessor),
+        )
+        .await
+        .unwrap();
+        let req_a = RemotingCommand::request(101, vec![]);
+        let req_b = RemotingCommand::request(202, vec![]);
+        let (ra, rb) = tokio::join!(
+            conn.invoke(&req_a, Duration::from_secs(2)),
+            conn.invoke(&req_b, Duration::from_secs(2))
+        );
+        assert_eq!(ra.unwrap().remark.as_deref(), Some("echo 101"));
+        assert_eq!(rb.unwrap().remark.as_deref(), Some("echo 202"));
+        assert_eq!(conn.pending_count(), 0);
+    });
+}
+
+#[test]
+fn blocking_invoke_from_a_foreign_thread_times_out_and_forgets_the_request() {
+    let (l, addr) = rt().block_on(listener());
+    rt().spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        // read requests, never answer
+        while read_cmd(&mut s, &mut buf).await.is_some() {}
+    });
+    let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+    let start = Instant::now();
+    let err = client
+        .invoke_blocking(
+            &addr,
+            &RemotingCommand::request(7, vec![]),
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Timeout(_)), "{err}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert_eq!(client.existing(&addr).unwrap().pending_count(), 0);
+}
+
+#[test]
+fn abandoned_async_requests_are_removed() {
+    rt().block_on(async {
+        let (l, addr) = listener().await;
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = BytesMut::new();
+            while read_cmd(&mut s, &mut buf).await.is_some() {}
+        });
+        let conn = Connection::connect(
+            &addr,
+            Duration::from_secs(1),
+            SerializeType::Json,
+            Arc::new(UnsupportedProcessor),
+        )
+        .await
+        .unwrap();
+        let req = RemotingCommand::request(9, vec![]);
+        // the caller gives up (drops the future) long before the request's own timeout
+        let r = tokio::time::timeout(
+            Duration::from_millis(50),
+            conn.invoke(&req, Duration::from_secs(60)),
+        )
+        .await;
+        assert!(r.is_err());
+        assert_eq!(conn.pending_count(), 0);
+        // and one that times out on its own
+        assert!(matches!(
+            conn.invoke(&req, Duration::from_millis(30)).await,
+            Err(Error::Timeout(_))
+        ));
+        assert_eq!(conn.pending_count(), 0);
+    });
+}
+
+#[test]
+fn dropped_connection_fails_waiters_and_the_client_reconnects() {
+    let (l, addr) = rt().block_on(listener());
+    rt().spawn(async move {
+        // first connection: read one request, then hang up
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let _ = read_cmd(&mut s, &mut buf).await;
+        drop(s);
+        // second connection: answer everything
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        while let Some(req) = read_cmd(&mut s, &mut buf).await {
+            write_cmd(&mut s, &reply(&req, 0), SerializeType::Json).await;
+        }
+    });
+    let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+    let err = client
+        .invoke_blocking(
+            &addr,
+            &RemotingCommand::request(1, vec![]),
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::ConnectionClosed { .. }), "{err}");
+    let ok = client
+        .invoke_blocking(
+            &addr,
+            &RemotingCommand::request(2, vec![]),
+            Duration::from_secs(5),
+        )
+        .unwrap();
+    assert_eq!(ok.remark.as_deref(), Some("echo 2"));
+}
+
+#[test]
+fn broker_initiated_requests_get_not_supported_and_oneways_get_nothing() {
+    rt().block_on(async {
+        let (l, addr) = listener().await;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = BytesMut::new();
+            // the client's request opens the conversation
+            let first = read_cmd(&mut s, &mut buf).await.unwrap();
+            // a oneway broker request (e.g. NOTIFY_CONSUMER_IDS_CHANGED) must not be answered...
+            let mut oneway =
+                RemotingCommand::request(40, vec![(Cow::Borrowed("consumerGroup"), "g".into())]);
+            oneway.flag = FLAG_ONEWAY;
+            oneway.opaque = 5000;
+            write_cmd(&mut s, &oneway, SerializeType::Json).await;
+            // ...a two-way one (GET_CONSUMER_RUNNING_INFO) must be answered
+            let mut ask = RemotingCommand::request(307, vec![]);
+            ask.opaque = 5001;
+            write_cmd(&mut s, &ask, SerializeType::RocketMq).await;
+            let answer = read_cmd(&mut s, &mut buf).await.unwrap();
+            write_cmd(&mut s, &reply(&first, 0), SerializeType::Json).await;
+            tx.send(answer).unwrap();
+        });
+        let conn = Connection::connect(
+            &addr,
+            Duration::from_secs(1),
+            SerializeType::Json,
+            Arc::new(UnsupportedProcessor),
+        )
+        .await
+        .unwrap();
+        conn.invoke(&RemotingCommand::request(1, vec![]), Duration::from_secs(2))
+            .await
+            .unwrap();
+        let answer = rx.await.unwrap();
+        assert_eq!(
+            answer.opaque, 5001,
+            "the reply answers the two-way request, not the oneway"
+        );
+        assert!(answer.is_response());
+        assert_eq!(answer.code, 3); // REQUEST_CODE_NOT_SUPPORTED
+        assert_eq!(
+            answer.remark.as_deref(),
+            Some(" request type 307 not supported")
+        );
+    });
+}
+
+#[test]
+fn large_frames_survive_a_full_socket_buffer() {
+    // 8 MiB bodies do not fit the kernel buffer at once: the writer task must finish them, in
+    // order, while other frames queue behind.
+    rt().block_on(async {
+        let (l, addr) = listener().await;
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = BytesMut::new();
+            tokio::time::sleep(Duration::from_millis(100)).await; // let the client's buffer fill
+            while let Some(req) = read_cmd(&mut s, &mut buf).await {
+                let mut r = reply(&req, 0);
+                r.remark = Some(format!("{}", req.body.len()));
+                write_cmd(&mut s, &r, SerializeType::Json).await;
+            }
+        });
+        let conn = Connection::connect(
+            &addr,
+            Duration::from_secs(1),
+            SerializeType::Json,
+            Arc::new(UnsupportedProcessor),
+        )
+        .await
+        .unwrap();
+        let big = RemotingCommand::request(1, vec![]).with_body(vec![7u8; 8 << 20].into());
+        let small = RemotingCommand::request(2, vec![]).with_body(vec![1u8; 10].into());
+        let (a, b) = tokio::join!(
+            conn.invoke(&big, Duration::from_secs(10)),
+            conn.invoke(&small, Duration::from_secs(10))
+        );
+        assert_eq!(a.unwrap().remark.as_deref(), Some("8388608"));
+        assert_eq!(b.unwrap().remark.as_deref(), Some("10"));
+    });
+}
+
+/// A fake name server that answers routes with fastjson's unquoted keys, pointing at a fake
+/// broker that answers sends with SYSTEM_BUSY twice, then success.
+#[test]
+fn dead_name_server_fastjson_routes_and_send_retries() {
+    let (ns_l, ns_addr) = rt().block_on(listener());
+    let (br_l, br_addr) = rt().block_on(listener());
+    let route = format!(
+        r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{br_addr}"}},"brokerName":"fake-a","cluster":"c"}}],"filterServerTable":{{}},"queueDatas":[{{"brokerName":"fake-a","perm":6,"readQueueNums":2,"topicSysFlag":0,"writeQueueNums":2}}]}}"#
+    );
+    rt().spawn(async move {
+        loop {
+            let (mut s, _) = ns_l.accept().await.unwrap();
+            let route = route.clone();
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                while let Some(req) = read_cmd(&mut s, &mut buf).await {
+                    assert_eq!(req.code, 105);
+                    assert_eq!(req.ext("acceptStandardJsonOnly"), Some("true"));
+                    let r = reply(&req, 0).with_body(route.clone().into_bytes().into());
+                    write_cmd(&mut s, &r, SerializeType::Json).await;
+                }
+            });
+        }
+    });
+    let sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = Arc::clone(&sends);
+    rt().spawn(async move {
+        loop {
+            let (mut s, _) = br_l.accept().await.unwrap();
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = BytesMut::new();
+                while let Some(req) = read_cmd(&mut s, &mut buf).await {
+                    if req.code != 310 {
+                        write_cmd(&mut s, &reply(&req, 0), SerializeType::Json).await;
+                        continue;
+                    }
+                    let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut r = reply(&req, if n < 2 { 2 } else { 0 });
+                    r.ext_fields = vec![
+                        (
+                            Cow::Borrowed("msgId"),
+                            "7F00000100002A9F0000000000000042".into(),
+                        ),
+                        (Cow::Borrowed("queueId"), req.ext("e").unwrap().to_string()),
+                        (Cow::Borrowed("queueOffset"), "42".into()),
+                    ];
+                    write_cmd(&mut s, &r, SerializeType::RocketMq).await;
+                }
+            });
+        }
+    });
+    // one name server address is dead (which is tried first is random, as in Java; the
+    // deterministic failover test is in client::namesrv)
+    let cfg = ProducerConfig::new(&format!("127.0.0.1:1;{ns_addr}"), "FakeGroup").unwrap();
+    let producer = Producer::new(cfg).unwrap();
+    producer.start().unwrap();
+    let mut msg = Message::new("FakeTopic", "payload");
+    msg.set_tags("t");
+    let r = producer.send_blocking(&msg).unwrap();
+    assert_eq!(
+        sends.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "two SYSTEM_BUSY answers, then success"
+    );
+    assert_eq!(r.queue.broker_name, "fake-a");
+    assert_eq!(r.queue_offset, 42);
+    assert_eq!(r.offset_msg_id, "7F00000100002A9F0000000000000042");
+    producer.shutdown();
+}
+
+#[test]
+fn lifecycle_errors_are_clear() {
+    let producer = Producer::new(ProducerConfig::new("127.0.0.1:1", "G").unwrap()).unwrap();
+    let msg = Message::new("T", "x");
+    assert!(matches!(
+        producer.send_blocking(&msg),
+        Err(Error::InvalidState(_))
+    ));
+    producer.start().unwrap();
+    assert!(matches!(producer.start(), Err(Error::InvalidState(_))));
+    producer.shutdown();
+    producer.shutdown(); // idempotent
+    assert!(matches!(
+        producer.send_blocking(&msg),
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(producer.start(), Err(Error::InvalidState(_))));
+    assert!(Producer::new(ProducerConfig::new("127.0.0.1:1", "bad group!").unwrap()).is_err());
+}
+
+#[test]
+fn dead_name_server_gives_a_connect_error_within_the_budget() {
+    let mut cfg = ProducerConfig::new("127.0.0.1:1", "G").unwrap();
+    cfg.send_timeout = Duration::from_millis(800);
+    let producer = Producer::new(cfg).unwrap();
+    producer.start().unwrap();
+    let start = Instant::now();
+    let err = producer.send_blocking(&Message::new("T", "x")).unwrap_err();
+    assert!(
+        matches!(err, Error::Connect { .. } | Error::Timeout(_)),
+        "{err}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(3));
+    producer.shutdown();
+}
