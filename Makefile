@@ -1,0 +1,78 @@
+# rmq: the two commands a new machine needs are `make demo` and `make test` (see README).
+# Cargo builds the library; this file drives what cargo does not: the C programs, the Python and
+# Go suites, the local RocketMQ cluster, and the checks.
+
+CARGO      ?= cargo
+CC         ?= cc
+LIB        := target/release/librmq.a
+LDLIBS     := -lpthread -ldl -lm
+CSTRICT    := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Iinclude
+ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+OUT        := build
+
+.PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
+        c-programs c-test c-test-asan bench clean
+
+all: build c-programs
+
+build:
+	$(CARGO) build --release
+
+# The header is rewritten by build.rs; the committed one must match what the build generates.
+header-check: build
+	scripts/check-header.sh
+
+symbols-check: build
+	scripts/check-symbols.sh
+
+fmt-check:
+	$(CARGO) fmt --check
+
+clippy:
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+go-vet: build
+	cd bindings/go && go vet ./...
+	cd examples/go && go vet ./...
+
+lint: fmt-check clippy header-check symbols-check go-vet
+
+$(OUT):
+	mkdir -p $(OUT)
+
+$(OUT)/test_rmq: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
+c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/producer $(OUT)/sync_send
+
+# These two need RMQ_NAMESRV (make test sets it).
+c-test: build $(OUT)/test_rmq
+	$(OUT)/test_rmq
+
+c-test-asan: build $(OUT)/test_rmq_asan
+	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_rmq_asan
+
+# Every test: lint, then all suites against a real cluster that the runner starts and stops.
+test: lint c-programs
+	scripts/run-tests.sh
+
+# A real local cluster, then the C, Python and Go examples end to end.
+demo: build $(OUT)/producer
+	scripts/demo.sh
+
+# 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
+bench: build $(OUT)/sync_send
+	scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf $(OUT)
