@@ -327,3 +327,30 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::CONFIG_KEYS;
+
+    /// The README's key table is the code's table, row for row.
+    #[test]
+    fn readme_lists_every_key_with_its_default() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("<!-- config-keys:begin -->")
+            .nth(1)
+            .and_then(|s| s.split("<!-- config-keys:end -->").next())
+            .expect("README has the config-keys markers");
+        let rows: Vec<&str> = table.lines().filter(|l| l.starts_with("| `")).collect();
+        assert_eq!(rows.len(), CONFIG_KEYS.len(), "one README row per key");
+        for (row, key) in rows.iter().zip(CONFIG_KEYS) {
+            let default = if key.default.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`", key.default)
+            };
+            let expected = format!("| `{}` | {} | {} |", key.name, default, key.description);
+            assert_eq!(row.replace("|  |", "| |"), expected.replace("|  |", "| |"));
+        }
+    }
+}
