@@ -365,3 +365,75 @@ fn dead_name_server_gives_a_connect_error_within_the_budget() {
     assert!(start.elapsed() < Duration::from_secs(3));
     producer.shutdown();
 }
+
+/// With short intervals, the background task polls the name server for routes in use and
+/// heartbeats the broker periodically (30 s each by default).
+#[test]
+fn routes_are_refreshed_and_brokers_heartbeated_periodically() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let (ns_l, ns_addr) = rt().block_on(listener());
+    let (br_l, br_addr) = rt().block_on(listener());
+    let route_queries = Arc::new(AtomicUsize::new(0));
+    let heartbeats = Arc::new(AtomicUsize::new(0));
+    let route = format!(
+        r#"{{"brokerDatas":[{{"brokerAddrs":{{"0":"{br_addr}"}},"brokerName":"fake-b","cluster":"c"}}],"queueDatas":[{{"brokerName":"fake-b","perm":6,"readQueueNums":1,"writeQueueNums":1}}]}}"#
+    );
+    let counter = Arc::clone(&route_queries);
+    rt().spawn(async move {
+        let (mut s, _) = ns_l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        while let Some(req) = read_cmd(&mut s, &mut buf).await {
+            counter.fetch_add(1, SeqCst);
+            let r = reply(&req, 0).with_body(route.clone().into_bytes().into());
+            write_cmd(&mut s, &r, SerializeType::Json).await;
+        }
+    });
+    let counter = Arc::clone(&heartbeats);
+    rt().spawn(async move {
+        let (mut s, _) = br_l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        while let Some(req) = read_cmd(&mut s, &mut buf).await {
+            let mut r = reply(&req, 0);
+            if req.code == 34 {
+                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+                assert_eq!(body["producerDataSet"][0]["groupName"], "TimerGroup");
+                counter.fetch_add(1, SeqCst);
+            } else {
+                r.ext_fields = vec![
+                    (
+                        Cow::Borrowed("msgId"),
+                        "7F00000100002A9F0000000000000001".into(),
+                    ),
+                    (Cow::Borrowed("queueId"), "0".into()),
+                    (Cow::Borrowed("queueOffset"), "1".into()),
+                ];
+            }
+            write_cmd(&mut s, &r, SerializeType::Json).await;
+        }
+    });
+    let mut cfg = ProducerConfig::new(&ns_addr, "TimerGroup").unwrap();
+    cfg.client.poll_name_server_interval = Duration::from_millis(150);
+    cfg.client.heartbeat_interval = Duration::from_millis(150);
+    let producer = Producer::new(cfg).unwrap();
+    producer.start().unwrap();
+    producer
+        .send_blocking(&Message::new("TimerTopic", "x"))
+        .unwrap();
+    let (r0, h0) = (route_queries.load(SeqCst), heartbeats.load(SeqCst));
+    std::thread::sleep(Duration::from_millis(1000));
+    let (r1, h1) = (route_queries.load(SeqCst), heartbeats.load(SeqCst));
+    assert!(
+        r1 - r0 >= 4,
+        "route refreshes in 1 s at 150 ms: {}",
+        r1 - r0
+    );
+    assert!(h1 - h0 >= 4, "heartbeats in 1 s at 150 ms: {}", h1 - h0);
+    producer.shutdown();
+    // after shutdown the timers stop
+    let (r2, h2) = (route_queries.load(SeqCst), heartbeats.load(SeqCst));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        (route_queries.load(SeqCst), heartbeats.load(SeqCst)),
+        (r2, h2)
+    );
+}
