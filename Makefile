@@ -8,7 +8,7 @@ LIB        := target/release/librmq.a
 LDLIBS     := -lpthread -ldl -lm
 CSTRICT    := -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Iinclude
 ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-OUT        := build
+OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
         c-programs c-test c-test-asan bench clean

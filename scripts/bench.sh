@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 10 000 sync sends of 1 KiB from C (build/sync_send) against a local cluster on 127.0.0.1:9876
+# 10 000 sync sends of 1 KiB from C (target/c/sync_send) against a local cluster on 127.0.0.1:9876
 # (started and stopped here unless already running). Prints throughput, p50/p99, client CPU and
 # context switches per send, then the syscall profile of a second run (strace -c -f) if strace
 # is installed. Numbers, not pass/fail: benchmarks never gate the tests.
@@ -15,9 +15,9 @@ if ! "$cluster" status >/dev/null 2>&1; then
 fi
 "$cluster" create-topic RmqBenchSync 4 >/dev/null
 count="${BENCH_COUNT:-10000}"
-build/sync_send "$ns" RmqBenchSync "$count" 1024
+target/c/sync_send "$ns" RmqBenchSync "$count" 1024
 if command -v strace >/dev/null; then
   echo; echo "syscalls of a second run ($count sends + warm-up + setup), all threads:"
-  strace -c -f -o /tmp/rmq-bench-strace.txt build/sync_send "$ns" RmqBenchSync "$count" 1024 >/dev/null
+  strace -c -f -o /tmp/rmq-bench-strace.txt target/c/sync_send "$ns" RmqBenchSync "$count" 1024 >/dev/null
   head -25 /tmp/rmq-bench-strace.txt
 fi

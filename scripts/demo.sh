@@ -17,7 +17,7 @@ else
 fi
 
 echo; echo "=== C example"
-build/producer "$ns" RmqDemoTopic
+target/c/producer "$ns" RmqDemoTopic
 echo; echo "=== Python example"
 PYTHONPATH=bindings/python python3 examples/python/producer.py "$ns"
 echo; echo "=== Go example"
