@@ -87,6 +87,11 @@ typedef struct rmq_config_key_t {
 } rmq_config_key_t;
 
 /**
+ * Store status of a successful send (rmq_send_result_status).
+ */
+typedef int32_t rmq_send_status_t;
+
+/**
  * What an async send callback receives. Everything in it is borrowed until the callback
  * returns; copy what you need, or keep the result with rmq_send_result_clone.
  */
@@ -112,11 +117,6 @@ typedef struct rmq_send_callback_params_t {
  * one at a time.
  */
 typedef void (*rmq_send_callback_t)(const struct rmq_send_callback_params_t *params, void *user_data);
-
-/**
- * Store status of a successful send (rmq_send_result_status).
- */
-typedef int32_t rmq_send_status_t;
 
 /**
  * One row of the status table (rmq_status_descs).
@@ -431,8 +431,10 @@ rmq_status_t rmq_message_property_at(const struct rmq_message_t *message,
                                      size_t *out_value_len);
 
 /**
- * Borrowed view of the message id (UNIQ_KEY; for stored messages without one, the offset id).
- * RMQ_ERR_NOT_FOUND for a message not sent yet. Lifetime as rmq_message_topic.
+ * Borrowed view of the message id: its UNIQ_KEY property (messages read back from the broker
+ * carry the one the producer assigned), else, for stored messages, the offset id.
+ * RMQ_ERR_NOT_FOUND for a message that has neither: sending does not modify the message; the
+ * id of a send is in its rmq_send_result_t. Lifetime as rmq_message_topic.
  */
 rmq_status_t rmq_message_msg_id(const struct rmq_message_t *message,
                                 const char **out,
@@ -464,6 +466,12 @@ rmq_status_t rmq_message_store_timestamp(const struct rmq_message_t *message, in
  * Producer send time (ms since the epoch) of a stored message; RMQ_ERR_NOT_FOUND otherwise.
  */
 rmq_status_t rmq_message_born_timestamp(const struct rmq_message_t *message, int64_t *out);
+
+/**
+ * Static NUL-terminated name of a send status ("SEND_OK", "FLUSH_DISK_TIMEOUT",
+ * "FLUSH_SLAVE_TIMEOUT", "SLAVE_NOT_AVAILABLE"); "UNKNOWN" for any other value.
+ */
+const char *rmq_send_status_name(rmq_send_status_t status);
 
 /**
  * Creates a producer from `config` (borrowed for the call; the producer copies it).
@@ -547,8 +555,11 @@ rmq_status_t rmq_producer_shutdown(struct rmq_producer_t *producer);
 
 /**
  * Shuts the producer down if needed, waits until every accepted async send has had its callback
- * run (so no callback runs after this returns), and frees it. Called from inside a send
- * callback it does not wait for the others. NULL is a no-op; the handle is invalid afterwards.
+ * run and return (so no callback of this producer runs after this returns), and frees it.
+ * In-flight sends fail fast once the connections close, so the wait is as long as the slowest
+ * pending callback. Called on the dispatch thread (from inside any send callback) it does not
+ * wait, since the callbacks it would wait for run on that same thread later. NULL is a no-op;
+ * the handle is invalid afterwards.
  */
 void rmq_producer_destroy(struct rmq_producer_t *producer);
 

@@ -283,8 +283,10 @@ pub unsafe extern "C" fn rmq_message_property_at(
     })
 }
 
-/// Borrowed view of the message id (UNIQ_KEY; for stored messages without one, the offset id).
-/// RMQ_ERR_NOT_FOUND for a message not sent yet. Lifetime as rmq_message_topic.
+/// Borrowed view of the message id: its UNIQ_KEY property (messages read back from the broker
+/// carry the one the producer assigned), else, for stored messages, the offset id.
+/// RMQ_ERR_NOT_FOUND for a message that has neither: sending does not modify the message; the
+/// id of a send is in its rmq_send_result_t. Lifetime as rmq_message_topic.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_msg_id(
     message: *const rmq_message_t,

@@ -1,7 +1,6 @@
 //! rmq_producer_* and rmq_send_result_*.
 use std::ffi::{c_char, c_void, CString};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
 
 use super::boundary::*;
 use super::callback::{dispatch, on_dispatch_thread, UserData};
@@ -31,6 +30,19 @@ pub const RMQ_SEND_FLUSH_DISK_TIMEOUT: rmq_send_status_t = 1;
 pub const RMQ_SEND_FLUSH_SLAVE_TIMEOUT: rmq_send_status_t = 2;
 /// Stored, but no slave was available (SYNC_MASTER brokers).
 pub const RMQ_SEND_SLAVE_NOT_AVAILABLE: rmq_send_status_t = 3;
+
+/// Static NUL-terminated name of a send status ("SEND_OK", "FLUSH_DISK_TIMEOUT",
+/// "FLUSH_SLAVE_TIMEOUT", "SLAVE_NOT_AVAILABLE"); "UNKNOWN" for any other value.
+#[no_mangle]
+pub extern "C" fn rmq_send_status_name(status: rmq_send_status_t) -> *const c_char {
+    match status {
+        RMQ_SEND_OK => c"SEND_OK".as_ptr(),
+        RMQ_SEND_FLUSH_DISK_TIMEOUT => c"FLUSH_DISK_TIMEOUT".as_ptr(),
+        RMQ_SEND_FLUSH_SLAVE_TIMEOUT => c"FLUSH_SLAVE_TIMEOUT".as_ptr(),
+        RMQ_SEND_SLAVE_NOT_AVAILABLE => c"SLAVE_NOT_AVAILABLE".as_ptr(),
+        _ => c"UNKNOWN".as_ptr(),
+    }
+}
 
 /// What an async send callback receives. Everything in it is borrowed until the callback
 /// returns; copy what you need, or keep the result with rmq_send_result_clone.
@@ -285,8 +297,11 @@ pub extern "C" fn rmq_producer_shutdown(producer: *mut rmq_producer_t) -> rmq_st
 }
 
 /// Shuts the producer down if needed, waits until every accepted async send has had its callback
-/// run (so no callback runs after this returns), and frees it. Called from inside a send
-/// callback it does not wait for the others. NULL is a no-op; the handle is invalid afterwards.
+/// run and return (so no callback of this producer runs after this returns), and frees it.
+/// In-flight sends fail fast once the connections close, so the wait is as long as the slowest
+/// pending callback. Called on the dispatch thread (from inside any send callback) it does not
+/// wait, since the callbacks it would wait for run on that same thread later. NULL is a no-op;
+/// the handle is invalid afterwards.
 #[no_mangle]
 pub extern "C" fn rmq_producer_destroy(producer: *mut rmq_producer_t) {
     guard_value((), || {
@@ -295,17 +310,9 @@ pub extern "C" fn rmq_producer_destroy(producer: *mut rmq_producer_t) {
         };
         p.producer.shutdown();
         if !on_dispatch_thread() {
-            // Every in-flight send fails fast once the connections are closed; the bound only
-            // guards against a stuck callback.
-            let deadline =
-                Instant::now() + p.producer.config().send_timeout + Duration::from_secs(5);
             let mut n = p.in_flight.lock().unwrap();
             while *n > 0 {
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
-                }
-                n = p.drained.wait_timeout(n, deadline - now).unwrap().0;
+                n = p.drained.wait(n).unwrap();
             }
         }
         Ok(())
