@@ -1,0 +1,72 @@
+"""rmq: Apache RocketMQ client for Python, a thin ctypes wrapper over librmq's C ABI.
+
+    import rmq
+    with rmq.Producer({"name-server": "127.0.0.1:9876", "producer.group": "G"}) as p:
+        r = p.send(rmq.Message("TopicA", b"hello", tags="t", keys=["k1"]))
+        print(r.msg_id, r.offset_msg_id, r.queue_id, r.queue_offset)
+
+The library is found through $RMQ_LIBRARY, else the repository's target/release or
+target/debug build.
+"""
+
+from . import _ffi
+from ._config import Config, ConfigKey, config_keys
+from .errors import (
+    STATUS_TABLE,
+    BrokerError,
+    ConfigError,
+    InternalError,
+    InvalidArgumentError,
+    InvalidHandleError,
+    InvalidStateError,
+    MessageTooLargeError,
+    NotFoundError,
+    RmqConnectionError,
+    RmqError,
+    RmqTimeoutError,
+    Status,
+    TransportError,
+    error_for,
+    is_retriable,
+    status_name,
+)
+from .message import Message
+from .producer import Producer, SendResult, SendStatus
+
+#: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
+library_version = _ffi.version
+library_version_number = _ffi.version_number
+#: Path of the loaded C library.
+library_path = str(_ffi.library_path)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BrokerError",
+    "Config",
+    "ConfigError",
+    "ConfigKey",
+    "InternalError",
+    "InvalidArgumentError",
+    "InvalidHandleError",
+    "InvalidStateError",
+    "Message",
+    "MessageTooLargeError",
+    "NotFoundError",
+    "Producer",
+    "RmqConnectionError",
+    "RmqError",
+    "RmqTimeoutError",
+    "STATUS_TABLE",
+    "SendResult",
+    "SendStatus",
+    "Status",
+    "TransportError",
+    "config_keys",
+    "error_for",
+    "is_retriable",
+    "library_path",
+    "library_version",
+    "library_version_number",
+    "status_name",
+]

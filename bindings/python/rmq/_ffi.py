@@ -1,0 +1,203 @@
+"""Loads librmq and declares every function of include/rmq.h for ctypes.
+
+Handles are declared as ``c_void_p`` (Python ``int`` or ``None``), so a 64-bit handle is never
+truncated and a NULL handle is ``None``. Borrowed ``{pointer, length}`` views are read with
+:func:`view`. The library is loaded with :class:`ctypes.CDLL`, which releases the GIL on every
+call, so blocking calls (sends, queries, shutdown) let other Python threads run.
+"""
+
+import ctypes
+import os
+import sys
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    byref,
+    c_bool,
+    c_char_p,
+    c_int32,
+    c_int64,
+    c_size_t,
+    c_uint32,
+    c_void_p,
+)
+from pathlib import Path
+
+#: The one place the expected C ABI version lives: RMQ_VERSION_NUMBER of include/rmq.h
+#: (MAJOR * 1000000 + MINOR * 1000 + PATCH).
+EXPECTED_VERSION_NUMBER = 1_000
+
+#: Environment variable naming the library file to load.
+LIBRARY_ENV = "RMQ_LIBRARY"
+
+if sys.platform == "darwin":
+    _LIB_FILE = "librmq.dylib"
+elif sys.platform == "win32":
+    _LIB_FILE = "rmq.dll"
+else:
+    _LIB_FILE = "librmq.so"
+
+status_t = c_int32
+send_status_t = c_int32
+handle_t = c_void_p  # rmq_config_t*, rmq_message_t*, rmq_producer_t*, rmq_send_result_t*
+_out_handle = POINTER(c_void_p)
+_out_view = POINTER(c_void_p)  # const char ** / const uint8_t ** (not NUL-terminated)
+_out_size = POINTER(c_size_t)
+
+
+class ConfigKeyT(Structure):
+    """rmq_config_key_t."""
+
+    _fields_ = [("name", c_char_p), ("default_value", c_char_p), ("description", c_char_p)]
+
+
+class StatusDescT(Structure):
+    """rmq_status_desc_t."""
+
+    _fields_ = [("status", status_t), ("name", c_char_p), ("description", c_char_p)]
+
+
+class SendCallbackParamsT(Structure):
+    """rmq_send_callback_params_t (borrowed until the callback returns)."""
+
+    _fields_ = [("status", status_t), ("result", c_void_p), ("error_message", c_char_p)]
+
+
+#: rmq_send_callback_t
+SEND_CALLBACK = CFUNCTYPE(None, POINTER(SendCallbackParamsT), c_void_p)
+
+#: name -> (restype, argtypes), in the order of include/rmq.h.
+SIGNATURES = {
+    "rmq_last_error_message": (c_char_p, []),
+    "rmq_last_error_status": (status_t, []),
+    "rmq_config_create": (handle_t, []),
+    "rmq_config_destroy": (None, [handle_t]),
+    "rmq_config_set": (status_t, [handle_t, c_char_p, c_char_p]),
+    "rmq_config_get": (status_t, [handle_t, c_char_p, c_void_p, c_size_t, _out_size]),
+    "rmq_config_keys": (POINTER(ConfigKeyT), [_out_size]),
+    "rmq_message_create": (handle_t, []),
+    "rmq_message_destroy": (None, [handle_t]),
+    "rmq_message_set_topic": (status_t, [handle_t, c_char_p]),
+    "rmq_message_set_tags": (status_t, [handle_t, c_char_p]),
+    "rmq_message_set_keys": (status_t, [handle_t, c_char_p]),
+    "rmq_message_set_body": (status_t, [handle_t, c_void_p, c_size_t]),
+    "rmq_message_set_property": (status_t, [handle_t, c_char_p, c_char_p]),
+    "rmq_message_topic": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_message_tags": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_message_keys": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_message_body": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_message_property": (status_t, [handle_t, c_char_p, _out_view, _out_size]),
+    "rmq_message_property_count": (status_t, [handle_t, _out_size]),
+    "rmq_message_property_at": (
+        status_t,
+        [handle_t, c_size_t, _out_view, _out_size, _out_view, _out_size],
+    ),
+    "rmq_message_msg_id": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_message_offset_msg_id": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_message_queue_id": (status_t, [handle_t, POINTER(c_int32)]),
+    "rmq_message_queue_offset": (status_t, [handle_t, POINTER(c_int64)]),
+    "rmq_message_store_timestamp": (status_t, [handle_t, POINTER(c_int64)]),
+    "rmq_message_born_timestamp": (status_t, [handle_t, POINTER(c_int64)]),
+    "rmq_producer_create": (status_t, [handle_t, _out_handle]),
+    "rmq_producer_start": (status_t, [handle_t]),
+    "rmq_producer_send_sync": (status_t, [handle_t, handle_t, _out_handle]),
+    "rmq_producer_send_async": (status_t, [handle_t, handle_t, SEND_CALLBACK, c_void_p]),
+    "rmq_producer_send_oneway": (status_t, [handle_t, handle_t]),
+    "rmq_producer_view_message": (status_t, [handle_t, c_char_p, _out_handle]),
+    "rmq_producer_query_message": (
+        status_t,
+        [handle_t, c_char_p, c_char_p, c_int32, c_int64, c_int64, _out_handle, c_size_t, _out_size],
+    ),
+    "rmq_producer_shutdown": (status_t, [handle_t]),
+    "rmq_producer_destroy": (None, [handle_t]),
+    "rmq_send_result_status": (status_t, [handle_t, POINTER(send_status_t)]),
+    "rmq_send_result_msg_id": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_send_result_offset_msg_id": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_send_result_topic": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_send_result_broker_name": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_send_result_queue_id": (status_t, [handle_t, POINTER(c_int32)]),
+    "rmq_send_result_queue_offset": (status_t, [handle_t, POINTER(c_int64)]),
+    "rmq_send_result_clone": (status_t, [handle_t, _out_handle]),
+    "rmq_send_result_destroy": (None, [handle_t]),
+    "rmq_status_descs": (POINTER(StatusDescT), [_out_size]),
+    "rmq_status_name": (c_char_p, [status_t]),
+    "rmq_send_status_name": (c_char_p, [send_status_t]),
+    "rmq_status_str": (c_char_p, [status_t]),
+    "rmq_status_is_retriable": (c_bool, [status_t]),
+    "rmq_version": (c_char_p, []),
+    "rmq_version_number": (c_uint32, []),
+}
+
+
+def _candidates():
+    env = os.environ.get(LIBRARY_ENV)
+    if env:
+        return [Path(env)]
+    repo = Path(__file__).resolve().parent.parent.parent.parent
+    return [repo / "target" / "release" / _LIB_FILE, repo / "target" / "debug" / _LIB_FILE]
+
+
+def _load():
+    tried = []
+    for path in _candidates():
+        if not path.is_file():
+            tried.append(f"{path} (no such file)")
+            continue
+        try:
+            return ctypes.CDLL(str(path)), path
+        except OSError as e:
+            tried.append(f"{path} ({e})")
+    raise ImportError(
+        "rmq: cannot load the rmq C library; tried:\n  "
+        + "\n  ".join(tried)
+        + f"\nBuild it with `cargo build --release` in the rmq repository, or set {LIBRARY_ENV}"
+        " to the full path of the library file."
+    )
+
+
+lib, library_path = _load()
+
+for _name, (_restype, _argtypes) in SIGNATURES.items():
+    try:
+        _fn = getattr(lib, _name)
+    except AttributeError:
+        raise ImportError(f"rmq: {library_path} has no function {_name}; is it an old build?") from None
+    _fn.restype = _restype
+    _fn.argtypes = _argtypes
+del _name, _restype, _argtypes, _fn
+
+version_number = lib.rmq_version_number()
+version = lib.rmq_version().decode()
+if version_number != EXPECTED_VERSION_NUMBER:
+    raise ImportError(
+        f"rmq: {library_path} is C ABI version {version} ({version_number}), "
+        f"but this package expects {EXPECTED_VERSION_NUMBER}"
+    )
+
+
+def text(raw: bytes) -> str:
+    """Decodes UTF-8 text coming out of the library."""
+    return raw.decode("utf-8", errors="replace")
+
+
+def view(fn, *args) -> bytes:
+    """Calls an ``rmq_*(..., const char **out, size_t *out_len)`` getter; returns a copy of the
+    view. Raises via :func:`errors.check`; callers hold the owning object's lock."""
+    from .errors import check
+
+    ptr = c_void_p()
+    length = c_size_t()
+    check(fn(*args, byref(ptr), byref(length)))
+    if not length.value:
+        return b""
+    return ctypes.string_at(ptr.value, length.value)
+
+
+def c_str(value, what: str) -> bytes:
+    """A Python ``str`` as NUL-terminated UTF-8 for C; TypeError/ValueError before any C call."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    if "\0" in value:
+        raise ValueError(f"{what} must not contain NUL characters")
+    return value.encode("utf-8")
