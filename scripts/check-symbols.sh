@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 lib=target/release/librmq.so
 exported=$(nm -D --defined-only "$lib" | awk '$2 == "T" { print $3 }' | sort)
-declared=$(grep -oE '\brmq_[a-z0-9_]+\(' include/rmq.h | tr -d '(' | sort -u)
+declared=$(grep -vE '^[[:space:]]*(\*|/\*|//)' include/rmq.h | grep -oE '\brmq_[a-z0-9_]+\(' | tr -d '(' | sort -u)
 stray=$(grep -v '^rmq_' <<<"$exported" || true)
 if [[ -n "$stray" ]]; then
   echo "check-symbols: exported symbols without the rmq_ prefix:" >&2

@@ -1,0 +1,457 @@
+#!/usr/bin/env bash
+# rocketmq-local.sh - fetch (Maven Central), start, wait for, and stop a real Apache RocketMQ
+# name server + one master broker on 127.0.0.1 for rmq's integration tests.
+#
+# Usage:
+#   scripts/rocketmq-local.sh fetch                      # resolve jars into the cache (once)
+#   scripts/rocketmq-local.sh up                         # start namesrv + broker, wait until registered
+#   scripts/rocketmq-local.sh status                     # exit 0 iff both processes run and listen
+#   scripts/rocketmq-local.sh create-topic TOPIC [QUEUES]   # read=write=QUEUES (default 4), verified
+#   scripts/rocketmq-local.sh mqadmin ARGS...            # mqadmin passthrough (-n defaults to this cluster)
+#   scripts/rocketmq-local.sh down                       # stop broker, then namesrv, by pid
+#   scripts/rocketmq-local.sh env                        # print the effective settings
+#
+# Environment (all optional):
+#   RMQ_VERSION        RocketMQ version on Maven Central               (5.3.3)
+#   RMQ_NAMESRV_PORT   name server port                                (9876)
+#   RMQ_BROKER_PORT    broker listenPort; also binds PORT-2 (fast/VIP server, 127.0.0.1)
+#                      and PORT+1 (HA, always 0.0.0.0)                  (10911)
+#   RMQ_DATA           data/log/pid dir of THIS cluster  (${TMPDIR:-/tmp}/rmq-local-$RMQ_NAMESRV_PORT)
+#                      `down`/`status` find the pids through it, so use the same RMQ_NAMESRV_PORT
+#                      (or RMQ_DATA) for up, status and down.
+#   RMQ_CLUSTER        brokerClusterName                               (DefaultCluster)
+#   RMQ_BROKER_NAME    brokerName                                      (broker-a)
+#   RMQ_CACHE          jar cache root, outside the repo                ($HOME/.cache/rmq)
+#   RMQ_LIB            jar dir          ($RMQ_CACHE/rocketmq-$RMQ_VERSION/lib)
+#   JAVA / JAVA_HOME   java binary: $JAVA, else $JAVA_HOME/bin/java, else JDK 17 under
+#                      /usr/lib/jvm/java-17-openjdk-amd64, else `java` on PATH
+#   RMQ_START_TIMEOUT  seconds for the whole `up` (namesrv + broker + registration)   (120)
+#   RMQ_STOP_TIMEOUT   seconds per process between SIGTERM and SIGKILL               (60)
+#   RMQ_TLS_MODE       -Dtls.server.mode for both servers: disabled|permissive|enforcing  (disabled)
+#                      permissive = plaintext and TLS on the same port, self-signed certificate
+#   RMQ_EXTRA_JVM_OPTS extra JVM options for namesrv and broker (word-split)
+#   RMQ_BROKER_CONF_EXTRA  extra key=value lines appended to broker.conf (last one wins)
+#
+# Ready means: stdout.log of each JVM has its boot line, then `mqadmin clusterList` lists the broker:
+#   namesrv/stdout.log: The Name Server boot success. serializeType=JSON, address 127.0.0.1:9876
+#   broker/stdout.log:  The broker[broker-a, 127.0.0.1:10911] boot success. serializeType=JSON and name server is 127.0.0.1:9876
+#   clusterList row:    DefaultCluster  broker-a  0  127.0.0.1:10911  V5_3_3  ...
+# Layout: $RMQ_DATA/{namesrv,broker}/{pid,stdout.log,*.conf,logs/rocketmqlogs/*.log}, broker store
+# in $RMQ_DATA/broker/store, mqadmin logs (and every clusterList attempt of `up`) in $RMQ_DATA/tools.
+#
+# Measured on the first real runs (2 cores, OpenJDK 17.0.15 Debian, Maven 3.8.7, RocketMQ 5.3.3,
+# Maven Central reachable; several other clusters and cargo builds sharing the box at times):
+#   * fetch, cold ~/.m2: 58 s, 73 s, 122 s (network/load); 134 jars, 83 MB lib, ~111 MB in ~/.m2.
+#     Warm ~/.m2, empty lib: 22 s.  Lib present: no mvn call at all.
+#   * up, warm cache, idle box: namesrv 1-2 s, broker 2-5 s, +5-7 s for the clusterList check,
+#     8-12 s in total; with RMQ_TLS_MODE=permissive 15-18 s (RSA key generation for the self-signed
+#     certificate in each remoting server).  Under load average 10-14: 13-45 s.  First cold run:
+#     fetch 58 s + boot 15 s.
+#   * every mqadmin call costs 4-6 s: JVM start over 134 jars, plus ~3 s in the client's shutdown
+#     (NettyEventExecutor join).  create-topic makes two calls: ~11 s.
+#   * down: ~13 s (broker ~11 s - its services shut down one by one - then namesrv ~2 s).
+#   * JDK 17 worked; Temurin 25 was not needed.  5.3.3 also ran up/create-topic/down WITHOUT the
+#     --add-opens flags with no IllegalAccessError/InaccessibleObjectException; they stay as harmless.
+#   * `grep -i exception */stdout.log` is empty after up/create-topic/down.  The broker's stdout.log
+#     starts with ~170 lines of logback status ("<level> element is deprecated" in the shipped
+#     rmq.broker.logback.xml makes logback print its status); harmless.  namesrv.log logs an ERROR
+#     "Handle unregister broker request failed ... InterruptedException" at shutdown; harmless.
+#   * Ports: listenPort and listenPort-2 bind 127.0.0.1, the HA port listenPort+1 binds *:port.
+# Differences from docs/real-broker.md (written from source, before any run):
+#   * clusterList prints a broker row only if its runtime-stats RPC to the broker succeeds and
+#     swallows the exception otherwise: right after boot on a loaded box the output was the header
+#     alone although the broker had registered (broker.log logs the registration before the boot
+#     line).  Hence the retry loop in `registered`.
+#   * broker.log logs BrokerConfig/Netty values (listenPort=..., autoCreateTopicEnable=...) but NOT
+#     MessageStoreConfig ones (mappedFileSizeCommitLog, maxIndexNum, ...).  Check those with
+#     `mqadmin getBrokerConfig -b 127.0.0.1:PORT`; all keys of broker.conf below were applied.
+#   * topicRoute prints pretty-printed, not-quite-JSON ("brokerAddrs":{0:"127.0.0.1:10911"}); the
+#     last key of an object has no trailing comma.  mqadmin failures go to stderr as stack traces,
+#     stdout stays empty, exit status is 0.
+#   * mvn -B -q still prints bare ANSI colour escapes; the fetch hides mvn output unless it fails.
+#   * -Dtls.server.mode=disabled works and saves 3-7 s per up; it is the default here.
+set -euo pipefail
+
+RMQ_VERSION="${RMQ_VERSION:-5.3.3}"
+RMQ_NAMESRV_PORT="${RMQ_NAMESRV_PORT:-9876}"
+RMQ_BROKER_PORT="${RMQ_BROKER_PORT:-10911}"
+RMQ_DATA="${RMQ_DATA:-${TMPDIR:-/tmp}/rmq-local-$RMQ_NAMESRV_PORT}"
+RMQ_CLUSTER="${RMQ_CLUSTER:-DefaultCluster}"
+RMQ_BROKER_NAME="${RMQ_BROKER_NAME:-broker-a}"
+RMQ_CACHE="${RMQ_CACHE:-$HOME/.cache/rmq}"
+RMQ_LIB="${RMQ_LIB:-$RMQ_CACHE/rocketmq-$RMQ_VERSION/lib}"
+RMQ_START_TIMEOUT="${RMQ_START_TIMEOUT:-120}"
+RMQ_STOP_TIMEOUT="${RMQ_STOP_TIMEOUT:-60}"
+RMQ_TLS_MODE="${RMQ_TLS_MODE:-disabled}"
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+RMQ_POM="$HERE/rocketmq/pom.xml"
+NS_ADDR="127.0.0.1:$RMQ_NAMESRV_PORT"
+NS_DIR="$RMQ_DATA/namesrv"
+BROKER_DIR="$RMQ_DATA/broker"
+NS_MAIN=org.apache.rocketmq.namesrv.NamesrvStartup
+BROKER_MAIN=org.apache.rocketmq.broker.BrokerStartup
+ADMIN_MAIN=org.apache.rocketmq.tools.command.MQAdminStartup
+
+if [[ -n "${JAVA:-}" ]]; then
+  :
+elif [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
+  JAVA="$JAVA_HOME/bin/java"
+elif [[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]]; then
+  JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
+else
+  JAVA=java
+fi
+
+# The four --add-opens are not needed by 5.3.3 on default settings (see "Measured"), but they are
+# harmless and needed by 4.9.x (MappedFile cleaner) and by 5.x opt-in store settings
+# (transientStorePoolEnable, warmMapedFileEnable, dataReadAheadEnable=false, controller mode).
+JAVA_COMMON=(-server -XX:+UseG1GC -XX:-OmitStackTraceInFastThrow -Dfile.encoding=UTF-8
+  --add-opens=java.base/java.nio=ALL-UNNAMED
+  --add-opens=java.base/sun.nio.ch=ALL-UNNAMED
+  --add-opens=java.base/jdk.internal.ref=ALL-UNNAMED
+  --add-opens=java.base/java.lang=ALL-UNNAMED)
+
+log() { echo "rocketmq-local: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# ---------------------------------------------------------------------------------------- fetch
+lib_ok() {
+  [[ -f "$RMQ_LIB/.complete" && -f "$RMQ_LIB/rocketmq-broker-$RMQ_VERSION.jar" &&
+     -f "$RMQ_LIB/rocketmq-namesrv-$RMQ_VERSION.jar" && -f "$RMQ_LIB/rocketmq-tools-$RMQ_VERSION.jar" ]]
+}
+
+fetch() {
+  lib_ok && return 0
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch RocketMQ jars)"
+  mkdir -p "$(dirname "$RMQ_LIB")"
+  # one fetch at a time per cache dir (two clusters may come up at once)
+  exec 8>"$(dirname "$RMQ_LIB")/.fetch.lock"
+  flock -w 900 8 || die "timed out waiting for another fetch into $RMQ_LIB"
+  if ! lib_ok; then
+    local tmp="$RMQ_LIB.tmp.$$" t0=$SECONDS
+    rm -rf "$tmp"
+    log "fetching RocketMQ $RMQ_VERSION jars from Maven Central into $RMQ_LIB"
+    # mvn uses the same JDK as the servers unless JAVA_HOME says otherwise
+    # mvn -B -q still prints bare colour escapes, so its output is shown only when it fails
+    if ! mvn -B -ntp -q -f "$RMQ_POM" -Drmq.version="$RMQ_VERSION" -Drmq.lib="$tmp" \
+        dependency:copy-dependencies >"$tmp.mvn.log" 2>&1; then
+      cat "$tmp.mvn.log" >&2
+      rm -rf "$tmp" "$tmp.mvn.log"; die "mvn dependency:copy-dependencies failed for RocketMQ $RMQ_VERSION"
+    fi
+    rm -f "$tmp.mvn.log"
+    [[ -f "$tmp/rocketmq-broker-$RMQ_VERSION.jar" && -f "$tmp/rocketmq-namesrv-$RMQ_VERSION.jar" ]] ||
+      { rm -rf "$tmp"; die "RocketMQ $RMQ_VERSION jars missing after mvn (wrong version?)"; }
+    touch "$tmp/.complete"
+    rm -rf "$RMQ_LIB"
+    mv "$tmp" "$RMQ_LIB"
+    log "fetched $(ls "$RMQ_LIB" | wc -l) jars ($(du -sh "$RMQ_LIB" | cut -f1)) in $((SECONDS - t0)) s"
+  fi
+  exec 8>&-
+}
+
+# ------------------------------------------------------------------------------------ processes
+# pid_of DIR : prints the pid recorded in DIR/pid if that process is alive AND is the JVM this
+# script started for DIR (its command line carries -Duser.home=DIR); guards against pid reuse.
+pid_of() {
+  local dir=$1 pid
+  [[ -f "$dir/pid" ]] || return 1
+  pid="$(<"$dir/pid")"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "-Duser.home=$dir" || return 1
+  echo "$pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# ROCKETMQ_HOME must be non-null or the servers exit -2.  5.x reads only conf/tools.yml from it
+# (mqadmin ACL credentials), so an empty dir is enough.
+rmq_home() { mkdir -p "$RMQ_DATA/rmqhome/conf"; echo "$RMQ_DATA/rmqhome"; }
+
+# launch DIR MAIN_CLASS LOGBACK_RESOURCE "HEAP_OPTS" [program args...]
+launch() {
+  local dir=$1 main=$2 logback=$3 heap=$4 home pid
+  shift 4
+  home="$(rmq_home)"
+  mkdir -p "$dir/tmp"
+  # shellcheck disable=SC2086  # $heap and RMQ_EXTRA_JVM_OPTS are deliberately word-split
+  nohup "$JAVA" "${JAVA_COMMON[@]}" $heap \
+    -Duser.home="$dir" -Djava.io.tmpdir="$dir/tmp" \
+    -Drocketmq.home.dir="$home" \
+    -Drmq.logback.configurationFile="$logback" \
+    -Dtls.server.mode="$RMQ_TLS_MODE" \
+    ${RMQ_EXTRA_JVM_OPTS:-} \
+    -cp "$RMQ_LIB/*" "$main" "$@" >"$dir/stdout.log" 2>&1 </dev/null 9>&- &
+  pid=$!
+  echo "$pid" >"$dir/pid"
+}
+
+# wait_line DIR NAME EXTENDED_REGEX DEADLINE  (boot lines are printed to stdout by System.out.printf)
+wait_line() {
+  local dir=$1 name=$2 re=$3 deadline=$4 pid
+  pid="$(<"$dir/pid")"
+  while ((SECONDS < deadline)); do
+    if grep -Eq "$re" "$dir/stdout.log" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) exited before becoming ready"; show_logs "$dir"; return 1
+    fi
+    sleep 0.25
+  done
+  log "$name not ready within ${RMQ_START_TIMEOUT}s"; show_logs "$dir"; return 1
+}
+
+show_logs() {
+  local dir=$1 f
+  for f in "$dir/stdout.log" "$dir"/logs/rocketmqlogs/{namesrv,broker}.log; do
+    [[ -f "$f" ]] || continue
+    echo "----- tail -n 40 $f" >&2
+    tail -n 40 "$f" >&2
+  done
+}
+
+# stop_one DIR NAME : SIGTERM, then SIGKILL after RMQ_STOP_TIMEOUT.  Only ever the recorded pid.
+stop_one() {
+  local dir=$1 name=$2 pid i
+  if pid="$(pid_of "$dir")"; then
+    log "stopping $name (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < RMQ_STOP_TIMEOUT * 4; i++)); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.25
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "$name (pid $pid) still alive after ${RMQ_STOP_TIMEOUT}s: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    fi
+  fi
+  rm -f "$dir/pid"
+}
+
+# ---------------------------------------------------------------------------------- mqadmin
+# -Drocketmq.namesrv.addr makes `-n` optional; an explicit -n still wins.
+mqadmin() {
+  lib_ok || die "RocketMQ $RMQ_VERSION jars not fetched (run: $0 fetch)"
+  local home
+  home="$(rmq_home)"
+  mkdir -p "$RMQ_DATA/tools"
+  "$JAVA" "${JAVA_COMMON[@]}" -Xms32m -Xmx256m -XX:TieredStopAtLevel=1 \
+    -Duser.home="$RMQ_DATA/tools" -Drocketmq.home.dir="$home" \
+    -Drmq.logback.configurationFile=rmq.tools.logback.xml \
+    -Drocketmq.namesrv.addr="$NS_ADDR" \
+    -cp "$RMQ_LIB/*" "$ADMIN_MAIN" "$@" 9>&-
+}
+
+# registered DEADLINE : wait until clusterList shows our broker at 127.0.0.1:BROKER_PORT.
+# mqadmin exits 0 even when it fails, so only its output counts.  Columns:
+#   #Cluster Name  #Broker Name  #BID  #Addr  #Version ...
+registered() {
+  local deadline=$1 out
+  while :; do
+    out="$(mqadmin clusterList -n "$NS_ADDR" 2>&1 || true)"
+    { echo "=== $(date +%T) clusterList"; echo "$out"; } >>"$RMQ_DATA/tools/clusterList.log"
+    # clusterList prints a broker's row only if its GET_BROKER_RUNTIME_INFO call succeeds (3 s
+    # timeout, exceptions swallowed): on a loaded 2-core box the first call(s) after boot can
+    # print the header alone although the broker is registered - so retry until the deadline.
+    if grep -Eq "^$RMQ_CLUSTER[[:space:]]+$RMQ_BROKER_NAME[[:space:]]+0[[:space:]]+127\\.0\\.0\\.1:$RMQ_BROKER_PORT[[:space:]]" <<<"$out"; then
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      log "broker $RMQ_BROKER_NAME (127.0.0.1:$RMQ_BROKER_PORT) not in clusterList of $NS_ADDR; last output:"
+      echo "$out" >&2
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# --------------------------------------------------------------------------------- subcommands
+status() {
+  local rc=0 pid
+  if pid="$(pid_of "$NS_DIR")" && port_open "$RMQ_NAMESRV_PORT"; then
+    echo "namesrv: running, pid $pid, $NS_ADDR"
+  elif [[ -n "${pid:-}" ]]; then
+    echo "namesrv: pid $pid alive but $NS_ADDR not accepting connections"; rc=1
+  else
+    echo "namesrv: not running ($NS_ADDR)"; rc=1
+  fi
+  pid=
+  if pid="$(pid_of "$BROKER_DIR")" && port_open "$RMQ_BROKER_PORT"; then
+    echo "broker:  running, pid $pid, $RMQ_BROKER_NAME 127.0.0.1:$RMQ_BROKER_PORT, cluster $RMQ_CLUSTER"
+  elif [[ -n "${pid:-}" ]]; then
+    echo "broker:  pid $pid alive but 127.0.0.1:$RMQ_BROKER_PORT not accepting connections"; rc=1
+  else
+    echo "broker:  not running (127.0.0.1:$RMQ_BROKER_PORT)"; rc=1
+  fi
+  echo "data:    $RMQ_DATA"
+  return $rc
+}
+
+down() {
+  [[ -d "$RMQ_DATA" ]] || { log "nothing to stop ($RMQ_DATA does not exist)"; return 0; }
+  # brokers first: they unregister from the name server on shutdown
+  stop_one "$BROKER_DIR" broker
+  stop_one "$NS_DIR" namesrv
+  log "down ($RMQ_DATA kept for its logs; the next 'up' wipes it)"
+}
+
+write_broker_conf() {
+  local store="$BROKER_DIR/store"
+  mkdir -p "$store"
+  # Properties parsing does not trim numbers/booleans: a trailing blank silently disables a key,
+  # hence the sed.  Sizes: 64 MiB commitlog files, 600 kB consume-queue files, ~1.7 MB index.
+  {
+    cat <<CONF
+brokerClusterName=$RMQ_CLUSTER
+brokerName=$RMQ_BROKER_NAME
+brokerId=0
+brokerRole=ASYNC_MASTER
+namesrvAddr=$NS_ADDR
+listenPort=$RMQ_BROKER_PORT
+bindAddress=127.0.0.1
+brokerIP1=127.0.0.1
+brokerIP2=127.0.0.1
+storePathRootDir=$store
+storePathCommitLog=$store/commitlog
+mappedFileSizeCommitLog=67108864
+mappedFileSizeConsumeQueue=600000
+maxHashSlotNum=20000
+maxIndexNum=80000
+flushDiskType=ASYNC_FLUSH
+deleteWhen=00;01;02;03;04;05;06;07;08;09;10;11;12;13;14;15;16;17;18;19;20;21;22;23
+fileReservedTime=12
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+defaultTopicQueueNums=4
+enablePropertyFilter=true
+filterSupportRetry=true
+traceTopicEnable=true
+storeReplyMessageEnable=true
+transactionTimeOut=3000
+transactionCheckInterval=1000
+transactionCheckMax=15
+timerWheelEnable=true
+timerPrecisionMs=1000
+waitTimeMillsInSendQueue=1000
+osPageCacheBusyTimeOutMills=3000
+CONF
+    if [[ -n "${RMQ_BROKER_CONF_EXTRA:-}" ]]; then printf '%s\n' "$RMQ_BROKER_CONF_EXTRA"; fi
+  } | sed -e 's/[[:space:]]*$//' >"$BROKER_DIR/broker.conf"
+}
+
+up() {
+  local ns_pid="" br_pid="" deadline p
+
+  ns_pid="$(pid_of "$NS_DIR")" || true
+  br_pid="$(pid_of "$BROKER_DIR")" || true
+  if [[ -n "$ns_pid" && -n "$br_pid" ]]; then
+    if registered $((SECONDS + RMQ_START_TIMEOUT)); then
+      echo "RocketMQ already running: namesrv $NS_ADDR (pid $ns_pid), broker $RMQ_BROKER_NAME 127.0.0.1:$RMQ_BROKER_PORT (pid $br_pid), data $RMQ_DATA"
+      return 0
+    fi
+    die "processes run (namesrv $ns_pid, broker $br_pid) but the broker is not registered; run '$0 down' first"
+  fi
+  if [[ -n "$ns_pid" || -n "$br_pid" ]]; then
+    log "half-running cluster in $RMQ_DATA: stopping it and starting fresh"
+    down
+  fi
+
+  fetch
+
+  for p in "$RMQ_NAMESRV_PORT" $((RMQ_BROKER_PORT - 2)) "$RMQ_BROKER_PORT" $((RMQ_BROKER_PORT + 1)); do
+    if port_open "$p"; then die "port $p is already in use (another cluster? set RMQ_NAMESRV_PORT/RMQ_BROKER_PORT)"; fi
+  done
+
+  # fresh store and logs: only our own sub-directories, never the whole RMQ_DATA
+  rm -rf "$NS_DIR" "$BROKER_DIR" "$RMQ_DATA/tools" "$RMQ_DATA/rmqhome"
+  mkdir -p "$NS_DIR" "$BROKER_DIR"
+  deadline=$((SECONDS + RMQ_START_TIMEOUT))
+
+  local t0=$SECONDS
+  printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$RMQ_NAMESRV_PORT" >"$NS_DIR/namesrv.conf"
+  launch "$NS_DIR" "$NS_MAIN" rmq.namesrv.logback.xml \
+    "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$NS_DIR/namesrv.conf"
+  wait_line "$NS_DIR" namesrv "The Name Server boot success.*127\\.0\\.0\\.1:$RMQ_NAMESRV_PORT" "$deadline" ||
+    { down; exit 1; }
+  local t1=$SECONDS
+
+  write_broker_conf
+  launch "$BROKER_DIR" "$BROKER_MAIN" rmq.broker.logback.xml \
+    "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m" -c "$BROKER_DIR/broker.conf"
+  # the port in the line guards against a broker ignoring listenPort (develop-only bug #9756)
+  wait_line "$BROKER_DIR" broker \
+    "The broker\\[$RMQ_BROKER_NAME, 127\\.0\\.0\\.1:$RMQ_BROKER_PORT\\] boot success" "$deadline" ||
+    { down; exit 1; }
+  local t2=$SECONDS
+  registered "$deadline" || { show_logs "$BROKER_DIR"; down; exit 1; }
+
+  log "namesrv ready in $((t1 - t0)) s, broker in $((t2 - t1)) s, registered after $((SECONDS - t0)) s"
+  echo "RocketMQ $RMQ_VERSION up: namesrv $NS_ADDR, broker $RMQ_BROKER_NAME 127.0.0.1:$RMQ_BROKER_PORT, cluster $RMQ_CLUSTER, data $RMQ_DATA"
+}
+
+# create_topic TOPIC [QUEUES] : updateTopic on every master of the cluster, then wait until the
+# name server's route shows the queue counts (so a client can use the topic right away).
+create_topic() {
+  local topic=${1:?usage: create-topic TOPIC [QUEUES]} q=${2:-4} out deadline
+  [[ "$q" =~ ^[1-9][0-9]*$ ]] || die "QUEUES must be a positive integer, got '$q'"
+  pid_of "$BROKER_DIR" >/dev/null || die "broker not running (run: $0 up)"
+  out="$(mqadmin updateTopic -n "$NS_ADDR" -c "$RMQ_CLUSTER" -t "$topic" -r "$q" -w "$q" 2>&1 || true)"
+  if ! grep -q "create topic to 127\\.0\\.0\\.1:$RMQ_BROKER_PORT success" <<<"$out" ||
+     grep -qi 'exception' <<<"$out"; then
+    log "updateTopic $topic failed:"; echo "$out" >&2; return 1
+  fi
+  deadline=$((SECONDS + 30))
+  while :; do
+    out="$(mqadmin topicRoute -n "$NS_ADDR" -t "$topic" 2>&1 || true)"
+    # pretty-printed JSON: "readQueueNums":8, / "writeQueueNums":8 (last key, no comma)
+    if grep -Eq "\"readQueueNums\":$q([^0-9]|\$)" <<<"$out" &&
+       grep -Eq "\"writeQueueNums\":$q([^0-9]|\$)" <<<"$out"; then
+      echo "topic $topic: $q read/write queues on $RMQ_BROKER_NAME (cluster $RMQ_CLUSTER)"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      log "route of $topic does not show $q queues; last topicRoute output:"; echo "$out" >&2; return 1
+    fi
+    sleep 1
+  done
+}
+
+# lock : serialise up/down/create-topic on one data dir (fd 9; the JVMs are started with 9>&-)
+lock() {
+  mkdir -p "$RMQ_DATA"
+  exec 9>"$RMQ_DATA/.lock"
+  flock -w 300 9 || die "another up/down holds $RMQ_DATA/.lock"
+}
+
+print_env() {
+  cat <<EOF
+RMQ_VERSION=$RMQ_VERSION
+RMQ_NAMESRV_PORT=$RMQ_NAMESRV_PORT
+RMQ_BROKER_PORT=$RMQ_BROKER_PORT
+RMQ_DATA=$RMQ_DATA
+RMQ_CLUSTER=$RMQ_CLUSTER
+RMQ_BROKER_NAME=$RMQ_BROKER_NAME
+RMQ_LIB=$RMQ_LIB
+RMQ_NAMESRV=$NS_ADDR
+JAVA=$JAVA
+EOF
+}
+
+usage() {
+  sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"
+}
+
+cmd="${1:-}"
+shift || true
+case "$cmd" in
+  fetch) fetch ;;
+  up) lock; up ;;
+  down) if [[ -d "$RMQ_DATA" ]]; then lock; fi; down ;;
+  status) status ;;
+  create-topic) create_topic "$@" ;;
+  mqadmin) mqadmin "$@" ;;
+  env) print_env ;;
+  -h | --help | help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac
