@@ -2,6 +2,7 @@
  * Prints throughput, latency percentiles, client CPU per message and context switches per send.
  *   sync_send [name-server] [topic] [count] [size]
  * Measure syscalls separately:  strace -c -f ./sync_send ... */
+#define _DEFAULT_SOURCE
 #include "rmq.h"
 
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <dirent.h>
 
 static double now_us(void) {
     struct timespec t;
@@ -23,6 +25,36 @@ static double cpu_us(const struct rusage *u) {
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* Context switches of every thread of this process since it started, per send, from
+ * /proc/self/task/<tid>/status: shows which thread sleeps and wakes for each send. */
+static void per_thread_switches(long sends) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return;
+    struct dirent *e;
+    printf("  per thread (whole run incl. warm-up, per send): voluntary / involuntary switches\n");
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[64] = "?", line[256];
+        long vol = 0, invol = 0;
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            if (fgets(name, sizeof name, f)) name[strcspn(name, "\n")] = 0;
+            fclose(f);
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        f = fopen(path, "r");
+        if (!f) continue;
+        while (fgets(line, sizeof line, f)) {
+            sscanf(line, "voluntary_ctxt_switches: %ld", &vol);
+            sscanf(line, "nonvoluntary_ctxt_switches: %ld", &invol);
+        }
+        fclose(f);
+        printf("    %-16s %.2f / %.2f\n", name, (double)vol / sends, (double)invol / sends);
+    }
+    closedir(d);
 }
 
 int main(int argc, char **argv) {
@@ -73,6 +105,7 @@ int main(int argc, char **argv) {
            lat[(int)(count * 0.99)], lat[(int)(count * 0.999)], lat[count - 1]);
     printf("  client cpu   %.1f us/msg (user+sys, whole process)\n", (cpu_us(&after) - cpu_us(&before)) / count);
     printf("  ctx switches %.2f per send (voluntary+involuntary, whole process)\n", (double)csw / count);
+    per_thread_switches(count + warmup);
     rmq_message_destroy(m);
     rmq_producer_destroy(p);
     free(body);
