@@ -1,8 +1,9 @@
 //! The one tokio runtime every client in the process shares.
 //!
 //! One I/O worker: on a 2-core machine a second worker mostly adds cross-thread wake-ups. Blocking
-//! calls from foreign threads use `block_on` only on slow paths (first connect, route fetch); the
-//! hot sync path writes from the calling thread and parks on a slot the reader fills.
+//! calls from foreign threads use `block_on` only on slow paths (first connect, route fetch); on
+//! the hot sync path the calling thread writes its request and reads its reply itself
+//! (remoting::connection), so this thread is not involved at all.
 use std::future::Future;
 use std::time::Duration;
 

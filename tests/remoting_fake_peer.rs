@@ -175,30 +175,51 @@ fn dropped_connection_fails_waiters_and_the_client_reconnects() {
     assert_eq!(ok.remark.as_deref(), Some("echo 2"));
 }
 
+/// A scripted broker that, before answering the client's first request, sends a oneway request
+/// (must not be answered) and a two-way one (must get REQUEST_CODE_NOT_SUPPORTED). Returns the
+/// address and the client's answer to the two-way request.
+fn broker_that_calls_back() -> (String, tokio::sync::oneshot::Receiver<RemotingCommand>) {
+    let (l, addr) = rt().block_on(listener());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rt().spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let first = read_cmd(&mut s, &mut buf).await.unwrap();
+        // a oneway broker request (e.g. NOTIFY_CONSUMER_IDS_CHANGED) must not be answered...
+        let mut oneway =
+            RemotingCommand::request(40, vec![(Cow::Borrowed("consumerGroup"), "g".into())]);
+        oneway.flag = FLAG_ONEWAY;
+        oneway.opaque = 5000;
+        write_cmd(&mut s, &oneway, SerializeType::Json).await;
+        // ...a two-way one (GET_CONSUMER_RUNNING_INFO) must be answered
+        let mut ask = RemotingCommand::request(307, vec![]);
+        ask.opaque = 5001;
+        write_cmd(&mut s, &ask, SerializeType::RocketMq).await;
+        let answer = read_cmd(&mut s, &mut buf).await.unwrap();
+        write_cmd(&mut s, &reply(&first, 0), SerializeType::Json).await;
+        tx.send(answer).unwrap();
+        while read_cmd(&mut s, &mut buf).await.is_some() {}
+    });
+    (addr, rx)
+}
+
+fn assert_not_supported(answer: RemotingCommand) {
+    assert_eq!(
+        answer.opaque, 5001,
+        "the reply answers the two-way request, not the oneway"
+    );
+    assert!(answer.is_response());
+    assert_eq!(answer.code, 3); // REQUEST_CODE_NOT_SUPPORTED
+    assert_eq!(
+        answer.remark.as_deref(),
+        Some(" request type 307 not supported")
+    );
+}
+
 #[test]
 fn broker_initiated_requests_get_not_supported_and_oneways_get_nothing() {
+    let (addr, rx) = broker_that_calls_back();
     rt().block_on(async {
-        let (l, addr) = listener().await;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = BytesMut::new();
-            // the client's request opens the conversation
-            let first = read_cmd(&mut s, &mut buf).await.unwrap();
-            // a oneway broker request (e.g. NOTIFY_CONSUMER_IDS_CHANGED) must not be answered...
-            let mut oneway =
-                RemotingCommand::request(40, vec![(Cow::Borrowed("consumerGroup"), "g".into())]);
-            oneway.flag = FLAG_ONEWAY;
-            oneway.opaque = 5000;
-            write_cmd(&mut s, &oneway, SerializeType::Json).await;
-            // ...a two-way one (GET_CONSUMER_RUNNING_INFO) must be answered
-            let mut ask = RemotingCommand::request(307, vec![]);
-            ask.opaque = 5001;
-            write_cmd(&mut s, &ask, SerializeType::RocketMq).await;
-            let answer = read_cmd(&mut s, &mut buf).await.unwrap();
-            write_cmd(&mut s, &reply(&first, 0), SerializeType::Json).await;
-            tx.send(answer).unwrap();
-        });
         let conn = Connection::connect(
             &addr,
             Duration::from_secs(1),
@@ -210,18 +231,105 @@ fn broker_initiated_requests_get_not_supported_and_oneways_get_nothing() {
         conn.invoke(&RemotingCommand::request(1, vec![]), Duration::from_secs(2))
             .await
             .unwrap();
-        let answer = rx.await.unwrap();
-        assert_eq!(
-            answer.opaque, 5001,
-            "the reply answers the two-way request, not the oneway"
-        );
-        assert!(answer.is_response());
-        assert_eq!(answer.code, 3); // REQUEST_CODE_NOT_SUPPORTED
-        assert_eq!(
-            answer.remark.as_deref(),
-            Some(" request type 307 not supported")
-        );
+        assert_not_supported(rx.await.unwrap());
     });
+}
+
+/// Same, while a blocking caller holds the read role: it must serve the broker's requests too.
+#[test]
+fn broker_requests_are_served_by_a_blocking_caller_reading_its_reply() {
+    let (addr, rx) = broker_that_calls_back();
+    let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+    let r = client
+        .invoke_blocking(
+            &addr,
+            &RemotingCommand::request(1, vec![]),
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    assert_eq!(r.remark.as_deref(), Some("echo 1"));
+    assert_not_supported(rt().block_on(rx).unwrap());
+}
+
+/// Blocking callers (one reads, the others wait for it or for the reactor) and async callers on
+/// one connection, against a peer that answers in reversed batches: every request gets its own
+/// answer, none is lost or crossed.
+#[test]
+fn blocking_and_async_callers_share_one_connection() {
+    let (l, addr) = rt().block_on(listener());
+    rt().spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = BytesMut::new();
+        let mut batch = Vec::new();
+        loop {
+            // gather what has arrived, then answer it newest first
+            let Some(first) = read_cmd(&mut s, &mut buf).await else {
+                return;
+            };
+            batch.push(first);
+            while let Ok(Some(more)) = decode_frame(&mut buf) {
+                batch.push(more);
+            }
+            for req in batch.drain(..).rev() {
+                let mut r = reply(&req, 0);
+                r.remark = Some(format!("{}", req.opaque));
+                r.body = req.body.clone();
+                write_cmd(&mut s, &r, SerializeType::Json).await;
+            }
+        }
+    });
+    let client = Arc::new(RemotingClient::new(
+        Duration::from_secs(1),
+        Arc::new(UnsupportedProcessor),
+    ));
+    let async_side = {
+        let client = Arc::clone(&client);
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            rt().block_on(async {
+                let mut tasks = Vec::new();
+                for i in 0..300u32 {
+                    let client = Arc::clone(&client);
+                    let addr = addr.clone();
+                    tasks.push(tokio::spawn(async move {
+                        let cmd = RemotingCommand::request(2, vec![])
+                            .with_body(i.to_be_bytes().to_vec().into());
+                        let r = client
+                            .invoke(&addr, &cmd, Duration::from_secs(10))
+                            .await
+                            .unwrap();
+                        assert_eq!(r.body, cmd.body);
+                        assert_eq!(r.remark, Some(cmd.opaque.to_string()));
+                    }));
+                }
+                for t in tasks {
+                    t.await.unwrap();
+                }
+            })
+        })
+    };
+    let blocking: Vec<_> = (0..6)
+        .map(|t| {
+            let client = Arc::clone(&client);
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                for i in 0..200u32 {
+                    let tag = (t << 16 | i).to_be_bytes().to_vec();
+                    let cmd = RemotingCommand::request(1, vec![]).with_body(tag.into());
+                    let r = client
+                        .invoke_blocking(&addr, &cmd, Duration::from_secs(10))
+                        .unwrap();
+                    assert_eq!(r.body, cmd.body, "thread {t} request {i}");
+                    assert_eq!(r.remark, Some(cmd.opaque.to_string()));
+                }
+            })
+        })
+        .collect();
+    for b in blocking {
+        b.join().unwrap();
+    }
+    async_side.join().unwrap();
+    assert_eq!(client.existing(&addr).unwrap().pending_count(), 0);
 }
 
 #[test]

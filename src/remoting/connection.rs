@@ -1,27 +1,32 @@
 //! One TCP connection to a name server or broker, shared by all requests (pipelined, matched by
 //! opaque).
 //!
-//! Writes: any thread (a foreign caller or a runtime task) writes its frame straight to the
-//! non-blocking socket under a short lock. Only when the kernel buffer is full do frames queue for
-//! the writer task, and once something is queued everybody appends behind it, which keeps frames
-//! whole and in order and coalesces them into vectored writes under load.
-//! Reads: a reader task owns the read side, completes waiters by opaque and hands broker-initiated
-//! requests to the processor.
-//! A blocking caller therefore costs one wake-up per request: the reader waking it with the reply.
+//! Writes: any thread writes its frame straight to the non-blocking socket under a short lock.
+//! Only when the kernel buffer is full do frames queue, to be flushed when the reactor reports
+//! room; once something is queued everybody appends behind it, which keeps frames whole and in
+//! order and coalesces them under load.
+//!
+//! Reads have one reader at a time, the "read role". Normally the reactor holds it when data
+//! arrives. A blocking caller that finds the role free takes it before writing its request,
+//! takes the socket out of the reactor's watch and polls the socket itself, dispatching whatever
+//! arrives, until its own reply is in. So the kernel wakes the caller directly: one wake-up per
+//! sync request, and no I/O thread woken at all. Callers that find the role taken wait for the
+//! reader to hand them their reply.
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
-use std::os::fd::AsRawFd;
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::oneshot;
 
 use super::codec;
 use super::command::{RemotingCommand, SerializeType};
 use super::processor::RequestProcessor;
+use super::reactor::reactor;
 use crate::error::{Error, Result};
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -29,7 +34,7 @@ const MAX_IOVECS: usize = 64;
 
 /// Where a response goes.
 enum Waiter {
-    /// A thread parked in `invoke_blocking`.
+    /// A thread waiting in `invoke_blocking`.
     Blocking(Arc<BlockingSlot>),
     /// An async `invoke`.
     Async(oneshot::Sender<Result<RemotingCommand>>),
@@ -57,6 +62,10 @@ impl BlockingSlot {
         self.ready.notify_one();
     }
 
+    fn is_filled(&self) -> bool {
+        self.result.lock().unwrap().is_some()
+    }
+
     fn wait_until(&self, deadline: Instant) -> Option<Result<RemotingCommand>> {
         let mut guard = self.result.lock().unwrap();
         loop {
@@ -79,20 +88,37 @@ struct WriteQueue {
     failed: Option<String>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// Nobody reads; the reactor watches the socket.
+    Nobody,
+    Reactor,
+    /// A blocking caller polls the socket itself.
+    Caller,
+}
+
+struct ReadState {
+    reader: Reader,
+    /// Bytes read but not yet decoded; passed from reader to reader.
+    buf: BytesMut,
+}
+
 pub struct Connection {
     addr: String,
     stream: TcpStream,
+    /// A second fd on the same socket, registered for write readiness on its own.
+    write_fd: TcpStream,
+    token: u64,
     ser: SerializeType,
     queue: Mutex<WriteQueue>,
-    queued: Notify,
+    read: Mutex<ReadState>,
     pending: Mutex<HashMap<i32, Waiter>>,
     closed: AtomicBool,
-    shutdown: Notify,
     processor: Arc<dyn RequestProcessor>,
 }
 
 impl Connection {
-    /// Connects and starts the reader and writer tasks. Must run inside the runtime.
+    /// Connects and registers the socket with the reactor.
     pub async fn connect(
         addr: &str,
         timeout: Duration,
@@ -103,7 +129,8 @@ impl Connection {
             addr: addr.to_string(),
             reason,
         };
-        let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
+        {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(connect_err(e.to_string())),
             Err(_) => return Err(connect_err(format!("no answer within {timeout:?}"))),
@@ -111,29 +138,41 @@ impl Connection {
         stream
             .set_nodelay(true)
             .map_err(|e| connect_err(e.to_string()))?;
-        Ok(Self::start(addr.to_string(), stream, ser, processor))
+        // Leaves tokio's reactor; stays non-blocking.
+        let stream = stream.into_std().map_err(|e| connect_err(e.to_string()))?;
+        Self::start(addr.to_string(), stream, ser, processor)
+            .map_err(|e| connect_err(e.to_string()))
     }
 
-    pub(crate) fn start(
+    fn start(
         addr: String,
         stream: TcpStream,
         ser: SerializeType,
         processor: Arc<dyn RequestProcessor>,
-    ) -> Arc<Connection> {
+    ) -> io::Result<Arc<Connection>> {
+        stream.set_nonblocking(true)?;
+        let write_fd = stream.try_clone()?;
         let conn = Arc::new(Connection {
             addr,
             stream,
+            write_fd,
+            token: reactor().new_token(),
             ser,
             queue: Mutex::new(WriteQueue::default()),
-            queued: Notify::new(),
+            read: Mutex::new(ReadState {
+                reader: Reader::Nobody,
+                buf: BytesMut::with_capacity(READ_CHUNK),
+            }),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            shutdown: Notify::new(),
             processor,
         });
-        tokio::spawn(Arc::clone(&conn).read_loop());
-        tokio::spawn(Arc::clone(&conn).write_loop());
-        conn
+        reactor().register(conn.token, &conn, conn.fd(), conn.write_fd.as_raw_fd())?;
+        Ok(conn)
+    }
+
+    fn fd(&self) -> RawFd {
+        self.stream.as_raw_fd()
     }
 
     pub fn addr(&self) -> &str {
@@ -155,11 +194,10 @@ impl Connection {
             return;
         }
         self.queue.lock().unwrap().failed = Some(reason.to_string());
-        // Wake the reader (EOF) and tell the peer; the fd itself closes when the tasks let go.
-        // SAFETY: the fd is owned by `self.stream` and stays open for the duration of the call.
-        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_RDWR) };
-        self.shutdown.notify_waiters();
-        self.queued.notify_one();
+        // Wakes a caller polling the socket and tells the peer; the fds close on drop.
+        // SAFETY: the fd is owned by `self.stream`, open for the duration of the call.
+        unsafe { libc::shutdown(self.fd(), libc::SHUT_RDWR) };
+        reactor().deregister(self.token, self.fd(), self.write_fd.as_raw_fd());
         let waiters: Vec<Waiter> = self
             .pending
             .lock()
@@ -179,6 +217,13 @@ impl Connection {
         }
     }
 
+    fn timeout_error(&self, cmd: &RemotingCommand, timeout: Duration) -> Error {
+        Error::Timeout(format!(
+            "no response from {} to request code {} within {timeout:?}",
+            self.addr, cmd.code
+        ))
+    }
+
     /// Sends a request and waits for its response, from any thread outside the runtime.
     pub fn invoke_blocking(
         &self,
@@ -191,9 +236,18 @@ impl Connection {
             ready: Condvar::new(),
         });
         self.register(cmd.opaque, Waiter::Blocking(Arc::clone(&slot)))?;
+        // Take the read role before writing, so nobody else can pick up the reply.
+        let lead = self.try_take_read_role();
         if let Err(e) = self.send_command(cmd) {
             self.pending.lock().unwrap().remove(&cmd.opaque);
+            if let Some(buf) = lead {
+                self.release_read_role(buf);
+            }
             return Err(e);
+        }
+        if let Some(mut buf) = lead {
+            self.read_until_filled(&slot, &mut buf, deadline);
+            self.release_read_role(buf);
         }
         match slot.wait_until(deadline) {
             Some(r) => r,
@@ -237,13 +291,6 @@ impl Connection {
         self.send_command(cmd)
     }
 
-    fn timeout_error(&self, cmd: &RemotingCommand, timeout: Duration) -> Error {
-        Error::Timeout(format!(
-            "no response from {} to request code {} within {timeout:?}",
-            self.addr, cmd.code
-        ))
-    }
-
     fn register(&self, opaque: i32, waiter: Waiter) -> Result<()> {
         if self.is_closed() {
             return Err(self.closed_error("closed before the request was sent"));
@@ -258,135 +305,131 @@ impl Connection {
         Ok(())
     }
 
-    pub(crate) fn send_command(&self, cmd: &RemotingCommand) -> Result<()> {
-        let head = codec::encode_head(cmd, self.ser)?.freeze();
-        self.send_frame(head, cmd.body.clone())
+    // ---- reading ---------------------------------------------------------------------------
+
+    /// The read role for a blocking caller, if nobody holds it; the socket leaves the
+    /// reactor's watch.
+    fn try_take_read_role(&self) -> Option<BytesMut> {
+        let mut st = self.read.lock().unwrap();
+        if st.reader != Reader::Nobody || self.is_closed() {
+            return None;
+        }
+        reactor().disarm_read(self.token, self.fd()).ok()?;
+        st.reader = Reader::Caller;
+        Some(std::mem::take(&mut st.buf))
     }
 
-    /// Writes a frame (header + body) directly if nothing is queued, else queues it.
-    fn send_frame(&self, mut head: Bytes, mut body: Bytes) -> Result<()> {
-        let mut q = self.queue.lock().unwrap();
-        if let Some(reason) = &q.failed {
-            return Err(self.closed_error(reason));
-        }
-        if q.frames.is_empty() {
-            loop {
-                if head.is_empty() && body.is_empty() {
-                    return Ok(());
-                }
-                let slices = [IoSlice::new(&head), IoSlice::new(&body)];
-                match self.stream.try_write_vectored(&slices) {
-                    Ok(n) => advance_pair(&mut head, &mut body, n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        drop(q);
-                        let reason = format!("write failed: {e}");
-                        self.close(&reason);
-                        return Err(Error::Io {
-                            addr: self.addr.clone(),
-                            source: e,
-                        });
-                    }
-                }
+    /// Hands the read role back and puts the socket back under the reactor's watch.
+    fn release_read_role(&self, buf: BytesMut) {
+        let mut st = self.read.lock().unwrap();
+        st.buf = buf;
+        st.reader = Reader::Nobody;
+        if !self.is_closed() {
+            if let Err(e) = reactor().arm_read(self.token, self.fd()) {
+                drop(st);
+                self.close(&format!("cannot watch the socket: {e}"));
             }
         }
-        if !head.is_empty() {
-            q.frames.push_back(head);
-        }
-        if !body.is_empty() {
-            q.frames.push_back(body);
-        }
-        drop(q);
-        self.queued.notify_one();
-        Ok(())
     }
 
-    async fn write_loop(self: Arc<Self>) {
+    /// The reactor saw data. Ignored when a caller holds the read role (it re-arms when done).
+    pub(crate) fn on_readable(&self) {
+        let mut buf = {
+            let mut st = self.read.lock().unwrap();
+            if st.reader != Reader::Nobody {
+                return;
+            }
+            st.reader = Reader::Reactor;
+            std::mem::take(&mut st.buf)
+        };
+        self.read_available(&mut buf);
+        self.release_read_role(buf);
+    }
+
+    /// As the reader, polls the socket until `slot` is filled, the deadline passes or the
+    /// connection ends, dispatching every frame that arrives.
+    fn read_until_filled(&self, slot: &BlockingSlot, buf: &mut BytesMut, deadline: Instant) {
         loop {
-            self.queued.notified().await;
-            loop {
-                if self.is_closed() {
+            if slot.is_filled() || self.is_closed() {
+                return;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            let wait_ms =
+                ((deadline - now).as_micros().div_ceil(1000)).min(i32::MAX as u128) as i32;
+            let mut pfd = libc::pollfd {
+                fd: self.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd for the duration of the call.
+            let ready = unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+            if ready < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    self.close(&format!("poll failed: {e}"));
                     return;
                 }
-                if self.queue.lock().unwrap().frames.is_empty() {
-                    break;
-                }
-                if let Err(e) = self.stream.writable().await {
-                    self.close(&format!("socket not writable: {e}"));
-                    return;
-                }
-                let mut q = self.queue.lock().unwrap();
-                let slices: Vec<IoSlice<'_>> = q
-                    .frames
-                    .iter()
-                    .take(MAX_IOVECS)
-                    .map(|b| IoSlice::new(b))
-                    .collect();
-                match self.stream.try_write_vectored(&slices) {
-                    Ok(n) => {
-                        drop(slices);
-                        consume(&mut q.frames, n);
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                        ) => {}
-                    Err(e) => {
-                        drop(slices);
-                        drop(q);
-                        self.close(&format!("write failed: {e}"));
-                        return;
-                    }
-                }
+            } else if ready > 0 && !self.read_available(buf) {
+                return;
             }
         }
     }
 
-    async fn read_loop(self: Arc<Self>) {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
-        let reason = loop {
-            loop {
-                match codec::decode_frame(&mut buf) {
-                    Ok(Some(cmd)) => self.dispatch(cmd),
-                    Ok(None) => break,
-                    // The Java peer closes on a decode error too: the stream cannot resync.
-                    Err(e) => {
-                        self.close(&format!("undecodable frame: {e}"));
-                        return;
-                    }
-                }
-            }
+    /// Reads what the socket has and dispatches every complete frame. False once the
+    /// connection has ended.
+    fn read_available(&self, buf: &mut BytesMut) -> bool {
+        loop {
             if buf.capacity() - buf.len() < READ_CHUNK / 4 {
                 buf.reserve(READ_CHUNK);
             }
-            let shutdown = self.shutdown.notified();
-            tokio::pin!(shutdown);
-            shutdown.as_mut().enable();
-            if self.is_closed() {
-                return;
-            }
-            tokio::select! {
-                ready = self.stream.readable() => {
-                    if let Err(e) = ready {
-                        break format!("read failed: {e}");
-                    }
+            let len = buf.len();
+            let room = buf.capacity() - len;
+            // SAFETY: the kernel writes at most `room` bytes into the spare capacity; only the
+            // bytes it reports are exposed with set_len.
+            let n = unsafe { libc::recv(self.fd(), buf.as_mut_ptr().add(len).cast(), room, 0) };
+            if n > 0 {
+                unsafe { buf.set_len(len + n as usize) };
+                if !self.dispatch_frames(buf) {
+                    return false;
                 }
-                _ = self.shutdown.notified() => return,
+                // A short read drained the socket; the watch is level-triggered, so anything
+                // newer is reported again.
+                if (n as usize) < room {
+                    return true;
+                }
+                continue;
             }
-            match self.stream.try_read_buf(&mut buf) {
-                Ok(0) => break "peer closed the connection".to_string(),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => break format!("read failed: {e}"),
+            if n == 0 {
+                self.close("peer closed the connection");
+                return false;
             }
-            if self.is_closed() {
-                return;
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => return true,
+                io::ErrorKind::Interrupted => continue,
+                _ => {
+                    self.close(&format!("read failed: {e}"));
+                    return false;
+                }
             }
-        };
-        self.close(&reason);
+        }
+    }
+
+    fn dispatch_frames(&self, buf: &mut BytesMut) -> bool {
+        loop {
+            match codec::decode_frame(buf) {
+                Ok(Some(cmd)) => self.dispatch(cmd),
+                Ok(None) => return true,
+                // The Java peer closes on a decode error too: the stream cannot resync.
+                Err(e) => {
+                    self.close(&format!("undecodable frame: {e}"));
+                    return false;
+                }
+            }
+        }
     }
 
     fn dispatch(&self, cmd: RemotingCommand) {
@@ -402,6 +445,89 @@ impl Connection {
         if let Some(response) = self.processor.process(&self.addr, cmd) {
             if !oneway {
                 let _ = self.send_command(&response);
+            }
+        }
+    }
+
+    // ---- writing ---------------------------------------------------------------------------
+
+    pub(crate) fn send_command(&self, cmd: &RemotingCommand) -> Result<()> {
+        let head = codec::encode_head(cmd, self.ser)?.freeze();
+        self.send_frame(head, cmd.body.clone())
+    }
+
+    /// Writes a frame (header + body) directly if nothing is queued, else queues it.
+    fn send_frame(&self, mut head: Bytes, mut body: Bytes) -> Result<()> {
+        let mut q = self.queue.lock().unwrap();
+        if let Some(reason) = &q.failed {
+            return Err(self.closed_error(reason));
+        }
+        if !q.frames.is_empty() {
+            q.frames.push_back(head);
+            q.frames.push_back(body);
+            return Ok(());
+        }
+        while !head.is_empty() || !body.is_empty() {
+            match send_vectored(self.fd(), &[IoSlice::new(&head), IoSlice::new(&body)]) {
+                Ok(n) => advance_pair(&mut head, &mut body, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    drop(q);
+                    self.close(&format!("write failed: {e}"));
+                    return Err(Error::Io {
+                        addr: self.addr.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        if head.is_empty() && body.is_empty() {
+            return Ok(());
+        }
+        q.frames.push_back(head);
+        q.frames.push_back(body);
+        if let Err(e) = reactor().arm_write(self.token, self.write_fd.as_raw_fd()) {
+            drop(q);
+            self.close(&format!("cannot watch the socket: {e}"));
+        }
+        Ok(())
+    }
+
+    /// The reactor saw room in the send buffer: flush the queue, re-arm if it is not empty.
+    pub(crate) fn on_writable(&self) {
+        let mut q = self.queue.lock().unwrap();
+        loop {
+            q.frames.retain(|b| !b.is_empty());
+            if q.frames.is_empty() || q.failed.is_some() {
+                return;
+            }
+            let slices: Vec<IoSlice<'_>> = q
+                .frames
+                .iter()
+                .take(MAX_IOVECS)
+                .map(|b| IoSlice::new(b))
+                .collect();
+            match send_vectored(self.fd(), &slices) {
+                Ok(n) => {
+                    drop(slices);
+                    consume(&mut q.frames, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    drop(slices);
+                    if let Err(e) = reactor().arm_write(self.token, self.write_fd.as_raw_fd()) {
+                        drop(q);
+                        self.close(&format!("cannot watch the socket: {e}"));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    drop(slices);
+                    drop(q);
+                    self.close(&format!("write failed: {e}"));
+                    return;
+                }
             }
         }
     }
@@ -425,6 +551,23 @@ impl Drop for PendingGuard<'_> {
     }
 }
 
+/// writev that never raises SIGPIPE: a host program (C, Go) may not ignore that signal, and a
+/// peer that hung up must be an error, not the end of the process.
+fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: IoSlice is ABI-compatible with iovec; msghdr points at it for the call only.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = bufs.len() as _;
+        libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL)
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 fn advance_pair(head: &mut Bytes, body: &mut Bytes, mut n: usize) {
     let h = n.min(head.len());
     head.advance(h);
@@ -442,5 +585,36 @@ fn consume(frames: &mut VecDeque<Bytes>, mut n: usize) {
             front.advance(n);
             n = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A host program (C, Go) may leave SIGPIPE at its default action, which ends the process.
+    /// This restores the default (Rust test binaries ignore SIGPIPE) and writes into a socket
+    /// whose peer has reset it: the write must come back as an error, not a signal.
+    #[test]
+    fn writing_to_a_reset_peer_is_an_error_not_sigpipe() {
+        // SAFETY: changes a signal disposition; nothing in this binary relies on SIGPIPE.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        drop(theirs);
+        let data = [7u8; 1024];
+        // the first write reaches a closed socket and draws a reset...
+        let _ = send_vectored(ours.as_raw_fd(), &[IoSlice::new(&data)]);
+        std::thread::sleep(Duration::from_millis(100));
+        // ...the next one fails: EPIPE, which without MSG_NOSIGNAL also raises SIGPIPE
+        let err = send_vectored(ours.as_raw_fd(), &[IoSlice::new(&data)]).unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
     }
 }

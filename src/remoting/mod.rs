@@ -1,9 +1,11 @@
-//! The remoting layer: frame codec, connections, the per-address pool, broker-initiated requests.
+//! The remoting layer: frame codec, connections and their reactor, the per-address pool,
+//! broker-initiated requests.
 pub mod client;
 pub mod codec;
 pub mod command;
 pub mod connection;
 pub mod processor;
+mod reactor;
 
 pub use client::RemotingClient;
 pub use command::{RemotingCommand, SerializeType};
