@@ -52,31 +52,56 @@ impl Waiter {
 }
 
 struct BlockingSlot {
-    result: Mutex<Option<Result<RemotingCommand>>>,
+    state: Mutex<SlotState>,
     ready: Condvar,
 }
 
+#[derive(Default)]
+struct SlotState {
+    result: Option<Result<RemotingCommand>>,
+    /// A thread sleeps on `ready`; when the caller filled its own slot, nobody does, and the
+    /// notify (a futex syscall) is skipped.
+    sleeping: bool,
+}
+
 impl BlockingSlot {
+    fn new() -> BlockingSlot {
+        BlockingSlot {
+            state: Mutex::new(SlotState::default()),
+            ready: Condvar::new(),
+        }
+    }
+
     fn fill(&self, result: Result<RemotingCommand>) {
-        *self.result.lock().unwrap() = Some(result);
-        self.ready.notify_one();
+        let mut st = self.state.lock().unwrap();
+        st.result = Some(result);
+        if st.sleeping {
+            self.ready.notify_one();
+        }
     }
 
     fn is_filled(&self) -> bool {
-        self.result.lock().unwrap().is_some()
+        self.state.lock().unwrap().result.is_some()
+    }
+
+    fn take(&self) -> Option<Result<RemotingCommand>> {
+        self.state.lock().unwrap().result.take()
     }
 
     fn wait_until(&self, deadline: Instant) -> Option<Result<RemotingCommand>> {
-        let mut guard = self.result.lock().unwrap();
+        let mut st = self.state.lock().unwrap();
         loop {
-            if let Some(r) = guard.take() {
+            if let Some(r) = st.result.take() {
+                st.sleeping = false;
                 return Some(r);
             }
             let now = Instant::now();
             if now >= deadline {
+                st.sleeping = false;
                 return None;
             }
-            guard = self.ready.wait_timeout(guard, deadline - now).unwrap().0;
+            st.sleeping = true;
+            st = self.ready.wait_timeout(st, deadline - now).unwrap().0;
         }
     }
 }
@@ -231,10 +256,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<RemotingCommand> {
         let deadline = Instant::now() + timeout;
-        let slot = Arc::new(BlockingSlot {
-            result: Mutex::new(None),
-            ready: Condvar::new(),
-        });
+        let slot = Arc::new(BlockingSlot::new());
         self.register(cmd.opaque, Waiter::Blocking(Arc::clone(&slot)))?;
         // Take the read role before writing, so nobody else can pick up the reply.
         let lead = self.try_take_read_role();
@@ -254,7 +276,7 @@ impl Connection {
             None => {
                 // The response may have raced in; prefer it over a timeout.
                 if self.pending.lock().unwrap().remove(&cmd.opaque).is_none() {
-                    if let Some(r) = slot.result.lock().unwrap().take() {
+                    if let Some(r) = slot.take() {
                         return r;
                     }
                 }
