@@ -41,7 +41,7 @@ def _value_text(key: str, value) -> str:
     raise TypeError(f"value of {key!r} must be str, int or bool, not {type(value).__name__}")
 
 
-class Config:
+class Config(_ffi.Closeable):
     """A native rmq_config_t. Keys are checked by the library: an unknown key or a bad value
     raises :class:`rmq.ConfigError`. Mostly used through ``Producer(dict)``."""
 
@@ -94,15 +94,3 @@ class Config:
             handle, self._handle = self._handle, None
         if handle:
             _lib.rmq_config_destroy(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

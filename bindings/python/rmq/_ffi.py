@@ -201,3 +201,22 @@ def c_str(value, what: str) -> bytes:
     if "\0" in value:
         raise ValueError(f"{what} must not contain NUL characters")
     return value.encode("utf-8")
+
+
+class Closeable:
+    """close() on leaving a with-block and, as a safety net, on garbage collection."""
+
+    def close(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -47,7 +47,7 @@ def _keys_text(keys):
     return _ffi.c_str(" ".join(parts), "keys")
 
 
-class Message:
+class Message(_ffi.Closeable):
     """A RocketMQ message backed by a native rmq_message_t.
 
     ``Message(topic, body, tags=..., keys="k" or ["k1", "k2"], properties={...})``. The body is
@@ -234,18 +234,6 @@ class Message:
             handle, self._handle = self._handle, None
             if handle:
                 _lib.rmq_message_destroy(handle)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         if not self._handle:

@@ -148,7 +148,7 @@ def _check_int(what, value, high):
 
 
 # ---------------------------------------------------------------------------------- Producer
-class Producer:
+class Producer(_ffi.Closeable):
     """A RocketMQ producer.
 
     ``Producer({"name-server": "127.0.0.1:9876", "producer.group": "G", ...})`` with the keys of
@@ -289,15 +289,6 @@ class Producer:
                 self.close()
                 raise
         return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self):
         state = "closed" if not self._handle else ("started" if self._started else "created")
