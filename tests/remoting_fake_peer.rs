@@ -38,6 +38,47 @@ fn reply(req: &RemotingCommand, code: i32) -> RemotingCommand {
     RemotingCommand::response_to(req, code, Some(format!("echo {}", req.code)))
 }
 
+/// Reads every request on `s` until EOF and writes back `answer(request)` when it is Some.
+async fn answer_each(
+    s: &mut TcpStream,
+    mut answer: impl FnMut(RemotingCommand) -> Option<RemotingCommand>,
+) {
+    let mut buf = BytesMut::new();
+    while let Some(req) = read_cmd(s, &mut buf).await {
+        if let Some(r) = answer(req) {
+            write_cmd(s, &r, SerializeType::Json).await;
+        }
+    }
+}
+
+/// Accepts connections for the rest of the test, answering each as `answer_each` does.
+fn serve<F>(l: TcpListener, answer: F)
+where
+    F: Fn(RemotingCommand) -> Option<RemotingCommand> + Clone + Send + 'static,
+{
+    rt().spawn(async move {
+        loop {
+            let (mut s, _) = l.accept().await.unwrap();
+            let answer = answer.clone();
+            tokio::spawn(async move { answer_each(&mut s, answer).await });
+        }
+    });
+}
+
+/// A broker's answer to SEND_MESSAGE_V2: `code`, with the store position in the header.
+fn send_reply(req: &RemotingCommand, code: i32, queue_offset: i64) -> RemotingCommand {
+    let mut r = reply(req, code);
+    r.ext_fields = vec![
+        (
+            Cow::Borrowed("msgId"),
+            format!("7F00000100002A9F{queue_offset:016}"),
+        ),
+        (Cow::Borrowed("queueId"), req.ext("e").unwrap().to_string()),
+        (Cow::Borrowed("queueOffset"), queue_offset.to_string()),
+    ];
+    r
+}
+
 async fn listener() -> (TcpListener, String) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -81,12 +122,7 @@ fn pipelined_responses_are_matched_by_opaque_in_any_order() {
 #[test]
 fn blocking_invoke_from_a_foreign_thread_times_out_and_forgets_the_request() {
     let (l, addr) = rt().block_on(listener());
-    rt().spawn(async move {
-        let (mut s, _) = l.accept().await.unwrap();
-        let mut buf = BytesMut::new();
-        // read requests, never answer
-        while read_cmd(&mut s, &mut buf).await.is_some() {}
-    });
+    serve(l, |_| None); // reads requests, never answers
     let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
     let start = Instant::now();
     let err = client
@@ -109,11 +145,7 @@ fn blocking_invoke_from_a_foreign_thread_times_out_and_forgets_the_request() {
 fn abandoned_async_requests_are_removed() {
     rt().block_on(async {
         let (l, addr) = listener().await;
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = BytesMut::new();
-            while read_cmd(&mut s, &mut buf).await.is_some() {}
-        });
+        serve(l, |_| None); // reads requests, never answers
         let conn = Connection::connect(
             &addr,
             Duration::from_secs(1),
@@ -151,10 +183,7 @@ fn dropped_connection_fails_waiters_and_the_client_reconnects() {
         drop(s);
         // second connection: answer everything
         let (mut s, _) = l.accept().await.unwrap();
-        let mut buf = BytesMut::new();
-        while let Some(req) = read_cmd(&mut s, &mut buf).await {
-            write_cmd(&mut s, &reply(&req, 0), SerializeType::Json).await;
-        }
+        answer_each(&mut s, |req| Some(reply(&req, 0))).await;
     });
     let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
     let err = client
@@ -340,13 +369,13 @@ fn large_frames_survive_a_full_socket_buffer() {
         let (l, addr) = listener().await;
         tokio::spawn(async move {
             let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = BytesMut::new();
             tokio::time::sleep(Duration::from_millis(100)).await; // let the client's buffer fill
-            while let Some(req) = read_cmd(&mut s, &mut buf).await {
+            answer_each(&mut s, |req| {
                 let mut r = reply(&req, 0);
                 r.remark = Some(format!("{}", req.body.len()));
-                write_cmd(&mut s, &r, SerializeType::Json).await;
-            }
+                Some(r)
+            })
+            .await;
         });
         let conn = Connection::connect(
             &addr,
@@ -376,48 +405,20 @@ fn dead_name_server_fastjson_routes_and_send_retries() {
     let route = format!(
         r#"{{"brokerDatas":[{{"brokerAddrs":{{0:"{br_addr}"}},"brokerName":"fake-a","cluster":"c"}}],"filterServerTable":{{}},"queueDatas":[{{"brokerName":"fake-a","perm":6,"readQueueNums":2,"topicSysFlag":0,"writeQueueNums":2}}]}}"#
     );
-    rt().spawn(async move {
-        loop {
-            let (mut s, _) = ns_l.accept().await.unwrap();
-            let route = route.clone();
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                while let Some(req) = read_cmd(&mut s, &mut buf).await {
-                    assert_eq!(req.code, 105);
-                    assert_eq!(req.ext("acceptStandardJsonOnly"), Some("true"));
-                    let r = reply(&req, 0).with_body(route.clone().into_bytes().into());
-                    write_cmd(&mut s, &r, SerializeType::Json).await;
-                }
-            });
-        }
+    serve(ns_l, move |req| {
+        assert_eq!(req.code, 105);
+        assert_eq!(req.ext("acceptStandardJsonOnly"), Some("true"));
+        Some(reply(&req, 0).with_body(route.clone().into_bytes().into()))
     });
     let sends = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = Arc::clone(&sends);
-    rt().spawn(async move {
-        loop {
-            let (mut s, _) = br_l.accept().await.unwrap();
-            let seen = Arc::clone(&seen);
-            tokio::spawn(async move {
-                let mut buf = BytesMut::new();
-                while let Some(req) = read_cmd(&mut s, &mut buf).await {
-                    if req.code != 310 {
-                        write_cmd(&mut s, &reply(&req, 0), SerializeType::Json).await;
-                        continue;
-                    }
-                    let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let mut r = reply(&req, if n < 2 { 2 } else { 0 });
-                    r.ext_fields = vec![
-                        (
-                            Cow::Borrowed("msgId"),
-                            "7F00000100002A9F0000000000000042".into(),
-                        ),
-                        (Cow::Borrowed("queueId"), req.ext("e").unwrap().to_string()),
-                        (Cow::Borrowed("queueOffset"), "42".into()),
-                    ];
-                    write_cmd(&mut s, &r, SerializeType::RocketMq).await;
-                }
-            });
+    serve(br_l, move |req| {
+        if req.code != 310 {
+            return Some(reply(&req, 0));
         }
+        let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // SYSTEM_BUSY twice, then stored
+        Some(send_reply(&req, if n < 2 { 2 } else { 0 }, 42))
     });
     // one name server address is dead (which is tried first is random, as in Java; the
     // deterministic failover test is in client::namesrv)
@@ -487,37 +488,19 @@ fn routes_are_refreshed_and_brokers_heartbeated_periodically() {
         r#"{{"brokerDatas":[{{"brokerAddrs":{{"0":"{br_addr}"}},"brokerName":"fake-b","cluster":"c"}}],"queueDatas":[{{"brokerName":"fake-b","perm":6,"readQueueNums":1,"writeQueueNums":1}}]}}"#
     );
     let counter = Arc::clone(&route_queries);
-    rt().spawn(async move {
-        let (mut s, _) = ns_l.accept().await.unwrap();
-        let mut buf = BytesMut::new();
-        while let Some(req) = read_cmd(&mut s, &mut buf).await {
-            counter.fetch_add(1, SeqCst);
-            let r = reply(&req, 0).with_body(route.clone().into_bytes().into());
-            write_cmd(&mut s, &r, SerializeType::Json).await;
-        }
+    serve(ns_l, move |req| {
+        counter.fetch_add(1, SeqCst);
+        Some(reply(&req, 0).with_body(route.clone().into_bytes().into()))
     });
     let counter = Arc::clone(&heartbeats);
-    rt().spawn(async move {
-        let (mut s, _) = br_l.accept().await.unwrap();
-        let mut buf = BytesMut::new();
-        while let Some(req) = read_cmd(&mut s, &mut buf).await {
-            let mut r = reply(&req, 0);
-            if req.code == 34 {
-                let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
-                assert_eq!(body["producerDataSet"][0]["groupName"], "TimerGroup");
-                counter.fetch_add(1, SeqCst);
-            } else {
-                r.ext_fields = vec![
-                    (
-                        Cow::Borrowed("msgId"),
-                        "7F00000100002A9F0000000000000001".into(),
-                    ),
-                    (Cow::Borrowed("queueId"), "0".into()),
-                    (Cow::Borrowed("queueOffset"), "1".into()),
-                ];
-            }
-            write_cmd(&mut s, &r, SerializeType::Json).await;
+    serve(br_l, move |req| {
+        if req.code != 34 {
+            return Some(send_reply(&req, 0, 1));
         }
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body["producerDataSet"][0]["groupName"], "TimerGroup");
+        counter.fetch_add(1, SeqCst);
+        Some(reply(&req, 0))
     });
     let mut cfg = ProducerConfig::new(&ns_addr, "TimerGroup").unwrap();
     cfg.client.poll_name_server_interval = Duration::from_millis(150);
