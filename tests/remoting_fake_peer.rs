@@ -79,6 +79,17 @@ fn send_reply(req: &RemotingCommand, code: i32, queue_offset: i64) -> RemotingCo
     r
 }
 
+async fn connect(addr: &str) -> Arc<Connection> {
+    Connection::connect(
+        addr,
+        Duration::from_secs(1),
+        SerializeType::Json,
+        Arc::new(UnsupportedProcessor),
+    )
+    .await
+    .unwrap()
+}
+
 async fn listener() -> (TcpListener, String) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -99,14 +110,7 @@ fn pipelined_responses_are_matched_by_opaque_in_any_order() {
             write_cmd(&mut s, &reply(&a, 0), SerializeType::Json).await;
             let _ = read_cmd(&mut s, &mut buf).await;
         });
-        let conn = Connection::connect(
-            &addr,
-            Duration::from_secs(1),
-            SerializeType::Json,
-            Arc::new(UnsupportedProcessor),
-        )
-        .await
-        .unwrap();
+        let conn = connect(&addr).await;
         let req_a = RemotingCommand::request(101, vec![]);
         let req_b = RemotingCommand::request(202, vec![]);
         let (ra, rb) = tokio::join!(
@@ -146,14 +150,7 @@ fn abandoned_async_requests_are_removed() {
     rt().block_on(async {
         let (l, addr) = listener().await;
         serve(l, |_| None); // reads requests, never answers
-        let conn = Connection::connect(
-            &addr,
-            Duration::from_secs(1),
-            SerializeType::Json,
-            Arc::new(UnsupportedProcessor),
-        )
-        .await
-        .unwrap();
+        let conn = connect(&addr).await;
         let req = RemotingCommand::request(9, vec![]);
         // the caller gives up (drops the future) long before the request's own timeout
         let r = tokio::time::timeout(
@@ -249,14 +246,7 @@ fn assert_not_supported(answer: RemotingCommand) {
 fn broker_initiated_requests_get_not_supported_and_oneways_get_nothing() {
     let (addr, rx) = broker_that_calls_back();
     rt().block_on(async {
-        let conn = Connection::connect(
-            &addr,
-            Duration::from_secs(1),
-            SerializeType::Json,
-            Arc::new(UnsupportedProcessor),
-        )
-        .await
-        .unwrap();
+        let conn = connect(&addr).await;
         conn.invoke(&RemotingCommand::request(1, vec![]), Duration::from_secs(2))
             .await
             .unwrap();
@@ -377,14 +367,7 @@ fn large_frames_survive_a_full_socket_buffer() {
             })
             .await;
         });
-        let conn = Connection::connect(
-            &addr,
-            Duration::from_secs(1),
-            SerializeType::Json,
-            Arc::new(UnsupportedProcessor),
-        )
-        .await
-        .unwrap();
+        let conn = connect(&addr).await;
         let big = RemotingCommand::request(1, vec![]).with_body(vec![7u8; 8 << 20].into());
         let small = RemotingCommand::request(2, vec![]).with_body(vec![1u8; 10].into());
         let (a, b) = tokio::join!(
