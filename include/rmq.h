@@ -16,12 +16,17 @@
  *  - Strings going in are NUL-terminated UTF-8 (else RMQ_ERR_INVALID_UTF8). Strings coming out
  *    are (pointer, length) views, not NUL-terminated. Bytes are (pointer, length); NULL with
  *    length 0 is empty.
- *  - Threads: every function may be called from any thread. Callbacks run on one library thread,
- *    "rmq-dispatch", one at a time, never on an I/O thread and never while the library holds a
- *    lock; they may call rmq_ functions.
+ *  - Threads: every function may be called from any thread. Callbacks run on library threads
+ *    of the client instance ("rmq-callback-N", one unless client.callback-executor-threads
+ *    says more), never on an I/O thread, never on the caller's thread and never while the
+ *    library holds a lock; they may call rmq_ functions. Requests brokers start are processed
+ *    on threads of their own ("rmq-broker-req-N").
  *  - Order of teardown: a config may be destroyed as soon as the producer is created; messages
  *    and send results are independent of the producer; rmq_producer_destroy returns after the
- *    last callback of that producer has run.
+ *    last callback of that producer has run (from that producer's own callback it is refused).
+ *  - fork(): a producer made before fork() returns RMQ_ERR_FORKED in the child (destroying it
+ *    there frees the handle and touches nothing of the parent's); producers made in the child
+ *    work. Messages, configs and send results are plain data and work on both sides.
  *  - No panic crosses this boundary: a bug inside rmq returns RMQ_ERR_PANIC instead.
  */
 
@@ -111,10 +116,13 @@ typedef struct rmq_send_callback_params_t {
 } rmq_send_callback_params_t;
 
 /**
- * Async send completion. Runs on the library's dispatch thread ("rmq-dispatch"), never while
- * the library holds a lock, exactly once per send that rmq_producer_send_async accepted. It may
- * call rmq_ functions, including rmq_producer_destroy, but should return quickly: callbacks run
- * one at a time.
+ * Async send completion. Runs exactly once per send that rmq_producer_send_async accepted, on a
+ * callback thread of the producer's client instance ("rmq-callback-N"; one thread unless
+ * client.callback-executor-threads says more, so by default callbacks run one at a time in
+ * completion order), never on an I/O thread and never while the library holds a lock. After
+ * shutdown, pending sends complete with RMQ_ERR_CANCELLED. It may call rmq_ functions,
+ * including rmq_producer_destroy of another producer (which then runs the callbacks it waits
+ * for on this thread); destroying its own producer from here fails with RMQ_ERR_INVALID_STATE.
  */
 typedef void (*rmq_send_callback_t)(const struct rmq_send_callback_params_t *params, void *user_data);
 
@@ -209,6 +217,11 @@ typedef struct rmq_status_desc_t {
 #define RMQ_ERR_BUFFER_TOO_SMALL 10
 
 /**
+ * The handle was created before fork() in the parent process; create a new one in the child.
+ */
+#define RMQ_ERR_FORKED 11
+
+/**
  * No answer within the time budget.
  */
 #define RMQ_ERR_TIMEOUT 100
@@ -237,6 +250,16 @@ typedef struct rmq_status_desc_t {
  * No route for the topic (unknown to the name server and no auto-create template).
  */
 #define RMQ_ERR_ROUTE_NOT_FOUND 105
+
+/**
+ * A local resource ran out (memory, file descriptors, threads).
+ */
+#define RMQ_ERR_RESOURCE 106
+
+/**
+ * The operation was cancelled by shutdown before it completed.
+ */
+#define RMQ_ERR_CANCELLED 107
 
 /**
  * A bug in rmq: a panic was caught at the C boundary.
@@ -547,21 +570,26 @@ rmq_status_t rmq_producer_query_message(struct rmq_producer_t *producer,
                                         size_t *out_count);
 
 /**
- * Stops the producer: unregisters from the brokers and closes its connections. Async sends
- * still in flight complete with an error. Idempotent; sends afterwards fail with
- * RMQ_ERR_INVALID_STATE. Blocks for at most client.api-timeout.
+ * Stops the producer: async sends still in flight complete at once with RMQ_ERR_CANCELLED
+ * (their callbacks may still be running when this returns; rmq_producer_destroy waits for
+ * them), the brokers are told the group is gone, and the client instance closes its
+ * connections when this was its last producer. Nothing is dialled afterwards. Idempotent;
+ * sends afterwards fail with RMQ_ERR_INVALID_STATE. Blocks for at most client.api-timeout.
  */
 rmq_status_t rmq_producer_shutdown(struct rmq_producer_t *producer);
 
 /**
  * Shuts the producer down if needed, waits until every accepted async send has had its callback
  * run and return (so no callback of this producer runs after this returns), and frees it.
- * In-flight sends fail fast once the connections close, so the wait is as long as the slowest
- * pending callback. Called on the dispatch thread (from inside any send callback) it does not
- * wait, since the callbacks it would wait for run on that same thread later. NULL is a no-op;
- * the handle is invalid afterwards.
+ * In-flight sends fail at once with RMQ_ERR_CANCELLED, so the wait is as long as the slowest
+ * pending callback. Called from a callback of another producer, it runs the callbacks it waits
+ * for on the calling thread. Called from a callback of this same producer, it would wait for
+ * itself: it fails with RMQ_ERR_INVALID_STATE and the handle stays valid; destroy it from
+ * another thread. In a child process after fork() it frees the handle without touching the
+ * parent's connections. NULL is a no-op (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+ * Idempotent in effect: the handle is invalid after RMQ_OK.
  */
-void rmq_producer_destroy(struct rmq_producer_t *producer);
+rmq_status_t rmq_producer_destroy(struct rmq_producer_t *producer);
 
 /**
  * Store status (RMQ_SEND_OK, RMQ_SEND_FLUSH_DISK_TIMEOUT, ...).

@@ -38,6 +38,8 @@ pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
 pub const CONNECT_TIMEOUT: &str = "client.connect-timeout";
+pub const CALLBACK_EXECUTOR_THREADS: &str = "client.callback-executor-threads";
+pub const BROKER_REQUEST_THREADS: &str = "client.broker-request-threads";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
@@ -50,7 +52,7 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: INSTANCE_NAME,
         default: "DEFAULT",
         kind: ValueKind::Text,
-        description: "Client instance name; DEFAULT becomes '<pid>#<nanos>' so each producer gets its own client id, as in Java.",
+        description: "Client instance name. Clients with the same client id (ip@instance-name) and name servers share one instance: connections, routes, heartbeats. DEFAULT becomes '<pid>#<hash of name-server>'.",
     },
     ConfigKey {
         name: PRODUCER_GROUP,
@@ -111,6 +113,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "3000",
         kind: MS,
         description: "TCP connect timeout in ms.",
+    },
+    ConfigKey {
+        name: CALLBACK_EXECUTOR_THREADS,
+        default: "1",
+        kind: ValueKind::Integer { min: 1, max: 64 },
+        description: "Threads that run async send callbacks of the client instance (started on first use); with 1 they run one at a time, in completion order.",
+    },
+    ConfigKey {
+        name: BROKER_REQUEST_THREADS,
+        default: "1",
+        kind: ValueKind::Integer { min: 1, max: 64 },
+        description: "Threads that process requests the brokers start (transaction checks, consumer notifications), started on first use.",
     },
 ];
 
@@ -193,6 +207,8 @@ impl Config {
             poll_name_server_interval: self.ms(POLL_NAME_SERVER_INTERVAL),
             api_timeout: self.ms(API_TIMEOUT),
             connect_timeout: self.ms(CONNECT_TIMEOUT),
+            callback_executor_threads: self.int(CALLBACK_EXECUTOR_THREADS) as usize,
+            broker_request_threads: self.int(BROKER_REQUEST_THREADS) as usize,
         })
     }
 
@@ -247,6 +263,8 @@ pub struct ClientConfig {
     pub poll_name_server_interval: Duration,
     pub api_timeout: Duration,
     pub connect_timeout: Duration,
+    pub callback_executor_threads: usize,
+    pub broker_request_threads: usize,
 }
 
 impl ClientConfig {

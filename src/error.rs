@@ -39,6 +39,15 @@ pub enum Error {
     Protocol(String),
     #[error("no route for topic '{topic}': {reason}")]
     RouteNotFound { topic: String, reason: String },
+    /// A local resource ran out: memory, file descriptors, threads.
+    #[error("out of resources: {0}")]
+    Resource(String),
+    /// The object was made before fork() in the parent process; make a new one in the child.
+    #[error("this object was created in the parent process before fork(); create a new one in the child")]
+    Forked,
+    /// Shutdown came before the operation completed.
+    #[error("cancelled: {0}")]
+    Cancelled(String),
     #[error("{addr} answered {name} ({code}): {remark}")]
     Broker {
         code: i32,
@@ -63,6 +72,56 @@ impl Error {
         match self {
             Error::Broker { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+
+    /// The same error again, for callers that share one outcome (single-flight lookups).
+    pub fn duplicate(&self) -> Error {
+        match self {
+            Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
+            Error::InvalidState(m) => Error::InvalidState(m.clone()),
+            Error::UnknownConfigKey(k) => Error::UnknownConfigKey(k.clone()),
+            Error::InvalidConfigValue { key, value, reason } => Error::InvalidConfigValue {
+                key: key.clone(),
+                value: value.clone(),
+                reason: reason.clone(),
+            },
+            Error::MessageTooLarge { size, max } => Error::MessageTooLarge {
+                size: *size,
+                max: *max,
+            },
+            Error::Timeout(m) => Error::Timeout(m.clone()),
+            Error::Connect { addr, reason } => Error::Connect {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Error::ConnectionClosed { addr, reason } => Error::ConnectionClosed {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Error::Io { addr, source } => Error::Io {
+                addr: addr.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::Protocol(m) => Error::Protocol(m.clone()),
+            Error::RouteNotFound { topic, reason } => Error::RouteNotFound {
+                topic: topic.clone(),
+                reason: reason.clone(),
+            },
+            Error::Resource(m) => Error::Resource(m.clone()),
+            Error::Forked => Error::Forked,
+            Error::Cancelled(m) => Error::Cancelled(m.clone()),
+            Error::Broker {
+                code,
+                name,
+                remark,
+                addr,
+            } => Error::Broker {
+                code: *code,
+                name,
+                remark: remark.clone(),
+                addr: addr.clone(),
+            },
         }
     }
 

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod executor;
 pub mod ffi;
 pub mod producer;
 pub mod protocol;

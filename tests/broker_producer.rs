@@ -3,11 +3,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::mpsc;
-use std::time::Duration;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use common::{eventually, namesrv, unique};
-use rmq::client::ClientInstance;
+use rmq::client::registry;
 use rmq::{ClientConfig, Error, Message, MessageExt, Producer, ProducerConfig, SendStatus};
 
 fn producer(group: &str) -> Producer {
@@ -213,12 +213,14 @@ fn bad_input_gets_clear_errors_and_sends_nothing() {
 
 #[test]
 fn heartbeat_is_accepted_by_the_broker() {
-    let instance = ClientInstance::start(ClientConfig::new(&namesrv()).unwrap());
-    instance.register_producer(&unique("RustHbGroup"));
+    let mut config = ClientConfig::new(&namesrv()).unwrap();
+    config.instance_name = unique("hb"); // an instance of its own, not shared with other tests
+    let group = unique("RustHbGroup");
+    let instance = registry::register_producer(&config, &group).unwrap();
     rmq::runtime::handle().block_on(async {
         // learning a route also heartbeats new brokers; count an explicit round too
         instance
-            .update_route("TBW102", Duration::from_secs(3))
+            .update_route("TBW102", Instant::now() + Duration::from_secs(3))
             .await
             .unwrap();
         assert_eq!(
@@ -226,6 +228,55 @@ fn heartbeat_is_accepted_by_the_broker() {
             1,
             "one master broker answered SUCCESS"
         );
-        instance.shutdown("unused").await;
     });
+    assert!(registry::unregister_producer(&instance, &group));
+    instance.close();
+}
+
+/// Producers with one client id and name-server set share one client instance (connections,
+/// routes, heartbeats), as in Java; a group registered twice in it is refused.
+#[test]
+fn producers_with_one_client_id_share_one_instance() {
+    let mut config = ProducerConfig::new(&namesrv(), &unique("RustShareA")).unwrap();
+    config.client.instance_name = unique("shared");
+    let a = Producer::new(config.clone()).unwrap();
+    let mut b_config = config.clone();
+    b_config.group = unique("RustShareB");
+    let b = Producer::new(b_config).unwrap();
+    a.start().unwrap();
+    b.start().unwrap();
+    let (ia, ib) = (a.instance().unwrap(), b.instance().unwrap());
+    assert!(Arc::ptr_eq(&ia, &ib), "one instance for one client id");
+    assert_eq!(a.client_id(), b.client_id());
+
+    // the same group twice in one instance is a clear error
+    let twin = Producer::new(config.clone()).unwrap();
+    let err = twin.start().unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidState(m) if m.contains("already registered")),
+        "{err}"
+    );
+
+    // both send through the shared connections; b learns a's route without asking again
+    let topic = unique("RustShared");
+    a.send_blocking(&Message::new(topic.as_str(), "from a"))
+        .unwrap();
+    assert!(
+        ib.cached_publish_info(&topic).is_some(),
+        "routes are per instance"
+    );
+    b.send_blocking(&Message::new(topic.as_str(), "from b"))
+        .unwrap();
+
+    // the instance outlives a while b is a member, and closes with the last one
+    a.shutdown();
+    assert!(!ib.is_shut_down());
+    b.send_blocking(&Message::new(topic.as_str(), "b after a left"))
+        .unwrap();
+    b.shutdown();
+    assert!(ib.is_shut_down());
+    // a group freed by shutdown can join again (a new instance)
+    twin.start().unwrap();
+    assert!(!Arc::ptr_eq(&twin.instance().unwrap(), &ia));
+    twin.shutdown();
 }

@@ -15,7 +15,7 @@ use rmq::{Error, Message, Producer, ProducerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn rt() -> &'static tokio::runtime::Handle {
+fn rt() -> tokio::runtime::Handle {
     rmq::runtime::handle()
 }
 
@@ -81,6 +81,7 @@ fn send_reply(req: &RemotingCommand, code: i32, queue_offset: i64) -> RemotingCo
 
 async fn connect(addr: &str) -> Arc<Connection> {
     Connection::connect(
+        &rmq::runtime::shared().unwrap(),
         addr,
         Duration::from_secs(1),
         SerializeType::Json,
@@ -114,8 +115,8 @@ fn pipelined_responses_are_matched_by_opaque_in_any_order() {
         let req_a = RemotingCommand::request(101, vec![]);
         let req_b = RemotingCommand::request(202, vec![]);
         let (ra, rb) = tokio::join!(
-            conn.invoke(&req_a, Duration::from_secs(2)),
-            conn.invoke(&req_b, Duration::from_secs(2))
+            conn.invoke(&req_a, Instant::now() + Duration::from_secs(2)),
+            conn.invoke(&req_b, Instant::now() + Duration::from_secs(2))
         );
         assert_eq!(ra.unwrap().remark.as_deref(), Some("echo 101"));
         assert_eq!(rb.unwrap().remark.as_deref(), Some("echo 202"));
@@ -127,7 +128,11 @@ fn pipelined_responses_are_matched_by_opaque_in_any_order() {
 fn blocking_invoke_from_a_foreign_thread_times_out_and_forgets_the_request() {
     let (l, addr) = rt().block_on(listener());
     serve(l, |_| None); // reads requests, never answers
-    let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+    let client = RemotingClient::new(
+        rmq::runtime::shared().unwrap(),
+        Duration::from_secs(1),
+        Arc::new(UnsupportedProcessor),
+    );
     let start = Instant::now();
     let err = client
         .invoke_blocking(
@@ -155,14 +160,15 @@ fn abandoned_async_requests_are_removed() {
         // the caller gives up (drops the future) long before the request's own timeout
         let r = tokio::time::timeout(
             Duration::from_millis(50),
-            conn.invoke(&req, Duration::from_secs(60)),
+            conn.invoke(&req, Instant::now() + Duration::from_secs(60)),
         )
         .await;
         assert!(r.is_err());
         assert_eq!(conn.pending_count(), 0);
         // and one that times out on its own
         assert!(matches!(
-            conn.invoke(&req, Duration::from_millis(30)).await,
+            conn.invoke(&req, Instant::now() + Duration::from_millis(30))
+                .await,
             Err(Error::Timeout(_))
         ));
         assert_eq!(conn.pending_count(), 0);
@@ -182,7 +188,11 @@ fn dropped_connection_fails_waiters_and_the_client_reconnects() {
         let (mut s, _) = l.accept().await.unwrap();
         answer_each(&mut s, |req| Some(reply(&req, 0))).await;
     });
-    let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+    let client = RemotingClient::new(
+        rmq::runtime::shared().unwrap(),
+        Duration::from_secs(1),
+        Arc::new(UnsupportedProcessor),
+    );
     let err = client
         .invoke_blocking(
             &addr,
@@ -247,9 +257,12 @@ fn broker_initiated_requests_get_not_supported_and_oneways_get_nothing() {
     let (addr, rx) = broker_that_calls_back();
     rt().block_on(async {
         let conn = connect(&addr).await;
-        conn.invoke(&RemotingCommand::request(1, vec![]), Duration::from_secs(2))
-            .await
-            .unwrap();
+        conn.invoke(
+            &RemotingCommand::request(1, vec![]),
+            Instant::now() + Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
         assert_not_supported(rx.await.unwrap());
     });
 }
@@ -258,7 +271,11 @@ fn broker_initiated_requests_get_not_supported_and_oneways_get_nothing() {
 #[test]
 fn broker_requests_are_served_by_a_blocking_caller_reading_its_reply() {
     let (addr, rx) = broker_that_calls_back();
-    let client = RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
+    let client = RemotingClient::new(
+        rmq::runtime::shared().unwrap(),
+        Duration::from_secs(1),
+        Arc::new(UnsupportedProcessor),
+    );
     let r = client
         .invoke_blocking(
             &addr,
@@ -298,6 +315,7 @@ fn blocking_and_async_callers_share_one_connection() {
         }
     });
     let client = Arc::new(RemotingClient::new(
+        rmq::runtime::shared().unwrap(),
         Duration::from_secs(1),
         Arc::new(UnsupportedProcessor),
     ));
@@ -314,7 +332,7 @@ fn blocking_and_async_callers_share_one_connection() {
                         let cmd = RemotingCommand::request(2, vec![])
                             .with_body(i.to_be_bytes().to_vec().into());
                         let r = client
-                            .invoke(&addr, &cmd, Duration::from_secs(10))
+                            .invoke(&addr, &cmd, Instant::now() + Duration::from_secs(10))
                             .await
                             .unwrap();
                         assert_eq!(r.body, cmd.body);
@@ -371,8 +389,8 @@ fn large_frames_survive_a_full_socket_buffer() {
         let big = RemotingCommand::request(1, vec![]).with_body(vec![7u8; 8 << 20].into());
         let small = RemotingCommand::request(2, vec![]).with_body(vec![1u8; 10].into());
         let (a, b) = tokio::join!(
-            conn.invoke(&big, Duration::from_secs(10)),
-            conn.invoke(&small, Duration::from_secs(10))
+            conn.invoke(&big, Instant::now() + Duration::from_secs(10)),
+            conn.invoke(&small, Instant::now() + Duration::from_secs(10))
         );
         assert_eq!(a.unwrap().remark.as_deref(), Some("8388608"));
         assert_eq!(b.unwrap().remark.as_deref(), Some("10"));

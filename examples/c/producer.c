@@ -36,7 +36,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
 static int async_done;
 
-/* Runs on the library's dispatch thread. */
+/* Runs on a library callback thread ("rmq-callback-1"). */
 static void on_sent(const rmq_send_callback_params_t *params, void *user_data) {
     (void)user_data;
     if (params->status == RMQ_OK) {

@@ -1,67 +1,82 @@
-//! ClientInstance: what producers (and later consumers) share per client id: the connection pool,
-//! the name server list, cached topic routes, the broker address table, and the background task
-//! that refreshes routes and sends heartbeats.
+//! ClientInstance: what producers (and later consumers) with one client id share: the connection
+//! pool, the name server list, cached topic routes, the broker address table, the processors of
+//! broker-initiated requests, the callback executor, and the background task that refreshes
+//! routes and sends heartbeats. Instances are found and shared through `client::registry`.
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{watch, OnceCell};
 
 use super::namesrv::NameServerList;
 use super::route::TopicPublishInfo;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::executor::Executor;
 use crate::protocol::code::response;
 use crate::protocol::header::{self, AUTO_CREATE_TOPIC_KEY, DEFAULT_TOPIC_QUEUE_NUMS};
 use crate::protocol::message::{decode_offset_msg_id, decode_stored_messages, MessageExt};
 use crate::protocol::route::MASTER_ID;
-use crate::remoting::processor::UnsupportedProcessor;
+use crate::remoting::processor::{ProcessorRegistry, RequestProcessor};
 use crate::remoting::RemotingClient;
-use crate::runtime;
+use crate::runtime::Shared;
+
+type RouteOutcome = std::result::Result<Arc<TopicPublishInfo>, Arc<Error>>;
 
 pub struct ClientInstance {
+    pub(crate) key: super::registry::InstanceKey,
     client_id: String,
     config: ClientConfig,
     remoting: RemotingClient,
+    processors: Arc<ProcessorRegistry>,
+    callbacks: Executor,
     name_servers: NameServerList,
     routes: RwLock<HashMap<String, Arc<TopicPublishInfo>>>,
+    /// Route queries under way, one per topic: concurrent lookups of a new topic share it.
+    route_fetches: Mutex<HashMap<String, Arc<OnceCell<RouteOutcome>>>>,
     /// broker name -> broker id -> address, merged from every route seen.
     brokers: RwLock<HashMap<String, BTreeMap<i64, String>>>,
     producer_groups: Mutex<Vec<String>>,
+    shut_down: AtomicBool,
     stop: watch::Sender<bool>,
 }
 
 impl ClientInstance {
     /// Creates the instance and starts its background task on the shared runtime.
-    pub fn start(config: ClientConfig) -> Arc<ClientInstance> {
-        let instance_name = if config.instance_name == "DEFAULT" {
-            // As Java's changeInstanceNameToPID: one client id per producer unless named.
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            format!("{}#{}", std::process::id(), nanos)
-        } else {
-            config.instance_name.clone()
-        };
-        let ip = crate::protocol::ids::local_ip();
-        let ip = if ip.is_ipv6() {
-            format!("[{ip}]")
-        } else {
-            ip.to_string()
-        };
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        config: ClientConfig,
+        client_id: String,
+        key: super::registry::InstanceKey,
+    ) -> Arc<ClientInstance> {
         let (stop, stop_rx) = watch::channel(false);
+        let processors = Arc::new(ProcessorRegistry::new(Executor::new(
+            "rmq-broker-req",
+            config.broker_request_threads,
+        )));
+        let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
-            client_id: format!("{ip}@{instance_name}"),
-            remoting: RemotingClient::new(config.connect_timeout, Arc::new(UnsupportedProcessor)),
+            key,
+            client_id,
+            remoting: RemotingClient::new(
+                shared,
+                config.connect_timeout,
+                Arc::clone(&processors) as _,
+            ),
+            processors,
+            callbacks: Executor::new("rmq-callback", config.callback_executor_threads),
             name_servers: NameServerList::new(config.name_servers.clone()),
             config,
             routes: RwLock::new(HashMap::new()),
+            route_fetches: Mutex::new(HashMap::new()),
             brokers: RwLock::new(HashMap::new()),
             producer_groups: Mutex::new(Vec::new()),
+            shut_down: AtomicBool::new(false),
             stop,
         });
-        runtime::handle().spawn(background(Arc::downgrade(&instance), stop_rx));
+        handle.spawn(background(Arc::downgrade(&instance), stop_rx));
         instance
     }
 
@@ -77,49 +92,95 @@ impl ClientInstance {
         &self.remoting
     }
 
-    pub fn register_producer(&self, group: &str) {
-        let mut groups = self.producer_groups.lock().unwrap();
-        if !groups.iter().any(|g| g == group) {
-            groups.push(group.to_string());
+    pub fn shared(&self) -> &Arc<Shared> {
+        self.remoting.shared()
+    }
+
+    /// Where async send callbacks run.
+    pub fn callback_executor(&self) -> &Executor {
+        &self.callbacks
+    }
+
+    /// Registers the processor of broker requests with `code`; it runs on the instance's
+    /// broker-request executor, never on the thread that read the request.
+    pub fn register_processor(&self, code: i32, processor: Arc<dyn RequestProcessor>) {
+        self.processors.register(code, processor);
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// Adds a producer group; a group registered twice in one instance is an error, as in Java.
+    pub(crate) fn add_producer(&self, group: &str) -> Result<()> {
+        let mut groups = self.producer_groups.lock();
+        if groups.iter().any(|g| g == group) {
+            return Err(Error::InvalidState(format!(
+                "producer group '{group}' is already registered in client instance {}; \
+                 use another group or another instance-name",
+                self.client_id
+            )));
         }
+        groups.push(group.to_string());
+        Ok(())
+    }
+
+    /// Removes a producer group; true when the instance has no member left.
+    pub(crate) fn remove_producer(&self, group: &str) -> bool {
+        let mut groups = self.producer_groups.lock();
+        groups.retain(|g| g != group);
+        groups.is_empty()
+    }
+
+    pub(crate) fn mark_shut_down(&self) {
+        self.shut_down.store(true, Ordering::Release);
+        let _ = self.stop.send(true);
     }
 
     pub fn master_addr(&self, broker_name: &str) -> Option<String> {
         self.brokers
             .read()
-            .unwrap()
             .get(broker_name)
             .and_then(|ids| ids.get(&MASTER_ID).cloned())
     }
 
     /// Cached publish info, without I/O.
     pub fn cached_publish_info(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
-        self.routes.read().unwrap().get(topic).cloned()
+        self.routes.read().get(topic).cloned()
     }
 
+    /// The topic's publish info: cached, or fetched once for all concurrent callers.
     pub async fn publish_info(
         &self,
         topic: &str,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<Arc<TopicPublishInfo>> {
-        match self.cached_publish_info(topic) {
-            Some(info) => Ok(info),
-            None => self.update_route(topic, timeout).await,
+        if let Some(info) = self.cached_publish_info(topic) {
+            return Ok(info);
         }
-    }
-
-    pub fn publish_info_blocking(
-        &self,
-        topic: &str,
-        timeout: Duration,
-    ) -> Result<Arc<TopicPublishInfo>> {
-        match self.cached_publish_info(topic) {
-            Some(info) => Ok(info),
-            None => runtime::block_on_timeout(
-                timeout,
-                "topic route query",
-                self.update_route(topic, timeout),
-            ),
+        let fetch = Arc::clone(
+            self.route_fetches
+                .lock()
+                .entry(topic.to_string())
+                .or_insert_with(|| Arc::new(OnceCell::new())),
+        );
+        let outcome = tokio::time::timeout_at(
+            deadline.into(),
+            fetch.get_or_init(|| async {
+                self.update_route(topic, deadline).await.map_err(Arc::new)
+            }),
+        )
+        .await;
+        {
+            let mut fetches = self.route_fetches.lock();
+            if fetches.get(topic).is_some_and(|f| Arc::ptr_eq(f, &fetch)) && fetch.initialized() {
+                fetches.remove(topic);
+            }
+        }
+        match outcome {
+            Ok(Ok(info)) => Ok(Arc::clone(info)),
+            Ok(Err(e)) => Err(e.duplicate()),
+            Err(_) => Err(Error::Timeout(format!("no route for {topic} in time"))),
         }
     }
 
@@ -128,19 +189,19 @@ impl ClientInstance {
     pub async fn update_route(
         &self,
         topic: &str,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<Arc<TopicPublishInfo>> {
-        let timeout = timeout.min(self.config.api_timeout);
+        let deadline = deadline.min(Instant::now() + self.config.api_timeout);
         let info = match self
             .name_servers
-            .query_route(&self.remoting, topic, timeout)
+            .query_route(&self.remoting, topic, deadline)
             .await
         {
             Ok(route) => TopicPublishInfo::from_route(topic, route, None),
             Err(Error::RouteNotFound { .. }) => {
                 let template = self
                     .name_servers
-                    .query_route(&self.remoting, AUTO_CREATE_TOPIC_KEY, timeout)
+                    .query_route(&self.remoting, AUTO_CREATE_TOPIC_KEY, deadline)
                     .await
                     .map_err(|e| match e {
                         Error::RouteNotFound { .. } => Error::RouteNotFound {
@@ -160,7 +221,7 @@ impl ClientInstance {
             });
         }
         let new_broker = {
-            let mut brokers = self.brokers.write().unwrap();
+            let mut brokers = self.brokers.write();
             let mut added = false;
             for b in &info.route.broker_datas {
                 let known = brokers.insert(b.broker_name.clone(), b.broker_addrs.clone());
@@ -171,7 +232,6 @@ impl ClientInstance {
         let info = Arc::new(info);
         self.routes
             .write()
-            .unwrap()
             .insert(topic.to_string(), Arc::clone(&info));
         if new_broker {
             // A broker learns about us at once rather than at the next 30 s tick.
@@ -181,34 +241,32 @@ impl ClientInstance {
     }
 
     async fn refresh_routes(&self) {
-        let topics: Vec<String> = self.routes.read().unwrap().keys().cloned().collect();
+        let topics: Vec<String> = self.routes.read().keys().cloned().collect();
         for topic in topics {
             // A failed refresh keeps the last good route; the next tick tries again.
-            let _ = self.update_route(&topic, self.config.api_timeout).await;
+            let _ = self
+                .update_route(&topic, Instant::now() + self.config.api_timeout)
+                .await;
         }
     }
 
     /// HEART_BEAT to every master broker; returns how many answered SUCCESS.
     pub async fn send_heartbeats(&self) -> usize {
-        let groups = self.producer_groups.lock().unwrap().clone();
+        let groups = self.producer_groups.lock().clone();
         if groups.is_empty() {
             return 0;
         }
         let masters: Vec<String> = self
             .brokers
             .read()
-            .unwrap()
             .values()
             .filter_map(|ids| ids.get(&MASTER_ID).cloned())
             .collect();
         let mut ok = 0;
         for addr in masters {
-            let cmd = header::heartbeat(&self.client_id, &groups);
-            if let Ok(resp) = self
-                .remoting
-                .invoke(&addr, &cmd, self.config.api_timeout)
-                .await
-            {
+            let cmd = header::heartbeat(&self.client_id, &groups, &[]);
+            let deadline = Instant::now() + self.config.api_timeout;
+            if let Ok(resp) = self.remoting.invoke(&addr, &cmd, deadline).await {
                 if resp.code == response::SUCCESS {
                     ok += 1;
                 }
@@ -218,12 +276,12 @@ impl ClientInstance {
     }
 
     /// VIEW_MESSAGE_BY_ID: reads a stored message back by its offset message id.
-    pub async fn view_message(&self, offset_msg_id: &str, timeout: Duration) -> Result<MessageExt> {
+    pub async fn view_message(&self, offset_msg_id: &str, deadline: Instant) -> Result<MessageExt> {
         let (store, offset) = decode_offset_msg_id(offset_msg_id)?;
         let addr = store.to_string();
         let resp = self
             .remoting
-            .invoke(&addr, &header::view_message_by_id(offset), timeout)
+            .invoke(&addr, &header::view_message_by_id(offset), deadline)
             .await?;
         if resp.code != response::SUCCESS {
             return Err(Error::broker(resp.code, resp.remark_str(), addr));
@@ -245,9 +303,9 @@ impl ClientInstance {
         max_num: i32,
         begin_ms: i64,
         end_ms: i64,
+        deadline: Instant,
     ) -> Result<Vec<MessageExt>> {
-        let timeout = self.config.api_timeout;
-        let info = self.publish_info(topic, timeout).await?;
+        let info = self.publish_info(topic, deadline).await?;
         let mut masters: Vec<String> = info
             .route
             .broker_datas
@@ -259,7 +317,7 @@ impl ClientInstance {
         let mut found = Vec::new();
         for addr in masters {
             let cmd = header::query_message(topic, key, max_num, begin_ms, end_ms);
-            let resp = self.remoting.invoke(&addr, &cmd, timeout).await?;
+            let resp = self.remoting.invoke(&addr, &cmd, deadline).await?;
             match resp.code {
                 response::SUCCESS => found.extend(decode_stored_messages(resp.body)?),
                 response::QUERY_NOT_FOUND => {}
@@ -275,43 +333,35 @@ impl ClientInstance {
         Ok(found)
     }
 
-    /// Stops background work, unregisters `group` from every broker, closes connections.
-    pub async fn shutdown(&self, group: &str) {
-        let _ = self.stop.send(true);
+    /// Tells every broker this client has a connection to that `group` is gone.
+    pub async fn unregister_group(&self, group: &str) {
         let addrs: Vec<String> = self
             .brokers
             .read()
-            .unwrap()
             .values()
             .flat_map(|ids| ids.values().cloned())
             .collect();
         for addr in addrs {
             if self.remoting.existing(&addr).is_some() {
                 let cmd = header::unregister_client(&self.client_id, group);
-                let _ = self
-                    .remoting
-                    .invoke(&addr, &cmd, self.config.api_timeout)
-                    .await;
+                let deadline = Instant::now() + self.config.api_timeout;
+                let _ = self.remoting.invoke(&addr, &cmd, deadline).await;
             }
         }
-        self.remoting.close_all();
     }
 
-    /// `shutdown` from any thread: blocks outside the runtime, runs in the background inside it.
-    pub fn shutdown_blocking(self: &Arc<Self>, group: &str) {
+    /// Stops background work and closes every connection, failing what is in flight. Nothing
+    /// is dialled afterwards.
+    pub fn close(&self) {
+        self.mark_shut_down();
+        self.remoting.shutdown();
+    }
+}
+
+impl Drop for ClientInstance {
+    fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let this = Arc::clone(self);
-            let group = group.to_string();
-            runtime::handle().spawn(async move { this.shutdown(&group).await });
-        } else {
-            let timeout = self.config.api_timeout + Duration::from_millis(500);
-            let _ = runtime::block_on_timeout(timeout, "shutdown", async {
-                self.shutdown(group).await;
-                Ok(())
-            });
-            self.remoting.close_all();
-        }
+        self.remoting.shutdown();
     }
 }
 

@@ -1,7 +1,7 @@
 //! Name server addresses with failover: requests go to the last address that answered; on a
 //! transport failure the next one is tried.
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::protocol::code::response;
@@ -28,7 +28,7 @@ impl NameServerList {
         &self,
         remoting: &RemotingClient,
         topic: &str,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<TopicRouteData> {
         let start = self.current.load(Ordering::Relaxed);
         let mut last_err = None;
@@ -36,7 +36,7 @@ impl NameServerList {
             let idx = (start + i) % self.addrs.len();
             let addr = &self.addrs[idx];
             let cmd = header::get_route_info(topic);
-            match remoting.invoke(addr, &cmd, timeout).await {
+            match remoting.invoke(addr, &cmd, deadline).await {
                 Ok(resp) => {
                     self.current.store(idx, Ordering::Relaxed);
                     return match resp.code {
@@ -64,6 +64,7 @@ mod tests {
     use crate::remoting::processor::UnsupportedProcessor;
     use crate::remoting::RemotingCommand;
     use std::sync::Arc;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
@@ -90,20 +91,18 @@ mod tests {
                 addrs: vec!["127.0.0.1:1".into(), live],
                 current: AtomicUsize::new(0),
             };
-            let client =
-                RemotingClient::new(Duration::from_secs(1), Arc::new(UnsupportedProcessor));
-            let err = list
-                .query_route(&client, "T", Duration::from_secs(1))
-                .await
-                .unwrap_err();
+            let client = RemotingClient::new(
+                crate::runtime::shared().unwrap(),
+                Duration::from_secs(1),
+                Arc::new(UnsupportedProcessor),
+            );
+            let soon = || Instant::now() + Duration::from_secs(1);
+            let err = list.query_route(&client, "T", soon()).await.unwrap_err();
             assert!(matches!(err, Error::RouteNotFound { .. }), "{err}");
             assert_eq!(list.current.load(Ordering::Relaxed), 1);
             // all dead: the transport error comes back
             let dead = NameServerList::new(vec!["127.0.0.1:1".into()]);
-            let err = dead
-                .query_route(&client, "T", Duration::from_secs(1))
-                .await
-                .unwrap_err();
+            let err = dead.query_route(&client, "T", soon()).await.unwrap_err();
             assert!(matches!(err, Error::Connect { .. }), "{err}");
         });
     }

@@ -1,6 +1,8 @@
 //! rmq_config_*: configuration by string keys (see rmq_config_keys()).
 use std::ffi::{c_char, CString};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use once_cell::sync::Lazy;
 
@@ -49,7 +51,7 @@ pub unsafe extern "C" fn rmq_config_set(
         let cfg = CONFIGS.get(config)?;
         let key = arg_str(key, "key")?;
         let value = arg_str(value, "value")?;
-        cfg.lock().unwrap().set(key, value)?;
+        cfg.lock().set(key, value)?;
         Ok(())
     })
 }
@@ -70,7 +72,7 @@ pub unsafe extern "C" fn rmq_config_get(
         let cfg = CONFIGS.get(config)?;
         let key = arg_str(key, "key")?;
         let out_len = out_ptr(out_len, "out_len")?;
-        let cfg = cfg.lock().unwrap();
+        let cfg = cfg.lock();
         if crate::config::find_key(key).is_none() {
             return Err(crate::Error::UnknownConfigKey(key.to_string()).into());
         }

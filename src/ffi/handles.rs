@@ -1,9 +1,14 @@
 //! Handles: C sees a `T *`, but the value is an id looked up in a per-type registry, never
 //! dereferenced. A destroyed, forged or wrong-type handle is an error, not a crash, and ids are
 //! never reused, so a stale handle cannot alias a newer object.
+//!
+//! The registry is split into shards by id, each behind its own read-write lock, so concurrent
+//! calls on different handles (or reads of the same one) do not contend on one process-wide lock.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use super::boundary::{FfiError, FfiResult};
 use super::status::{RMQ_ERR_INVALID_HANDLE, RMQ_ERR_NULL_POINTER};
@@ -11,25 +16,32 @@ use super::status::{RMQ_ERR_INVALID_HANDLE, RMQ_ERR_NULL_POINTER};
 /// Ids start well above the zero page and step like aligned pointers, so Go's and sanitizers'
 /// pointer sanity checks accept them.
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0x10_0000);
+const ID_STEP: usize = 16;
+const SHARDS: usize = 32;
+
+type Shard<T> = RwLock<Option<HashMap<usize, Arc<T>>>>;
 
 pub(crate) struct Registry<T> {
     kind: &'static str,
-    live: Mutex<Option<HashMap<usize, Arc<T>>>>,
+    shards: [Shard<T>; SHARDS],
 }
 
 impl<T> Registry<T> {
     pub const fn new(kind: &'static str) -> Registry<T> {
         Registry {
             kind,
-            live: Mutex::new(None),
+            shards: [const { RwLock::new(None) }; SHARDS],
         }
     }
 
+    fn shard(&self, id: usize) -> &Shard<T> {
+        &self.shards[(id / ID_STEP) % SHARDS]
+    }
+
     pub fn insert<H>(&self, value: Arc<T>) -> *mut H {
-        let id = NEXT_ID.fetch_add(16, Ordering::Relaxed);
-        self.live
-            .lock()
-            .unwrap()
+        let id = NEXT_ID.fetch_add(ID_STEP, Ordering::Relaxed);
+        self.shard(id)
+            .write()
             .get_or_insert_with(HashMap::new)
             .insert(id, value);
         id as *mut H
@@ -42,11 +54,11 @@ impl<T> Registry<T> {
                 format!("{} handle is NULL", self.kind),
             ));
         }
-        self.live
-            .lock()
-            .unwrap()
+        let id = handle as usize;
+        self.shard(id)
+            .read()
             .as_ref()
-            .and_then(|m| m.get(&(handle as usize)).cloned())
+            .and_then(|m| m.get(&id).cloned())
             .ok_or_else(|| {
                 FfiError::new(
                     RMQ_ERR_INVALID_HANDLE,
@@ -63,10 +75,7 @@ impl<T> Registry<T> {
         if handle.is_null() {
             return None;
         }
-        self.live
-            .lock()
-            .unwrap()
-            .as_mut()
-            .and_then(|m| m.remove(&(handle as usize)))
+        let id = handle as usize;
+        self.shard(id).write().as_mut().and_then(|m| m.remove(&id))
     }
 }

@@ -1,6 +1,8 @@
 //! rmq_message_*: messages to send and messages read back from the broker.
 use std::ffi::c_char;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 
@@ -52,7 +54,7 @@ fn with_msg<T>(
     f: impl FnOnce(&mut FfiMessage) -> FfiResult<T>,
 ) -> FfiResult<T> {
     let m = MESSAGES.get(msg)?;
-    let mut guard = m.lock().unwrap();
+    let mut guard = m.lock();
     f(&mut guard)
 }
 

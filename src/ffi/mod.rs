@@ -10,7 +10,7 @@
 //! - Strings going in are NUL-terminated UTF-8; bytes are pointer + length (NULL + 0 is empty).
 //!   Strings coming out are borrowed `{pointer, length}` views, not NUL-terminated.
 //! - No panic crosses the boundary (`RMQ_ERR_PANIC`).
-//! - Callbacks run on the library's dispatch thread (`rmq-dispatch`), never on an I/O thread and
+//! - Callbacks run on the client instance's callback executor (`rmq-callback-N`), never on an I/O thread and
 //!   never while the library holds a lock.
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]

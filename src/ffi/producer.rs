@@ -1,14 +1,16 @@
 //! rmq_producer_* and rmq_send_result_*.
 use std::ffi::{c_char, c_void, CString};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::boundary::*;
-use super::callback::{dispatch, on_dispatch_thread, UserData};
+use super::callback::UserData;
 use super::config::{rmq_config_t, CONFIGS};
 use super::handles::Registry;
 use super::message::{rmq_message_t, FfiMessage, MESSAGES};
 use super::status::*;
-use crate::producer::{Producer, SendResult, SendStatus};
+use crate::producer::{PreparedSend, Producer, SendResult, SendStatus};
 
 /// A producer. Every rmq_producer_ function may be called from any thread, concurrently.
 pub struct rmq_producer_t {
@@ -56,21 +58,30 @@ pub struct rmq_send_callback_params_t {
     pub error_message: *const c_char,
 }
 
-/// Async send completion. Runs on the library's dispatch thread ("rmq-dispatch"), never while
-/// the library holds a lock, exactly once per send that rmq_producer_send_async accepted. It may
-/// call rmq_ functions, including rmq_producer_destroy, but should return quickly: callbacks run
-/// one at a time.
+/// Async send completion. Runs exactly once per send that rmq_producer_send_async accepted, on a
+/// callback thread of the producer's client instance ("rmq-callback-N"; one thread unless
+/// client.callback-executor-threads says more, so by default callbacks run one at a time in
+/// completion order), never on an I/O thread and never while the library holds a lock. After
+/// shutdown, pending sends complete with RMQ_ERR_CANCELLED. It may call rmq_ functions,
+/// including rmq_producer_destroy of another producer (which then runs the callbacks it waits
+/// for on this thread); destroying its own producer from here fails with RMQ_ERR_INVALID_STATE.
 pub type rmq_send_callback_t =
     Option<unsafe extern "C" fn(params: *const rmq_send_callback_params_t, user_data: *mut c_void)>;
 
 pub(crate) struct FfiProducer {
     producer: Producer,
-    /// Async sends whose callback has not returned yet.
-    in_flight: Mutex<usize>,
-    drained: Condvar,
 }
 
 static PRODUCERS: Registry<FfiProducer> = Registry::new("producer");
+
+/// A live producer handle of this process: one made before fork() is RMQ_ERR_FORKED in the child.
+fn producer_of(handle: *const rmq_producer_t) -> FfiResult<Arc<FfiProducer>> {
+    let p = PRODUCERS.get(handle)?;
+    if p.producer.is_forked() {
+        return Err(crate::Error::Forked.into());
+    }
+    Ok(p)
+}
 static RESULTS: Registry<SendResult> = Registry::new("send result");
 
 /// Creates a producer from `config` (borrowed for the call; the producer copies it).
@@ -84,13 +95,9 @@ pub unsafe extern "C" fn rmq_producer_create(
     guard(|| {
         let out = out_ptr(out_producer, "out_producer")?;
         let cfg = CONFIGS.get(config)?;
-        let producer_config = cfg.lock().unwrap().producer_config()?;
+        let producer_config = cfg.lock().producer_config()?;
         let producer = Producer::new(producer_config)?;
-        *out = PRODUCERS.insert(Arc::new(FfiProducer {
-            producer,
-            in_flight: Mutex::new(0),
-            drained: Condvar::new(),
-        }));
+        *out = PRODUCERS.insert(Arc::new(FfiProducer { producer }));
         Ok(())
     })
 }
@@ -100,13 +107,17 @@ pub unsafe extern "C" fn rmq_producer_create(
 #[no_mangle]
 pub extern "C" fn rmq_producer_start(producer: *mut rmq_producer_t) -> rmq_status_t {
     guard(|| {
-        PRODUCERS.get(producer)?.producer.start()?;
+        producer_of(producer)?.producer.start()?;
         Ok(())
     })
 }
 
-fn message_of(message: *const rmq_message_t) -> FfiResult<Arc<Mutex<FfiMessage>>> {
-    MESSAGES.get(message)
+/// Checks and encodes the message under its lock, released before anything is sent: another
+/// thread may read or change the message while the send is on the wire.
+fn prepare(p: &FfiProducer, message: *const rmq_message_t) -> FfiResult<PreparedSend> {
+    let m: Arc<Mutex<FfiMessage>> = MESSAGES.get(message)?;
+    let m = m.lock();
+    Ok(p.producer.prepare(&m.message)?)
 }
 
 /// Sends `message` (borrowed for the call) and waits for the broker's answer, retrying on
@@ -121,12 +132,9 @@ pub unsafe extern "C" fn rmq_producer_send_sync(
     out_result: *mut *mut rmq_send_result_t,
 ) -> rmq_status_t {
     guard(|| {
-        let p = PRODUCERS.get(producer)?;
-        let m = message_of(message)?;
-        let result = {
-            let m = m.lock().unwrap();
-            p.producer.send_blocking(&m.message)?
-        };
+        let p = producer_of(producer)?;
+        let prepared = prepare(&p, message)?;
+        let result = p.producer.send_prepared_blocking(&prepared)?;
         if !out_result.is_null() {
             *out_result = RESULTS.insert(Arc::new(result));
         }
@@ -149,29 +157,15 @@ pub unsafe extern "C" fn rmq_producer_send_async(
         let Some(callback) = callback else {
             return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "callback is NULL"));
         };
-        let p = PRODUCERS.get(producer)?;
-        let m = message_of(message)?;
+        let p = producer_of(producer)?;
+        let prepared = prepare(&p, message)?;
         let user_data = UserData(user_data);
-        *p.in_flight.lock().unwrap() += 1;
-        let tracker = Arc::clone(&p);
-        let sent = {
-            let m = m.lock().unwrap();
-            p.producer.send_with_callback(&m.message, move |outcome| {
-                dispatch(move || {
-                    let user_data = user_data;
-                    run_send_callback(callback, outcome, user_data.0);
-                    let mut n = tracker.in_flight.lock().unwrap();
-                    *n -= 1;
-                    if *n == 0 {
-                        tracker.drained.notify_all();
-                    }
-                });
-            })
-        };
-        if let Err(e) = sent {
-            *p.in_flight.lock().unwrap() -= 1;
-            return Err(e.into());
-        }
+        p.producer
+            .send_prepared_with_callback(prepared, move |outcome| {
+                let user_data = user_data;
+                // SAFETY: the caller supplied this callback for exactly this use.
+                unsafe { run_send_callback(callback, outcome, user_data.0) };
+            })?;
         Ok(())
     })
 }
@@ -214,10 +208,9 @@ pub extern "C" fn rmq_producer_send_oneway(
     message: *const rmq_message_t,
 ) -> rmq_status_t {
     guard(|| {
-        let p = PRODUCERS.get(producer)?;
-        let m = message_of(message)?;
-        let m = m.lock().unwrap();
-        p.producer.send_oneway_blocking(&m.message)?;
+        let p = producer_of(producer)?;
+        let prepared = prepare(&p, message)?;
+        p.producer.send_prepared_oneway_blocking(&prepared)?;
         Ok(())
     })
 }
@@ -233,7 +226,7 @@ pub unsafe extern "C" fn rmq_producer_view_message(
 ) -> rmq_status_t {
     guard(|| {
         let out = out_ptr(out_message, "out_message")?;
-        let p = PRODUCERS.get(producer)?;
+        let p = producer_of(producer)?;
         let id = arg_str(offset_msg_id, "offset_msg_id")?;
         let ext = p.producer.view_message_blocking(id)?;
         *out = MESSAGES.insert(Arc::new(Mutex::new(FfiMessage::from_stored(ext))));
@@ -266,7 +259,7 @@ pub unsafe extern "C" fn rmq_producer_query_message(
         if capacity > 0 {
             out_ptr(out_messages, "out_messages")?;
         }
-        let p = PRODUCERS.get(producer)?;
+        let p = producer_of(producer)?;
         let topic = arg_str(topic, "topic")?;
         let key = arg_str(key, "key")?;
         let found = p.producer.query_message_blocking(
@@ -285,36 +278,47 @@ pub unsafe extern "C" fn rmq_producer_query_message(
     })
 }
 
-/// Stops the producer: unregisters from the brokers and closes its connections. Async sends
-/// still in flight complete with an error. Idempotent; sends afterwards fail with
-/// RMQ_ERR_INVALID_STATE. Blocks for at most client.api-timeout.
+/// Stops the producer: async sends still in flight complete at once with RMQ_ERR_CANCELLED
+/// (their callbacks may still be running when this returns; rmq_producer_destroy waits for
+/// them), the brokers are told the group is gone, and the client instance closes its
+/// connections when this was its last producer. Nothing is dialled afterwards. Idempotent;
+/// sends afterwards fail with RMQ_ERR_INVALID_STATE. Blocks for at most client.api-timeout.
 #[no_mangle]
 pub extern "C" fn rmq_producer_shutdown(producer: *mut rmq_producer_t) -> rmq_status_t {
     guard(|| {
-        PRODUCERS.get(producer)?.producer.shutdown();
+        producer_of(producer)?.producer.shutdown();
         Ok(())
     })
 }
 
 /// Shuts the producer down if needed, waits until every accepted async send has had its callback
 /// run and return (so no callback of this producer runs after this returns), and frees it.
-/// In-flight sends fail fast once the connections close, so the wait is as long as the slowest
-/// pending callback. Called on the dispatch thread (from inside any send callback) it does not
-/// wait, since the callbacks it would wait for run on that same thread later. NULL is a no-op;
-/// the handle is invalid afterwards.
+/// In-flight sends fail at once with RMQ_ERR_CANCELLED, so the wait is as long as the slowest
+/// pending callback. Called from a callback of another producer, it runs the callbacks it waits
+/// for on the calling thread. Called from a callback of this same producer, it would wait for
+/// itself: it fails with RMQ_ERR_INVALID_STATE and the handle stays valid; destroy it from
+/// another thread. In a child process after fork() it frees the handle without touching the
+/// parent's connections. NULL is a no-op (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+/// Idempotent in effect: the handle is invalid after RMQ_OK.
 #[no_mangle]
-pub extern "C" fn rmq_producer_destroy(producer: *mut rmq_producer_t) {
-    guard_value((), || {
-        let Some(p) = PRODUCERS.remove(producer) else {
+pub extern "C" fn rmq_producer_destroy(producer: *mut rmq_producer_t) -> rmq_status_t {
+    guard(|| {
+        if producer.is_null() {
             return Ok(());
-        };
-        p.producer.shutdown();
-        if !on_dispatch_thread() {
-            let mut n = p.in_flight.lock().unwrap();
-            while *n > 0 {
-                n = p.drained.wait(n).unwrap();
-            }
         }
+        let p = PRODUCERS.get(producer)?;
+        if p.producer.in_own_callback() {
+            p.producer.close()?;
+        }
+        let Some(p) = PRODUCERS.remove(producer) else {
+            return Ok(()); // destroyed meanwhile by another thread
+        };
+        if p.producer.is_forked() {
+            // The parent's sockets and threads: dropping would reach into them.
+            std::mem::forget(p);
+            return Ok(());
+        }
+        p.producer.close()?;
         Ok(())
     })
 }

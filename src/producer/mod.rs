@@ -1,15 +1,25 @@
 //! The producer: lifecycle (as Java's DefaultMQProducer), sync, async and oneway sends.
+//!
+//! Every operation is one async fn. Blocking callers (C, Python, Go threads) drive the same
+//! future on their own thread with `runtime::block_on`; the async API awaits it; async sends
+//! with a callback spawn it on the runtime and hand the outcome to the instance's callback
+//! executor.
 mod send;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
-use send::{Next, PreparedSend, RetryBudget, RetryPolicy};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 
-use crate::client::{ClientInstance, MessageQueue, TopicPublishInfo};
+pub use send::PreparedSend;
+use send::{Next, RetryBudget, RetryPolicy};
+
+use crate::client::{registry, ClientInstance, MessageQueue, TopicPublishInfo};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
+use crate::executor::{self, Completion, Executor, Outstanding};
 use crate::protocol::ids;
 use crate::protocol::message::{validate_topic, Message, MessageExt};
 use crate::runtime;
@@ -42,11 +52,49 @@ enum State {
     ShutDown,
 }
 
+/// Set once at shutdown; sends in flight see it at once and stop.
+#[derive(Default)]
+struct Cancel {
+    fired: AtomicBool,
+    notify: Notify,
+}
+
+impl Cancel {
+    fn fire(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_fired(&self) -> bool {
+        self.fired.load(Ordering::Acquire)
+    }
+
+    async fn fired(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_fired() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 struct Inner {
+    /// Owner id of this producer's jobs on the callback executor.
+    id: u64,
+    /// The process that made the producer; it refuses to work in a forked child.
+    pid: u32,
     config: ProducerConfig,
     state: Mutex<State>,
     instance: Mutex<Option<Arc<ClientInstance>>>,
+    callbacks: Mutex<Option<Executor>>,
     next_queue: AtomicUsize,
+    cancel: Cancel,
+    /// Async sends whose callback has not returned yet.
+    outstanding: Outstanding,
 }
 
 /// A RocketMQ producer. Cheap to clone; clones share one producer.
@@ -55,15 +103,24 @@ pub struct Producer {
     inner: Arc<Inner>,
 }
 
+fn shut_down_error() -> Error {
+    Error::Cancelled("the producer was shut down before the send completed".into())
+}
+
 impl Producer {
     pub fn new(config: ProducerConfig) -> Result<Producer> {
         validate_group(&config.group)?;
         Ok(Producer {
             inner: Arc::new(Inner {
+                id: executor::new_owner_id(),
+                pid: runtime::current_pid(),
                 config,
                 state: Mutex::new(State::Created),
                 instance: Mutex::new(None),
+                callbacks: Mutex::new(None),
                 next_queue: AtomicUsize::new(ids::random_u32() as usize),
+                cancel: Cancel::default(),
+                outstanding: Outstanding::default(),
             }),
         })
     }
@@ -72,10 +129,12 @@ impl Producer {
         &self.inner.config
     }
 
-    /// Starts background work (route refresh, heartbeats). No network I/O happens here; the
-    /// first send fetches the route.
+    /// Joins the client instance of its client id (made on first use) and starts background
+    /// work there (route refresh, heartbeats). No network I/O happens here; the first send
+    /// fetches the route.
     pub fn start(&self) -> Result<()> {
-        let mut state = self.inner.state.lock().unwrap();
+        runtime::check_pid(self.inner.pid)?;
+        let mut state = self.inner.state.lock();
         match *state {
             State::Created => {}
             State::Running => return Err(Error::InvalidState("producer already started".into())),
@@ -85,41 +144,83 @@ impl Producer {
                 ))
             }
         }
-        let instance = ClientInstance::start(self.inner.config.client.clone());
-        instance.register_producer(&self.inner.config.group);
-        *self.inner.instance.lock().unwrap() = Some(instance);
+        let instance =
+            registry::register_producer(&self.inner.config.client, &self.inner.config.group)?;
+        *self.inner.callbacks.lock() = Some(instance.callback_executor().clone());
+        *self.inner.instance.lock() = Some(instance);
         *state = State::Running;
         Ok(())
     }
 
-    /// Unregisters from the brokers and closes connections. Idempotent. Blocks for at most the
-    /// API timeout when called outside an async context.
+    /// Stops the producer: sends in flight fail at once with `Error::Cancelled` (their callbacks
+    /// still run, exactly once), the brokers are told the group is gone, and the client instance
+    /// closes if this was its last member. Nothing is dialled afterwards. Idempotent. Does not
+    /// wait for callbacks (see `close`).
     pub fn shutdown(&self) {
+        if runtime::check_pid(self.inner.pid).is_err() {
+            return;
+        }
         let instance = {
-            let mut state = self.inner.state.lock().unwrap();
+            let mut state = self.inner.state.lock();
             let was = *state;
             *state = State::ShutDown;
+            self.inner.cancel.fire();
             if was != State::Running {
                 return;
             }
-            self.inner.instance.lock().unwrap().take()
+            self.inner.instance.lock().take()
         };
         if let Some(instance) = instance {
-            instance.shutdown_blocking(&self.inner.config.group);
+            leave_instance(instance, self.inner.config.group.clone());
         }
+    }
+
+    /// `shutdown`, then waits until the callback of every async send has returned. Refused with
+    /// `Error::InvalidState` when called from one of this producer's own callbacks, which would
+    /// wait for itself; from another producer's callback it runs the callbacks it waits for.
+    pub fn close(&self) -> Result<()> {
+        if executor::current_owner() == Some(self.inner.id) {
+            return Err(Error::InvalidState(
+                "a producer cannot be closed or destroyed from one of its own callbacks; do it \
+                 from another thread"
+                    .into(),
+            ));
+        }
+        self.shutdown();
+        let callbacks = self.inner.callbacks.lock().clone();
+        match callbacks {
+            Some(executor) => self.inner.outstanding.wait(&executor, self.inner.id),
+            None => debug_assert_eq!(self.inner.outstanding.get(), 0),
+        }
+        Ok(())
+    }
+
+    /// Whether this producer was made in the parent of this (forked) process.
+    pub fn is_forked(&self) -> bool {
+        runtime::check_pid(self.inner.pid).is_err()
+    }
+
+    /// Whether the calling thread is running one of this producer's callbacks.
+    pub fn in_own_callback(&self) -> bool {
+        executor::current_owner() == Some(self.inner.id)
     }
 
     pub fn client_id(&self) -> Option<String> {
         self.inner
             .instance
             .lock()
-            .unwrap()
             .as_ref()
             .map(|i| i.client_id().to_string())
     }
 
+    /// The client instance this producer belongs to while it runs.
+    pub fn instance(&self) -> Option<Arc<ClientInstance>> {
+        self.inner.instance.lock().clone()
+    }
+
     fn running(&self) -> Result<Arc<ClientInstance>> {
-        match *self.inner.state.lock().unwrap() {
+        runtime::check_pid(self.inner.pid)?;
+        match *self.inner.state.lock() {
             State::Running => {}
             State::Created => return Err(Error::InvalidState("producer is not started".into())),
             State::ShutDown => {
@@ -129,12 +230,13 @@ impl Producer {
         self.inner
             .instance
             .lock()
-            .unwrap()
             .clone()
             .ok_or_else(|| Error::InvalidState("producer has been shut down".into()))
     }
 
-    fn prepare(&self, msg: &Message) -> Result<PreparedSend> {
+    /// Checks and encodes `msg` once for any number of attempts. Callers that guard the message
+    /// with a lock release it before sending: nothing here holds on to `msg`.
+    pub fn prepare(&self, msg: &Message) -> Result<PreparedSend> {
         PreparedSend::new(msg, self.inner.config.max_message_size)
     }
 
@@ -149,7 +251,7 @@ impl Producer {
                 topic: info
                     .queues
                     .first()
-                    .map(|q| q.topic.clone())
+                    .map(|q| q.topic.to_string())
                     .unwrap_or_default(),
                 reason: "no writable queue".into(),
             })
@@ -159,87 +261,41 @@ impl Producer {
         instance
             .master_addr(&mq.broker_name)
             .ok_or_else(|| Error::RouteNotFound {
-                topic: mq.topic.clone(),
+                topic: mq.topic.to_string(),
                 reason: format!("broker {} has no master address", mq.broker_name),
             })
     }
 
-    fn budget(&self, policy: RetryPolicy, start: Instant) -> RetryBudget {
+    fn budget(&self, policy: RetryPolicy, deadline: Instant) -> RetryBudget {
         let c = &self.inner.config;
         let retries = match policy {
             RetryPolicy::Sync => c.retry_times_when_send_failed,
             RetryPolicy::Async => c.retry_times_when_send_async_failed,
         };
-        RetryBudget::new(
-            1 + retries,
-            start + c.send_timeout,
-            policy,
-            c.retry_next_server,
-        )
+        RetryBudget::new(1 + retries, deadline, policy, c.retry_next_server)
     }
 
-    /// Sends and waits for the broker's answer, from a thread outside any async runtime (C,
-    /// Python and Go callers). The calling thread writes the request itself and sleeps until
-    /// the reply arrives.
-    pub fn send_blocking(&self, msg: &Message) -> Result<SendResult> {
-        let instance = self.running()?;
-        let prepared = self.prepare(msg)?;
-        let start = Instant::now();
-        let info =
-            instance.publish_info_blocking(&prepared.topic, self.inner.config.send_timeout)?;
-        let mut budget = self.budget(RetryPolicy::Sync, start);
-        loop {
-            let remaining = budget.begin_attempt()?;
-            let mq = self.pick_queue(&info, budget.last_broker.as_deref())?;
-            let result = Self::master(&instance, mq).and_then(|addr| {
-                let cmd = prepared.request(&self.inner.config.group, mq);
-                let resp = instance
-                    .remoting()
-                    .invoke_blocking(&addr, &cmd, remaining)?;
-                prepared.parse_response(&resp, mq, &addr)
-            });
-            if let Next::Done(r) = budget.after(&mq.broker_name, result) {
-                return r;
-            }
-        }
-    }
-
-    /// Sends and awaits the broker's answer.
-    pub async fn send(&self, msg: &Message) -> Result<SendResult> {
-        let instance = self.running()?;
-        let prepared = self.prepare(msg)?;
-        self.send_prepared(&instance, &prepared, RetryPolicy::Sync)
-            .await
-    }
-
+    /// The send: route, queue selection, attempts and retries within one time budget. The only
+    /// implementation, for every way of calling it.
     async fn send_prepared(
         &self,
         instance: &ClientInstance,
         prepared: &PreparedSend,
         policy: RetryPolicy,
     ) -> Result<SendResult> {
-        let start = Instant::now();
-        let timeout = self.inner.config.send_timeout;
-        let info =
-            match tokio::time::timeout(timeout, instance.publish_info(&prepared.topic, timeout))
-                .await
-            {
-                Ok(r) => r?,
-                Err(_) => {
-                    return Err(Error::Timeout(format!(
-                        "no route for {} within {timeout:?}",
-                        prepared.topic
-                    )))
-                }
-            };
-        let mut budget = self.budget(policy, start);
+        let deadline = Instant::now() + self.inner.config.send_timeout;
+        let info = instance.publish_info(&prepared.topic, deadline).await?;
+        let mut budget = self.budget(policy, deadline);
         loop {
-            let remaining = budget.begin_attempt()?;
+            if self.inner.cancel.is_fired() {
+                return Err(shut_down_error());
+            }
+            budget.begin_attempt()?;
             let mq = self.pick_queue(&info, budget.last_broker.as_deref())?;
             let result = match Self::master(instance, mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.config.group, mq);
-                    match instance.remoting().invoke(&addr, &cmd, remaining).await {
+                    match instance.remoting().invoke(&addr, &cmd, deadline).await {
                         Ok(resp) => prepared.parse_response(&resp, mq, &addr),
                         Err(e) => Err(e),
                     }
@@ -252,21 +308,83 @@ impl Producer {
         }
     }
 
-    /// Sends in the background; `callback` runs exactly once, on a runtime thread, with the
-    /// result. Invalid messages and a producer that is not running fail here, before anything
-    /// is sent, and the callback is then not called.
+    async fn send_prepared_oneway(
+        &self,
+        instance: &ClientInstance,
+        prepared: &PreparedSend,
+    ) -> Result<()> {
+        let deadline = Instant::now() + self.inner.config.send_timeout;
+        let info = instance.publish_info(&prepared.topic, deadline).await?;
+        let mq = self.pick_queue(&info, None)?;
+        let addr = Self::master(instance, mq)?;
+        instance
+            .remoting()
+            .invoke_oneway(&addr, prepared.request(&self.inner.config.group, mq))
+            .await
+    }
+
+    /// Sends and waits for the broker's answer, from a thread outside any async runtime (C,
+    /// Python and Go callers). The calling thread writes the request itself and sleeps until
+    /// the reply arrives.
+    pub fn send_blocking(&self, msg: &Message) -> Result<SendResult> {
+        let prepared = self.prepare(msg)?;
+        self.send_prepared_blocking(&prepared)
+    }
+
+    pub fn send_prepared_blocking(&self, prepared: &PreparedSend) -> Result<SendResult> {
+        let instance = self.running()?;
+        runtime::block_on(
+            instance.shared(),
+            "send",
+            self.send_prepared(&instance, prepared, RetryPolicy::Sync),
+        )?
+    }
+
+    /// Sends and awaits the broker's answer.
+    pub async fn send(&self, msg: &Message) -> Result<SendResult> {
+        let instance = self.running()?;
+        let prepared = self.prepare(msg)?;
+        self.send_prepared(&instance, &prepared, RetryPolicy::Sync)
+            .await
+    }
+
+    /// Sends in the background; `callback` runs exactly once with the result, on the client
+    /// instance's callback executor (`client.callback-executor-threads`), never on an I/O
+    /// thread. Shutdown makes pending sends fail with `Error::Cancelled`. Invalid messages and a
+    /// producer that is not running fail here, before anything is sent, and the callback is
+    /// then not called.
     pub fn send_with_callback<F>(&self, msg: &Message, callback: F) -> Result<()>
     where
         F: FnOnce(Result<SendResult>) + Send + 'static,
     {
-        let instance = self.running()?;
         let prepared = self.prepare(msg)?;
+        self.send_prepared_with_callback(prepared, callback)
+    }
+
+    pub fn send_prepared_with_callback<F>(&self, prepared: PreparedSend, callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<SendResult>) + Send + 'static,
+    {
+        let instance = self.running()?;
+        let executor = instance.callback_executor().clone();
+        let owner = self.inner.id;
+        self.inner.outstanding.add();
+        let inner = Arc::clone(&self.inner);
+        // Fires exactly once: with the outcome, or with Cancelled if the task is dropped.
+        let completion = Completion::new(move |outcome| {
+            executor.execute(owner, move || {
+                let _done = CallbackDone(inner);
+                callback(outcome);
+            });
+        });
         let this = self.clone();
-        runtime::handle().spawn(async move {
-            let r = this
-                .send_prepared(&instance, &prepared, RetryPolicy::Async)
-                .await;
-            callback(r);
+        let handle = instance.shared().handle().clone();
+        handle.spawn(async move {
+            let outcome = tokio::select! {
+                r = this.send_prepared(&instance, &prepared, RetryPolicy::Async) => r,
+                _ = this.inner.cancel.fired() => Err(shut_down_error()),
+            };
+            completion.complete(outcome);
         });
         Ok(())
     }
@@ -274,36 +392,40 @@ impl Producer {
     /// Fire and forget: one attempt, no answer awaited. Blocks only while the route is first
     /// fetched or the connection first opened.
     pub fn send_oneway_blocking(&self, msg: &Message) -> Result<()> {
-        let instance = self.running()?;
         let prepared = self.prepare(msg)?;
-        let info =
-            instance.publish_info_blocking(&prepared.topic, self.inner.config.send_timeout)?;
-        let mq = self.pick_queue(&info, None)?;
-        let addr = Self::master(&instance, mq)?;
-        instance
-            .remoting()
-            .invoke_oneway_blocking(&addr, prepared.request(&self.inner.config.group, mq))
+        self.send_prepared_oneway_blocking(&prepared)
+    }
+
+    pub fn send_prepared_oneway_blocking(&self, prepared: &PreparedSend) -> Result<()> {
+        let instance = self.running()?;
+        runtime::block_on(
+            instance.shared(),
+            "oneway send",
+            self.send_prepared_oneway(&instance, prepared),
+        )?
     }
 
     pub async fn send_oneway(&self, msg: &Message) -> Result<()> {
         let instance = self.running()?;
         let prepared = self.prepare(msg)?;
-        let timeout = self.inner.config.send_timeout;
-        let info = instance.publish_info(&prepared.topic, timeout).await?;
-        let mq = self.pick_queue(&info, None)?;
-        let addr = Self::master(&instance, mq)?;
-        instance
-            .remoting()
-            .invoke_oneway(&addr, prepared.request(&self.inner.config.group, mq))
-            .await
+        self.send_prepared_oneway(&instance, &prepared).await
     }
 
     /// Reads a stored message back by its offset message id (`SendResult::offset_msg_id`), as
     /// Java's `DefaultMQProducer.viewMessage`.
     pub async fn view_message(&self, offset_msg_id: &str) -> Result<MessageExt> {
         let instance = self.running()?;
-        let timeout = instance.config().api_timeout;
-        instance.view_message(offset_msg_id, timeout).await
+        let deadline = Instant::now() + instance.config().api_timeout;
+        instance.view_message(offset_msg_id, deadline).await
+    }
+
+    pub fn view_message_blocking(&self, offset_msg_id: &str) -> Result<MessageExt> {
+        let instance = self.running()?;
+        runtime::block_on(
+            instance.shared(),
+            "view message",
+            self.view_message(offset_msg_id),
+        )?
     }
 
     /// Messages of `topic` stored between `begin_ms` and `end_ms` whose keys contain `key`, at
@@ -324,8 +446,9 @@ impl Producer {
                 "query needs a non-empty key and max_num > 0".into(),
             ));
         }
+        let deadline = Instant::now() + instance.config().api_timeout * 2;
         instance
-            .query_message(topic, key, max_num, begin_ms, end_ms)
+            .query_message(topic, key, max_num, begin_ms, end_ms, deadline)
             .await
     }
 
@@ -337,29 +460,55 @@ impl Producer {
         begin_ms: i64,
         end_ms: i64,
     ) -> Result<Vec<MessageExt>> {
-        let timeout = self.running()?.config().api_timeout * 2;
-        runtime::block_on_timeout(
-            timeout,
+        let instance = self.running()?;
+        runtime::block_on(
+            instance.shared(),
             "query message",
             self.query_message(topic, key, max_num, begin_ms, end_ms),
-        )
+        )?
     }
+}
 
-    pub fn view_message_blocking(&self, offset_msg_id: &str) -> Result<MessageExt> {
-        let instance = self.running()?;
-        let timeout = instance.config().api_timeout;
-        runtime::block_on_timeout(
-            timeout + Duration::from_millis(100),
-            "view message",
-            instance.view_message(offset_msg_id, timeout),
-        )
+/// Counts an async send's callback as returned, even when it panicked.
+struct CallbackDone(Arc<Inner>);
+
+impl Drop for CallbackDone {
+    fn drop(&mut self) {
+        self.0.outstanding.done();
+    }
+}
+
+/// Leaves the client instance: UNREGISTER_CLIENT to the brokers (on connections already open;
+/// nothing is dialled for it), then the instance closes if no member is left. Blocks for at most
+/// the API timeout, or runs in the background when called inside the runtime.
+fn leave_instance(instance: Arc<ClientInstance>, group: String) {
+    let last = registry::unregister_producer(&instance, &group);
+    let shared = Arc::clone(instance.shared());
+    let work = async move {
+        instance.unregister_group(&group).await;
+        if last {
+            instance.close();
+        }
+    };
+    if tokio::runtime::Handle::try_current().is_ok() {
+        tokio::spawn(work);
+    } else {
+        let _ = runtime::block_on(&shared, "shutdown", work);
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(instance) = self.instance.get_mut().unwrap().take() {
-            instance.shutdown_blocking(&self.config.group);
+        if runtime::check_pid(self.pid).is_err() {
+            // Made in the parent: its sockets and threads are the parent's; touch nothing.
+            if let Some(i) = self.instance.get_mut().take() {
+                std::mem::forget(i);
+            }
+            return;
+        }
+        self.cancel.fire();
+        if let Some(instance) = self.instance.get_mut().take() {
+            leave_instance(instance, self.config.group.clone());
         }
     }
 }

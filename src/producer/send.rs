@@ -15,8 +15,9 @@ use crate::protocol::message::{
 };
 use crate::remoting::RemotingCommand;
 
-/// A message checked and encoded once, sent in one or more attempts.
-pub(crate) struct PreparedSend {
+/// A message checked and encoded once, sent in one or more attempts. Owns everything it needs,
+/// so the message it came from may change or go away meanwhile.
+pub struct PreparedSend {
     pub topic: String,
     pub msg_id: String,
     properties: String,
@@ -163,7 +164,7 @@ impl RetryBudget {
         }
     }
 
-    /// Time left for the next attempt, or the error that ends the send.
+    /// Counts an attempt and returns the time left for it, or the error that ends the send.
     pub fn begin_attempt(&mut self) -> Result<Duration> {
         let now = Instant::now();
         if self.attempts_left == 0 || now >= self.deadline {

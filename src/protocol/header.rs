@@ -84,7 +84,12 @@ pub fn query_message(
     )
 }
 
-pub fn heartbeat(client_id: &str, producer_groups: &[String]) -> RemotingCommand {
+/// HEART_BEAT with the client's producer groups and consumer data (ConsumerData JSON objects).
+pub fn heartbeat(
+    client_id: &str,
+    producer_groups: &[String],
+    consumer_data: &[serde_json::Value],
+) -> RemotingCommand {
     let mut groups: Vec<serde_json::Value> = producer_groups
         .iter()
         .map(|g| serde_json::json!({ "groupName": g }))
@@ -92,7 +97,7 @@ pub fn heartbeat(client_id: &str, producer_groups: &[String]) -> RemotingCommand
     groups.push(serde_json::json!({ "groupName": CLIENT_INNER_PRODUCER_GROUP }));
     let body = serde_json::json!({
         "clientID": client_id,
-        "consumerDataSet": [],
+        "consumerDataSet": consumer_data,
         "heartbeatFingerprint": 0,
         "producerDataSet": groups,
     });
@@ -147,7 +152,7 @@ mod tests {
 
     #[test]
     fn heartbeat_body_lists_groups() {
-        let cmd = heartbeat("1.2.3.4@x", &["G1".to_string()]);
+        let cmd = heartbeat("1.2.3.4@x", &["G1".to_string()], &[]);
         let v: serde_json::Value = serde_json::from_slice(&cmd.body).unwrap();
         assert_eq!(v["clientID"], "1.2.3.4@x");
         assert_eq!(v["producerDataSet"][0]["groupName"], "G1");

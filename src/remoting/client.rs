@@ -1,38 +1,61 @@
 //! RemotingClient: one shared connection per remote address, created on demand and replaced after
-//! it drops (reconnect), plus the three invocation styles.
+//! it drops (reconnect), until `shutdown`, after which nothing is dialled again.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::command::{RemotingCommand, SerializeType};
 use super::connection::Connection;
-use super::processor::RequestProcessor;
-use crate::error::Result;
-use crate::runtime;
+use super::processor::RequestHandler;
+use crate::error::{Error, Result};
+use crate::runtime::Shared;
 
 pub struct RemotingClient {
+    shared: Arc<Shared>,
     conns: Mutex<HashMap<String, Arc<Connection>>>,
     /// Serializes connection attempts so two callers never dial the same address twice.
     connecting: tokio::sync::Mutex<()>,
     connect_timeout: Duration,
     ser: SerializeType,
-    processor: Arc<dyn RequestProcessor>,
+    handler: Arc<dyn RequestHandler>,
+    shut_down: AtomicBool,
 }
 
 impl RemotingClient {
-    pub fn new(connect_timeout: Duration, processor: Arc<dyn RequestProcessor>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        connect_timeout: Duration,
+        handler: Arc<dyn RequestHandler>,
+    ) -> Self {
         RemotingClient {
+            shared,
             conns: Mutex::new(HashMap::new()),
             connecting: tokio::sync::Mutex::new(()),
             connect_timeout,
-            ser: SerializeType::Json,
-            processor,
+            // The binary header costs no JSON parse on either side, and the broker answers in
+            // the request's serialization; requests whose code needs more than 16 bits go as JSON.
+            ser: SerializeType::RocketMq,
+            handler,
+            shut_down: AtomicBool::new(false),
         }
+    }
+
+    /// Requests go with JSON headers instead of binary ones.
+    pub fn with_json_headers(mut self) -> Self {
+        self.ser = SerializeType::Json;
+        self
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// An open connection to `addr`, if one exists (no I/O).
     pub fn existing(&self, addr: &str) -> Option<Arc<Connection>> {
-        let mut conns = self.conns.lock().unwrap();
+        let mut conns = self.conns.lock();
         match conns.get(addr) {
             Some(c) if !c.is_closed() => Some(Arc::clone(c)),
             Some(_) => {
@@ -43,7 +66,15 @@ impl RemotingClient {
         }
     }
 
+    fn check_open(&self) -> Result<()> {
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(Error::Cancelled("the client is shut down".into()));
+        }
+        Ok(())
+    }
+
     pub async fn connection(&self, addr: &str) -> Result<Arc<Connection>> {
+        self.check_open()?;
         if let Some(c) = self.existing(addr) {
             return Ok(c);
         }
@@ -51,46 +82,46 @@ impl RemotingClient {
         if let Some(c) = self.existing(addr) {
             return Ok(c);
         }
+        self.check_open()?;
         let conn = Connection::connect(
+            &self.shared,
             addr,
             self.connect_timeout,
             self.ser,
-            Arc::clone(&self.processor),
+            Arc::clone(&self.handler),
         )
         .await?;
         self.conns
             .lock()
-            .unwrap()
             .insert(addr.to_string(), Arc::clone(&conn));
+        // shutdown() may have run while we dialled; it must not leave this one open.
+        if self.shut_down.load(Ordering::Acquire) {
+            self.close_all();
+            return Err(Error::Cancelled("the client is shut down".into()));
+        }
         Ok(conn)
     }
 
-    /// Connection for a blocking caller: the existing one, or a connect driven by the runtime.
-    pub fn connection_blocking(&self, addr: &str) -> Result<Arc<Connection>> {
-        if let Some(c) = self.existing(addr) {
-            return Ok(c);
-        }
-        runtime::block_on_timeout(self.connect_timeout * 2, "connect", self.connection(addr))
-    }
-
+    /// Sends `cmd` to `addr` and waits for the response until `deadline`.
     pub async fn invoke(
         &self,
         addr: &str,
         cmd: &RemotingCommand,
-        timeout: Duration,
+        deadline: Instant,
     ) -> Result<RemotingCommand> {
         let conn = self.connection(addr).await?;
-        conn.invoke(cmd, timeout).await
+        conn.invoke(cmd, deadline).await
     }
 
+    /// `invoke` driven on the calling thread (outside any async runtime).
     pub fn invoke_blocking(
         &self,
         addr: &str,
         cmd: &RemotingCommand,
         timeout: Duration,
     ) -> Result<RemotingCommand> {
-        let conn = self.connection_blocking(addr)?;
-        conn.invoke_blocking(cmd, timeout)
+        let deadline = Instant::now() + timeout;
+        crate::runtime::block_on(&self.shared, "invoke", self.invoke(addr, cmd, deadline))?
     }
 
     pub async fn invoke_oneway(&self, addr: &str, mut cmd: RemotingCommand) -> Result<()> {
@@ -99,19 +130,22 @@ impl RemotingClient {
         conn.invoke_oneway(&cmd)
     }
 
-    pub fn invoke_oneway_blocking(&self, addr: &str, mut cmd: RemotingCommand) -> Result<()> {
-        cmd.mark_oneway();
-        let conn = self.connection_blocking(addr)?;
-        conn.invoke_oneway(&cmd)
-    }
-
     /// Closes every connection; later calls reconnect.
     pub fn close_all(&self) {
-        let conns: Vec<Arc<Connection>> =
-            self.conns.lock().unwrap().drain().map(|(_, c)| c).collect();
+        let conns: Vec<Arc<Connection>> = self.conns.lock().drain().map(|(_, c)| c).collect();
         for c in conns {
             c.close("client shut down");
         }
+    }
+
+    /// Closes every connection, failing their pending requests, and dials nothing after.
+    pub fn shutdown(&self) {
+        self.shut_down.store(true, Ordering::Release);
+        self.close_all();
+    }
+
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down.load(Ordering::Acquire)
     }
 }
 

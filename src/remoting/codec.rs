@@ -224,10 +224,14 @@ fn read_json_header(header: &[u8]) -> Result<RemotingCommand> {
 
 // ---- ROCKETMQ binary header ---------------------------------------------------------------
 
+/// Whether the command's code and version fit the binary header's 16-bit fields.
+pub fn fits_binary_header(cmd: &RemotingCommand) -> bool {
+    let short = i16::MIN as i32..=i16::MAX as i32;
+    short.contains(&cmd.code) && short.contains(&cmd.version)
+}
+
 fn write_binary_header(cmd: &RemotingCommand, out: &mut BytesMut) -> Result<()> {
-    if !(i16::MIN as i32..=i16::MAX as i32).contains(&cmd.code)
-        || !(i16::MIN as i32..=i16::MAX as i32).contains(&cmd.version)
-    {
+    if !fits_binary_header(cmd) {
         return Err(Error::Protocol(format!(
             "code {} / version {} do not fit the 16-bit binary header; use JSON",
             cmd.code, cmd.version

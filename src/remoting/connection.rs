@@ -17,17 +17,19 @@ use std::io::{self, IoSlice};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
 use super::codec;
 use super::command::{RemotingCommand, SerializeType};
-use super::processor::RequestProcessor;
-use super::reactor::reactor;
+use super::processor::RequestHandler;
+use super::reactor::Reactor;
 use crate::error::{Error, Result};
+use crate::runtime::{self, Shared};
 
 const READ_CHUNK: usize = 64 * 1024;
 const MAX_IOVECS: usize = 64;
@@ -73,7 +75,7 @@ impl BlockingSlot {
     }
 
     fn fill(&self, result: Result<RemotingCommand>) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         st.result = Some(result);
         if st.sleeping {
             self.ready.notify_one();
@@ -81,15 +83,15 @@ impl BlockingSlot {
     }
 
     fn is_filled(&self) -> bool {
-        self.state.lock().unwrap().result.is_some()
+        self.state.lock().result.is_some()
     }
 
     fn take(&self) -> Option<Result<RemotingCommand>> {
-        self.state.lock().unwrap().result.take()
+        self.state.lock().result.take()
     }
 
     fn wait_until(&self, deadline: Instant) -> Option<Result<RemotingCommand>> {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock();
         loop {
             if let Some(r) = st.result.take() {
                 st.sleeping = false;
@@ -101,7 +103,7 @@ impl BlockingSlot {
                 return None;
             }
             st.sleeping = true;
-            st = self.ready.wait_timeout(st, deadline - now).unwrap().0;
+            self.ready.wait_until(&mut st, deadline);
         }
     }
 }
@@ -130,6 +132,8 @@ struct ReadState {
 
 pub struct Connection {
     addr: String,
+    me: Weak<Connection>,
+    reactor: Arc<Reactor>,
     stream: TcpStream,
     /// A second fd on the same socket, registered for write readiness on its own.
     write_fd: TcpStream,
@@ -139,16 +143,17 @@ pub struct Connection {
     read: Mutex<ReadState>,
     pending: Mutex<HashMap<i32, Waiter>>,
     closed: AtomicBool,
-    processor: Arc<dyn RequestProcessor>,
+    handler: Arc<dyn RequestHandler>,
 }
 
 impl Connection {
-    /// Connects and registers the socket with the reactor.
+    /// Connects and registers the socket with the reactor of `shared`.
     pub async fn connect(
+        shared: &Shared,
         addr: &str,
         timeout: Duration,
         ser: SerializeType,
-        processor: Arc<dyn RequestProcessor>,
+        handler: Arc<dyn RequestHandler>,
     ) -> Result<Arc<Connection>> {
         let connect_err = |reason: String| Error::Connect {
             addr: addr.to_string(),
@@ -165,23 +170,27 @@ impl Connection {
             .map_err(|e| connect_err(e.to_string()))?;
         // Leaves tokio's reactor; stays non-blocking.
         let stream = stream.into_std().map_err(|e| connect_err(e.to_string()))?;
-        Self::start(addr.to_string(), stream, ser, processor)
+        Self::start(shared, addr.to_string(), stream, ser, handler)
             .map_err(|e| connect_err(e.to_string()))
     }
 
     fn start(
+        shared: &Shared,
         addr: String,
         stream: TcpStream,
         ser: SerializeType,
-        processor: Arc<dyn RequestProcessor>,
+        handler: Arc<dyn RequestHandler>,
     ) -> io::Result<Arc<Connection>> {
         stream.set_nonblocking(true)?;
         let write_fd = stream.try_clone()?;
-        let conn = Arc::new(Connection {
+        let reactor = Arc::clone(shared.reactor());
+        let conn = Arc::new_cyclic(|me| Connection {
             addr,
+            me: me.clone(),
+            token: reactor.new_token(),
+            reactor,
             stream,
             write_fd,
-            token: reactor().new_token(),
             ser,
             queue: Mutex::new(WriteQueue::default()),
             read: Mutex::new(ReadState {
@@ -190,9 +199,10 @@ impl Connection {
             }),
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            processor,
+            handler,
         });
-        reactor().register(conn.token, &conn, conn.fd(), conn.write_fd.as_raw_fd())?;
+        conn.reactor
+            .register(conn.token, &conn, conn.fd(), conn.write_fd.as_raw_fd())?;
         Ok(conn)
     }
 
@@ -210,7 +220,7 @@ impl Connection {
 
     /// Number of requests waiting for a response (for tests and diagnostics).
     pub fn pending_count(&self) -> usize {
-        self.pending.lock().unwrap().len()
+        self.pending.lock().len()
     }
 
     /// Closes the socket and fails every waiter.
@@ -218,18 +228,13 @@ impl Connection {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.queue.lock().unwrap().failed = Some(reason.to_string());
+        self.queue.lock().failed = Some(reason.to_string());
         // Wakes a caller polling the socket and tells the peer; the fds close on drop.
         // SAFETY: the fd is owned by `self.stream`, open for the duration of the call.
         unsafe { libc::shutdown(self.fd(), libc::SHUT_RDWR) };
-        reactor().deregister(self.token, self.fd(), self.write_fd.as_raw_fd());
-        let waiters: Vec<Waiter> = self
-            .pending
-            .lock()
-            .unwrap()
-            .drain()
-            .map(|(_, w)| w)
-            .collect();
+        self.reactor
+            .deregister(self.token, self.fd(), self.write_fd.as_raw_fd());
+        let waiters: Vec<Waiter> = self.pending.lock().drain().map(|(_, w)| w).collect();
         for w in waiters {
             w.complete(Err(self.closed_error(reason)));
         }
@@ -242,26 +247,64 @@ impl Connection {
         }
     }
 
-    fn timeout_error(&self, cmd: &RemotingCommand, timeout: Duration) -> Error {
+    fn timeout_error(&self, cmd: &RemotingCommand) -> Error {
         Error::Timeout(format!(
-            "no response from {} to request code {} within {timeout:?}",
+            "no response from {} to request code {} in time",
             self.addr, cmd.code
         ))
     }
 
-    /// Sends a request and waits for its response, from any thread outside the runtime.
+    /// Sends a request and waits for its response until `deadline`. The one implementation for
+    /// both kinds of caller: a thread driving the future with `runtime::block_on` writes the
+    /// request and reads its own reply right here (one wake-up, no I/O thread involved); an
+    /// async caller awaits a reply that the reader hands over. Dropping the future forgets the
+    /// request.
+    pub async fn invoke(
+        &self,
+        cmd: &RemotingCommand,
+        deadline: Instant,
+    ) -> Result<RemotingCommand> {
+        if runtime::on_blocking_driver() {
+            return self.invoke_on_caller_thread(cmd, deadline);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.register(cmd.opaque, Waiter::Async(tx))?;
+        let guard = PendingGuard {
+            conn: self,
+            opaque: cmd.opaque,
+        };
+        self.send_command(cmd)?;
+        let result = match tokio::time::timeout_at(deadline.into(), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
+            Err(_) => Err(self.timeout_error(cmd)),
+        };
+        drop(guard);
+        result
+    }
+
+    /// `invoke` driven on the calling thread (outside any async runtime).
     pub fn invoke_blocking(
         &self,
+        shared: &Shared,
         cmd: &RemotingCommand,
         timeout: Duration,
     ) -> Result<RemotingCommand> {
         let deadline = Instant::now() + timeout;
+        runtime::block_on(shared, "invoke", self.invoke(cmd, deadline))?
+    }
+
+    fn invoke_on_caller_thread(
+        &self,
+        cmd: &RemotingCommand,
+        deadline: Instant,
+    ) -> Result<RemotingCommand> {
         let slot = Arc::new(BlockingSlot::new());
         self.register(cmd.opaque, Waiter::Blocking(Arc::clone(&slot)))?;
         // Take the read role before writing, so nobody else can pick up the reply.
         let lead = self.try_take_read_role();
         if let Err(e) = self.send_command(cmd) {
-            self.pending.lock().unwrap().remove(&cmd.opaque);
+            self.pending.lock().remove(&cmd.opaque);
             if let Some(buf) = lead {
                 self.release_read_role(buf);
             }
@@ -275,36 +318,14 @@ impl Connection {
             Some(r) => r,
             None => {
                 // The response may have raced in; prefer it over a timeout.
-                if self.pending.lock().unwrap().remove(&cmd.opaque).is_none() {
+                if self.pending.lock().remove(&cmd.opaque).is_none() {
                     if let Some(r) = slot.take() {
                         return r;
                     }
                 }
-                Err(self.timeout_error(cmd, timeout))
+                Err(self.timeout_error(cmd))
             }
         }
-    }
-
-    /// Sends a request and awaits its response. Dropping the future forgets the request.
-    pub async fn invoke(
-        &self,
-        cmd: &RemotingCommand,
-        timeout: Duration,
-    ) -> Result<RemotingCommand> {
-        let (tx, rx) = oneshot::channel();
-        self.register(cmd.opaque, Waiter::Async(tx))?;
-        let guard = PendingGuard {
-            conn: self,
-            opaque: cmd.opaque,
-        };
-        self.send_command(cmd)?;
-        let result = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
-            Err(_) => Err(self.timeout_error(cmd, timeout)),
-        };
-        drop(guard);
-        result
     }
 
     /// Sends a request that gets no response.
@@ -317,10 +338,10 @@ impl Connection {
         if self.is_closed() {
             return Err(self.closed_error("closed before the request was sent"));
         }
-        self.pending.lock().unwrap().insert(opaque, waiter);
+        self.pending.lock().insert(opaque, waiter);
         // close() may have drained the table between the check and the insert.
         if self.is_closed() {
-            if let Some(w) = self.pending.lock().unwrap().remove(&opaque) {
+            if let Some(w) = self.pending.lock().remove(&opaque) {
                 w.complete(Err(self.closed_error("closed before the request was sent")));
             }
         }
@@ -332,22 +353,22 @@ impl Connection {
     /// The read role for a blocking caller, if nobody holds it; the socket leaves the
     /// reactor's watch.
     fn try_take_read_role(&self) -> Option<BytesMut> {
-        let mut st = self.read.lock().unwrap();
+        let mut st = self.read.lock();
         if st.reader != Reader::Nobody || self.is_closed() {
             return None;
         }
-        reactor().disarm_read(self.token, self.fd()).ok()?;
+        self.reactor.disarm_read(self.token, self.fd()).ok()?;
         st.reader = Reader::Caller;
         Some(std::mem::take(&mut st.buf))
     }
 
     /// Hands the read role back and puts the socket back under the reactor's watch.
     fn release_read_role(&self, buf: BytesMut) {
-        let mut st = self.read.lock().unwrap();
+        let mut st = self.read.lock();
         st.buf = buf;
         st.reader = Reader::Nobody;
         if !self.is_closed() {
-            if let Err(e) = reactor().arm_read(self.token, self.fd()) {
+            if let Err(e) = self.reactor.arm_read(self.token, self.fd()) {
                 drop(st);
                 self.close(&format!("cannot watch the socket: {e}"));
             }
@@ -357,7 +378,7 @@ impl Connection {
     /// The reactor saw data. Ignored when a caller holds the read role (it re-arms when done).
     pub(crate) fn on_readable(&self) {
         let mut buf = {
-            let mut st = self.read.lock().unwrap();
+            let mut st = self.read.lock();
             if st.reader != Reader::Nobody {
                 return;
             }
@@ -456,31 +477,35 @@ impl Connection {
 
     fn dispatch(&self, cmd: RemotingCommand) {
         if cmd.is_response() {
-            let waiter = self.pending.lock().unwrap().remove(&cmd.opaque);
+            let waiter = self.pending.lock().remove(&cmd.opaque);
             // A response nobody waits for (timed out, abandoned) is dropped, as in Java.
             if let Some(w) = waiter {
                 w.complete(Ok(cmd));
             }
             return;
         }
-        let oneway = cmd.is_oneway();
-        if let Some(response) = self.processor.process(&self.addr, cmd) {
-            if !oneway {
-                let _ = self.send_command(&response);
-            }
+        // Requests the peer starts go to the handler, which queues them for an executor: the
+        // reading thread may be a caller waiting for its own reply and must not run them.
+        if let Some(me) = self.me.upgrade() {
+            self.handler.handle(&me, cmd);
         }
     }
 
     // ---- writing ---------------------------------------------------------------------------
 
     pub(crate) fn send_command(&self, cmd: &RemotingCommand) -> Result<()> {
-        let head = codec::encode_head(cmd, self.ser)?.freeze();
+        // Codes beyond 16 bits (5.x POP) only fit the JSON header.
+        let ser = match self.ser {
+            SerializeType::RocketMq if !codec::fits_binary_header(cmd) => SerializeType::Json,
+            ser => ser,
+        };
+        let head = codec::encode_head(cmd, ser)?.freeze();
         self.send_frame(head, cmd.body.clone())
     }
 
     /// Writes a frame (header + body) directly if nothing is queued, else queues it.
     fn send_frame(&self, mut head: Bytes, mut body: Bytes) -> Result<()> {
-        let mut q = self.queue.lock().unwrap();
+        let mut q = self.queue.lock();
         if let Some(reason) = &q.failed {
             return Err(self.closed_error(reason));
         }
@@ -509,7 +534,10 @@ impl Connection {
         }
         q.frames.push_back(head);
         q.frames.push_back(body);
-        if let Err(e) = reactor().arm_write(self.token, self.write_fd.as_raw_fd()) {
+        if let Err(e) = self
+            .reactor
+            .arm_write(self.token, self.write_fd.as_raw_fd())
+        {
             drop(q);
             self.close(&format!("cannot watch the socket: {e}"));
         }
@@ -518,7 +546,7 @@ impl Connection {
 
     /// The reactor saw room in the send buffer: flush the queue, re-arm if it is not empty.
     pub(crate) fn on_writable(&self) {
-        let mut q = self.queue.lock().unwrap();
+        let mut q = self.queue.lock();
         loop {
             q.frames.retain(|b| !b.is_empty());
             if q.frames.is_empty() || q.failed.is_some() {
@@ -538,7 +566,10 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     drop(slices);
-                    if let Err(e) = reactor().arm_write(self.token, self.write_fd.as_raw_fd()) {
+                    if let Err(e) = self
+                        .reactor
+                        .arm_write(self.token, self.write_fd.as_raw_fd())
+                    {
                         drop(q);
                         self.close(&format!("cannot watch the socket: {e}"));
                     }
@@ -569,7 +600,7 @@ struct PendingGuard<'a> {
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        self.conn.pending.lock().unwrap().remove(&self.opaque);
+        self.conn.pending.lock().remove(&self.opaque);
     }
 }
 

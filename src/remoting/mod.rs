@@ -5,7 +5,7 @@ pub mod codec;
 pub mod command;
 pub mod connection;
 pub mod processor;
-mod reactor;
+pub(crate) mod reactor;
 
 pub use client::RemotingClient;
 pub use command::{RemotingCommand, SerializeType};

@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
-use once_cell::sync::Lazy;
+use parking_lot::Mutex;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::runtime::Handle;
 
 use super::connection::Connection;
-use crate::runtime;
 
 const READ: u64 = 0;
 const WRITE: u64 = 1;
@@ -37,29 +37,33 @@ pub(crate) struct Reactor {
     next_token: AtomicU64,
 }
 
-static REACTOR: Lazy<Reactor> = Lazy::new(|| {
-    // SAFETY: epoll_create1 returns a new fd we own, or -1.
-    let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-    assert!(
-        fd >= 0,
-        "epoll_create1 failed: {}",
-        io::Error::last_os_error()
-    );
-    // SAFETY: fd is valid and owned by nobody else.
-    let epoll = Arc::new(EpollFd(unsafe { OwnedFd::from_raw_fd(fd) }));
-    runtime::handle().spawn(run(Arc::clone(&epoll)));
-    Reactor {
-        epoll,
-        connections: Mutex::new(HashMap::new()),
-        next_token: AtomicU64::new(1),
-    }
-});
-
-pub(crate) fn reactor() -> &'static Reactor {
-    &REACTOR
-}
-
 impl Reactor {
+    /// Makes the epoll set and starts the task that drains it. Errors (no file descriptors) are
+    /// returned, never turned into a panic, so a later call can try again.
+    pub fn start(rt: &Handle) -> io::Result<Arc<Reactor>> {
+        // SAFETY: epoll_create1 returns a new fd we own, or -1.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is valid and owned by nobody else.
+        let epoll = Arc::new(EpollFd(unsafe { OwnedFd::from_raw_fd(fd) }));
+        let afd = {
+            let _enter = rt.enter();
+            // SAFETY: the epoll fd stays open while the AsyncFd exists: both hold the Arc.
+            unsafe {
+                AsyncFd::register_with_interest(EpollRef(Arc::clone(&epoll)), Interest::READABLE)?
+            }
+        };
+        let reactor = Arc::new(Reactor {
+            epoll,
+            connections: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+        });
+        rt.spawn(run(Arc::downgrade(&reactor), afd));
+        Ok(reactor)
+    }
+
     pub fn new_token(&self) -> u64 {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
@@ -72,16 +76,13 @@ impl Reactor {
         read_fd: RawFd,
         write_fd: RawFd,
     ) -> io::Result<()> {
-        self.connections
-            .lock()
-            .unwrap()
-            .insert(token, Arc::downgrade(conn));
+        self.connections.lock().insert(token, Arc::downgrade(conn));
         self.ctl(libc::EPOLL_CTL_ADD, read_fd, READ_EVENTS, token << 1 | READ)?;
         self.ctl(libc::EPOLL_CTL_ADD, write_fd, 0, token << 1 | WRITE)
     }
 
     pub fn deregister(&self, token: u64, read_fd: RawFd, write_fd: RawFd) {
-        self.connections.lock().unwrap().remove(&token);
+        self.connections.lock().remove(&token);
         let _ = self.ctl(libc::EPOLL_CTL_DEL, read_fd, 0, 0);
         let _ = self.ctl(libc::EPOLL_CTL_DEL, write_fd, 0, 0);
     }
@@ -111,29 +112,25 @@ impl Reactor {
     }
 
     fn connection(&self, token: u64) -> Option<Arc<Connection>> {
-        self.connections.lock().unwrap().get(&token)?.upgrade()
+        self.connections.lock().get(&token)?.upgrade()
     }
 }
 
 /// Drains the private epoll set whenever tokio reports it readable.
-async fn run(epoll: Arc<EpollFd>) {
-    // SAFETY: the epoll fd belongs to the process-lifetime reactor and is never closed.
-    let registered =
-        unsafe { AsyncFd::register_with_interest(EpollRef(epoll.as_raw_fd()), Interest::READABLE) };
-    let afd = match registered {
-        Ok(afd) => afd,
-        Err(e) => panic!("cannot register the connection epoll with tokio: {e}"),
-    };
+async fn run(reactor: Weak<Reactor>, afd: AsyncFd<EpollRef>) {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 64];
     loop {
         let Ok(mut guard) = afd.readable().await else {
+            return;
+        };
+        let Some(reactor) = reactor.upgrade() else {
             return;
         };
         loop {
             // SAFETY: events has room for len entries; timeout 0 never blocks.
             let n = unsafe {
                 libc::epoll_wait(
-                    epoll.as_raw_fd(),
+                    afd.get_ref().as_raw_fd(),
                     events.as_mut_ptr(),
                     events.len() as i32,
                     0,
@@ -144,7 +141,7 @@ async fn run(epoll: Arc<EpollFd>) {
             }
             for ev in &events[..n as usize] {
                 let data = ev.u64;
-                let Some(conn) = reactor().connection(data >> 1) else {
+                let Some(conn) = reactor.connection(data >> 1) else {
                     continue;
                 };
                 if data & 1 == READ {
@@ -158,11 +155,11 @@ async fn run(epoll: Arc<EpollFd>) {
     }
 }
 
-/// The epoll fd as tokio sees it; the fd itself is owned by the (never dropped) reactor.
-struct EpollRef(RawFd);
+/// The epoll fd as tokio sees it; the reactor and this task share it.
+struct EpollRef(Arc<EpollFd>);
 
 impl AsRawFd for EpollRef {
     fn as_raw_fd(&self) -> RawFd {
-        self.0
+        self.0.as_raw_fd()
     }
 }

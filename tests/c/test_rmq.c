@@ -255,7 +255,7 @@ static void test_producer_against_broker(void) {
     rmq_send_result_destroy(r);
     rmq_message_destroy(m);
 
-    /* async: the callback runs once, on the dispatch thread */
+    /* async: the callback runs once, on a callback thread */
     struct async_box box = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, -1, NULL, 0};
     const uint8_t abody[] = "async\0body";
     m = make_message(topic, abody, sizeof abody, "async-key");
@@ -350,9 +350,12 @@ struct destroy_box {
     struct async_box box;
 };
 
+static rmq_status_t destroy_status_in_callback = -1;
+
 static void destroy_in_callback(const rmq_send_callback_params_t *params, void *user_data) {
     struct destroy_box *d = user_data;
-    rmq_producer_destroy(d->producer); /* allowed from a callback; must not deadlock */
+    /* its own producer: it would wait for this very callback, so it is refused */
+    destroy_status_in_callback = rmq_producer_destroy(d->producer);
     on_sent(params, &d->box);
 }
 
@@ -366,7 +369,13 @@ static void test_destroy_inside_callback(void) {
     OK(rmq_producer_send_async(d.producer, m, destroy_in_callback, &d));
     EXPECT(wait_calls(&d.box, 1, 10) == 1);
     if (d.box.result) rmq_send_result_destroy(d.box.result);
+    EXPECT(destroy_status_in_callback == RMQ_ERR_INVALID_STATE);
+    /* the handle stayed valid; destroyed from this thread it goes */
+    OK(rmq_producer_send_sync(d.producer, m, NULL));
+    OK(rmq_producer_destroy(d.producer));
     EXPECT_STATUS(rmq_producer_send_sync(d.producer, m, NULL), RMQ_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(rmq_producer_destroy(d.producer), RMQ_ERR_INVALID_HANDLE);
+    OK(rmq_producer_destroy(NULL));
     rmq_message_destroy(m);
 }
 

@@ -11,7 +11,7 @@ import "C"
 
 import "runtime/cgo"
 
-// rmqGoSendCallback receives every async send completion, on the library's "rmq-dispatch"
+// rmqGoSendCallback receives every async send completion, on a library "rmq-callback-N"
 // thread. params and the result in it are borrowed until this returns, so the result is
 // copied before the user's callback runs.
 //

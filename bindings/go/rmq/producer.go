@@ -198,8 +198,10 @@ func (p *Producer) Shutdown() error {
 // Because Close waits for callbacks without a time limit, a callback must never wait for the
 // goroutine that calls Close (for example by sending on an unbuffered channel that goroutine
 // reads only after Close returns, or by locking a mutex it holds around Close): that is a
-// deadlock. Calling Close (or any other method) from inside a callback is allowed; it then
-// does not wait for the other callbacks, which run later on the same dispatch thread.
+// deadlock. Calling methods of p from inside its callback is allowed, but Close of p itself
+// is refused there (it would wait for that very callback) with StatusInvalidState and p stays
+// open. Closing another producer from a callback is allowed and waits for that producer's
+// callbacks, running them on the calling thread when they are queued behind it.
 func (p *Producer) Close() error {
 	if p == nil {
 		return nil
@@ -213,7 +215,14 @@ func (p *Producer) Close() error {
 	p.mu.Unlock()
 	// Not under mu: callbacks running meanwhile may call methods of p (they get the closed
 	// error) and Close must not block them.
-	C.rmq_producer_destroy(p.h)
+	if st := C.rmq_producer_destroy(p.h); st != C.RMQ_OK {
+		// Refused (from one of p's own callbacks): p stays open; close it from elsewhere.
+		err := lastError(st)
+		p.mu.Lock()
+		p.closed = false
+		p.mu.Unlock()
+		return err
+	}
 	return nil
 }
 
@@ -249,8 +258,8 @@ var liveAsyncHandles atomic.Int64
 // later, with the result or the error; if it returns an error, nothing was sent and callback
 // is never called. The message may be modified or closed as soon as SendAsync returns.
 //
-// Callbacks run on the library's dispatch thread (a goroutine of their own, never the
-// caller's), one at a time, so a callback should return quickly and hand longer work to
+// Callbacks run on a library callback thread ("rmq-callback-N", never the caller's), one at
+// a time unless client.callback-executor-threads says more, so a callback should return quickly and hand longer work to
 // another goroutine. It may call methods of the producer, Close included. A panic in a
 // callback crashes the program, as in any goroutine.
 func (p *Producer) SendAsync(msg *Message, callback func(*SendResult, error)) error {

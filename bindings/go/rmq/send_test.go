@@ -306,7 +306,8 @@ func TestCloseWaitsForCallbacks(t *testing.T) {
 	}
 }
 
-// A callback may call the producer's methods, Close included, without deadlocking.
+// A callback may call the producer's methods without deadlocking. Close of its own producer
+// would wait for itself: it is refused and the producer stays usable until closed elsewhere.
 func TestCloseFromCallback(t *testing.T) {
 	p := startedProducer(t, nil)
 	topic := uniqueTopic(t)
@@ -318,8 +319,15 @@ func TestCloseFromCallback(t *testing.T) {
 			done <- err
 			return
 		}
-		p.Close()
-		_, err = p.SendSync(msg) // closed now
+		var e *Error
+		if err := p.Close(); err == nil {
+			done <- errors.New("Close from the producer's own callback succeeded")
+			return
+		} else if !errors.As(err, &e) || e.Status != StatusInvalidState {
+			done <- err
+			return
+		}
+		_, err = p.SendSync(msg) // still open
 		done <- err
 	})
 	if err != nil {
@@ -327,9 +335,16 @@ func TestCloseFromCallback(t *testing.T) {
 	}
 	select {
 	case err := <-done:
-		wantStatus(t, err, StatusInvalidHandle)
+		if err != nil {
+			t.Fatalf("in the callback: %v", err)
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("callback calling Close deadlocked")
 	}
-	p.Close() // idempotent, and nothing left to wait for
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close outside the callback: %v", err)
+	}
+	if _, err := p.SendSync(msg); err == nil {
+		t.Fatal("send after Close succeeded")
+	}
 }

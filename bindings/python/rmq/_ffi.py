@@ -110,7 +110,7 @@ SIGNATURES = {
         [handle_t, c_char_p, c_char_p, c_int32, c_int64, c_int64, _out_handle, c_size_t, _out_size],
     ),
     "rmq_producer_shutdown": (status_t, [handle_t]),
-    "rmq_producer_destroy": (None, [handle_t]),
+    "rmq_producer_destroy": (status_t, [handle_t]),
     "rmq_send_result_status": (status_t, [handle_t, POINTER(send_status_t)]),
     "rmq_send_result_msg_id": (status_t, [handle_t, _out_view, _out_size]),
     "rmq_send_result_offset_msg_id": (status_t, [handle_t, _out_view, _out_size]),

@@ -13,7 +13,7 @@ from typing import Mapping
 
 from . import _ffi
 from ._config import Config
-from .errors import check, error_for
+from .errors import Status, check, error_for
 from .message import Message
 
 _lib = _ffi.lib
@@ -90,7 +90,7 @@ _ids = itertools.count(1)
 
 
 def _on_send_done(params, user_data):
-    """The one C callback for every async send. Runs on "rmq-dispatch"; never raises."""
+    """The one C callback for every async send. Runs on "rmq-callback-N"; never raises."""
     try:
         with _pending_lock:
             entry = _pending.pop(user_data or 0, None)
@@ -205,7 +205,7 @@ class Producer(_ffi.Closeable):
         """Sends without waiting; the Future resolves to a SendResult or raises RmqError.
 
         Errors found before sending (bad message, producer not running) raise here. The Future
-        cannot be cancelled; its done-callbacks run on the library's "rmq-dispatch" thread and
+        cannot be cancelled; its done-callbacks run on a library "rmq-callback-N" thread and
         should return quickly. Wait with a timeout, e.g. ``future.result(timeout=10)``.
         """
         msg = self._msg(message)
@@ -279,7 +279,13 @@ class Producer(_ffi.Closeable):
         with lock:
             handle, self._handle = self._handle, None
         if handle:
-            _lib.rmq_producer_destroy(handle)
+            status = _lib.rmq_producer_destroy(handle)
+            if status == Status.RMQ_ERR_INVALID_STATE:
+                # Refused: called from one of this producer's own callbacks, it would wait for
+                # itself. The producer stays open; close it from another thread.
+                with lock:
+                    self._handle = handle
+                check(status)
 
     def __enter__(self):
         if not self._started:

@@ -169,7 +169,7 @@ def _thread_name(native_id):
         return "?"
 
 
-def test_async_callbacks_run_on_the_dispatch_thread(producer, topic):
+def test_async_callbacks_run_on_the_callback_thread(producer, topic):
     names = []
     lock = threading.Lock()
 
@@ -189,7 +189,7 @@ def test_async_callbacks_run_on_the_dispatch_thread(producer, topic):
     off_main = [name for tid, name in names if tid != me]
     assert off_main, "every send finished before its callback was added"
     if sys.platform.startswith("linux"):
-        assert set(off_main) == {"rmq-dispatch"}
+        assert set(off_main) == {"rmq-callback-1"}
 
 
 def test_sync_sends_from_many_threads(producer, topic):

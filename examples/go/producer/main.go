@@ -77,7 +77,7 @@ func main() {
 		printResult("sync", i, r)
 	}
 
-	// Async: the callback runs later on the library's dispatch thread, exactly once per
+	// Async: the callback runs later on a library callback thread, exactly once per
 	// accepted send.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
