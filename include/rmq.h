@@ -209,6 +209,11 @@ typedef struct rmq_status_desc_t {
 #define RMQ_ERR_BUFFER_TOO_SMALL 10
 
 /**
+ * The handle was created before fork() in the parent process; create a new one in the child.
+ */
+#define RMQ_ERR_FORKED 11
+
+/**
  * No answer within the time budget.
  */
 #define RMQ_ERR_TIMEOUT 100
@@ -237,6 +242,16 @@ typedef struct rmq_status_desc_t {
  * No route for the topic (unknown to the name server and no auto-create template).
  */
 #define RMQ_ERR_ROUTE_NOT_FOUND 105
+
+/**
+ * A local resource ran out (memory, file descriptors, threads).
+ */
+#define RMQ_ERR_RESOURCE 106
+
+/**
+ * The operation was cancelled by shutdown before it completed.
+ */
+#define RMQ_ERR_CANCELLED 107
 
 /**
  * A bug in rmq: a panic was caught at the C boundary.

@@ -39,6 +39,17 @@ pub enum Error {
     Protocol(String),
     #[error("no route for topic '{topic}': {reason}")]
     RouteNotFound { topic: String, reason: String },
+    /// A local resource ran out (memory, file descriptors, threads).
+    #[error("out of resources: {0}")]
+    Resource(String),
+    /// The handle was created before fork() in the parent process.
+    #[error(
+        "the handle was created before fork() in the parent process; create a new one in the child"
+    )]
+    Forked,
+    /// Shutdown cancelled the operation before it completed.
+    #[error("cancelled by shutdown: {0}")]
+    Cancelled(String),
     #[error("{addr} answered {name} ({code}): {remark}")]
     Broker {
         code: i32,

@@ -33,6 +33,8 @@ pub const RMQ_ERR_MESSAGE_TOO_LARGE: rmq_status_t = 8;
 pub const RMQ_ERR_NOT_FOUND: rmq_status_t = 9;
 /// The caller's buffer is too small; the needed length was written.
 pub const RMQ_ERR_BUFFER_TOO_SMALL: rmq_status_t = 10;
+/// The handle was created before fork() in the parent process; create a new one in the child.
+pub const RMQ_ERR_FORKED: rmq_status_t = 11;
 /// No answer within the time budget.
 pub const RMQ_ERR_TIMEOUT: rmq_status_t = 100;
 /// A TCP connection could not be opened.
@@ -45,6 +47,10 @@ pub const RMQ_ERR_IO: rmq_status_t = 103;
 pub const RMQ_ERR_PROTOCOL: rmq_status_t = 104;
 /// No route for the topic (unknown to the name server and no auto-create template).
 pub const RMQ_ERR_ROUTE_NOT_FOUND: rmq_status_t = 105;
+/// A local resource ran out (memory, file descriptors, threads).
+pub const RMQ_ERR_RESOURCE: rmq_status_t = 106;
+/// The operation was cancelled by shutdown before it completed.
+pub const RMQ_ERR_CANCELLED: rmq_status_t = 107;
 /// A bug in rmq: a panic was caught at the C boundary.
 pub const RMQ_ERR_PANIC: rmq_status_t = 900;
 /// Broker answers map to RMQ_ERR_BROKER_BASE + the broker's response code.
@@ -113,6 +119,11 @@ const LOCAL_STATUSES: &[(rmq_status_t, &str, &str)] = &[
         "RMQ_ERR_BUFFER_TOO_SMALL",
         "buffer too small",
     ),
+    (
+        RMQ_ERR_FORKED,
+        "RMQ_ERR_FORKED",
+        "the handle was created before fork() in the parent process; create a new one in the child",
+    ),
     (RMQ_ERR_TIMEOUT, "RMQ_ERR_TIMEOUT", "timed out"),
     (RMQ_ERR_CONNECT, "RMQ_ERR_CONNECT", "cannot connect"),
     (
@@ -126,6 +137,16 @@ const LOCAL_STATUSES: &[(rmq_status_t, &str, &str)] = &[
         RMQ_ERR_ROUTE_NOT_FOUND,
         "RMQ_ERR_ROUTE_NOT_FOUND",
         "no route for the topic",
+    ),
+    (
+        RMQ_ERR_RESOURCE,
+        "RMQ_ERR_RESOURCE",
+        "a local resource ran out (memory, file descriptors, threads)",
+    ),
+    (
+        RMQ_ERR_CANCELLED,
+        "RMQ_ERR_CANCELLED",
+        "the operation was cancelled by shutdown before it completed",
     ),
     (
         RMQ_ERR_PANIC,
@@ -153,6 +174,9 @@ pub(crate) fn status_of(e: &Error) -> rmq_status_t {
         Error::Io { .. } => RMQ_ERR_IO,
         Error::Protocol(_) => RMQ_ERR_PROTOCOL,
         Error::RouteNotFound { .. } => RMQ_ERR_ROUTE_NOT_FOUND,
+        Error::Resource(_) => RMQ_ERR_RESOURCE,
+        Error::Forked => RMQ_ERR_FORKED,
+        Error::Cancelled(_) => RMQ_ERR_CANCELLED,
         Error::Broker { code, .. } => broker_status(*code),
     }
 }
@@ -291,6 +315,14 @@ mod tests {
         assert!(rmq_status_is_retriable(RMQ_ERR_BROKER_SYSTEM_BUSY));
         assert!(!rmq_status_is_retriable(RMQ_ERR_BROKER_MESSAGE_ILLEGAL));
         assert!(!rmq_status_is_retriable(RMQ_ERR_INVALID_ARGUMENT));
+        for s in [RMQ_ERR_FORKED, RMQ_ERR_RESOURCE, RMQ_ERR_CANCELLED] {
+            assert!(!rmq_status_is_retriable(s));
+            assert!(row(s).is_some(), "{s} is not in the table");
+        }
+        assert_eq!(status_of(&Error::Forked), RMQ_ERR_FORKED);
+        assert_eq!(status_of(&Error::Resource("x".into())), RMQ_ERR_RESOURCE);
+        assert_eq!(status_of(&Error::Cancelled("x".into())), RMQ_ERR_CANCELLED);
+        assert!(!Error::Forked.is_retriable() && !Error::Cancelled("x".into()).is_retriable());
         let unknown = unsafe { CStr::from_ptr(rmq_status_name(4242)) };
         assert_eq!(unknown.to_str().unwrap(), "RMQ_ERR_UNKNOWN");
     }
