@@ -146,10 +146,11 @@ pub(crate) unsafe fn arg_text_n<'a>(
     max: usize,
 ) -> FfiResult<&'a str> {
     if len > max {
-        return Err(FfiError::new(
-            RMQ_ERR_INVALID_ARGUMENT,
-            format!("{what} is {len} bytes, longer than {max}"),
-        ));
+        // Worded as the core's own length check, so both setters report it alike.
+        return Err(crate::Error::InvalidArgument(format!(
+            "{what} is {len} bytes, longer than {max}"
+        ))
+        .into());
     }
     let bytes = arg_bytes(p as *const u8, len, what)?;
     std::str::from_utf8(bytes)
