@@ -28,6 +28,8 @@ const (
 	StatusNotFound = 9
 	// StatusBufferTooSmall is RMQ_ERR_BUFFER_TOO_SMALL: buffer too small.
 	StatusBufferTooSmall = 10
+	// StatusForked is RMQ_ERR_FORKED: the handle was created before fork() in the parent process; create a new one in the child.
+	StatusForked = 11
 	// StatusTimeout is RMQ_ERR_TIMEOUT: timed out.
 	StatusTimeout = 100
 	// StatusConnect is RMQ_ERR_CONNECT: cannot connect.
@@ -40,6 +42,10 @@ const (
 	StatusProtocol = 104
 	// StatusRouteNotFound is RMQ_ERR_ROUTE_NOT_FOUND: no route for the topic.
 	StatusRouteNotFound = 105
+	// StatusResource is RMQ_ERR_RESOURCE: a local resource ran out (memory, file descriptors, threads).
+	StatusResource = 106
+	// StatusCancelled is RMQ_ERR_CANCELLED: the operation was cancelled by shutdown before it completed.
+	StatusCancelled = 107
 	// StatusPanic is RMQ_ERR_PANIC: internal error (panic caught at the C boundary).
 	StatusPanic = 900
 	// StatusBrokerOther is RMQ_ERR_BROKER_OTHER: broker answered an unlisted response code.
@@ -153,6 +159,8 @@ var (
 	ErrNotFound = &Error{Status: StatusNotFound, Name: "RMQ_ERR_NOT_FOUND", Message: "not found"}
 	// ErrBufferTooSmall matches RMQ_ERR_BUFFER_TOO_SMALL.
 	ErrBufferTooSmall = &Error{Status: StatusBufferTooSmall, Name: "RMQ_ERR_BUFFER_TOO_SMALL", Message: "buffer too small"}
+	// ErrForked matches RMQ_ERR_FORKED.
+	ErrForked = &Error{Status: StatusForked, Name: "RMQ_ERR_FORKED", Message: "the handle was created before fork() in the parent process; create a new one in the child"}
 	// ErrTimeout matches RMQ_ERR_TIMEOUT.
 	ErrTimeout = &Error{Status: StatusTimeout, Name: "RMQ_ERR_TIMEOUT", Message: "timed out"}
 	// ErrConnect matches RMQ_ERR_CONNECT.
@@ -165,6 +173,10 @@ var (
 	ErrProtocol = &Error{Status: StatusProtocol, Name: "RMQ_ERR_PROTOCOL", Message: "protocol error"}
 	// ErrRouteNotFound matches RMQ_ERR_ROUTE_NOT_FOUND.
 	ErrRouteNotFound = &Error{Status: StatusRouteNotFound, Name: "RMQ_ERR_ROUTE_NOT_FOUND", Message: "no route for the topic"}
+	// ErrResource matches RMQ_ERR_RESOURCE.
+	ErrResource = &Error{Status: StatusResource, Name: "RMQ_ERR_RESOURCE", Message: "a local resource ran out (memory, file descriptors, threads)"}
+	// ErrCancelled matches RMQ_ERR_CANCELLED.
+	ErrCancelled = &Error{Status: StatusCancelled, Name: "RMQ_ERR_CANCELLED", Message: "the operation was cancelled by shutdown before it completed"}
 	// ErrPanic matches RMQ_ERR_PANIC.
 	ErrPanic = &Error{Status: StatusPanic, Name: "RMQ_ERR_PANIC", Message: "internal error (panic caught at the C boundary)"}
 	// ErrBrokerOther matches RMQ_ERR_BROKER_OTHER.
@@ -268,12 +280,15 @@ var generatedStatuses = []statusRow{
 	{StatusMessageTooLarge, "RMQ_ERR_MESSAGE_TOO_LARGE"},
 	{StatusNotFound, "RMQ_ERR_NOT_FOUND"},
 	{StatusBufferTooSmall, "RMQ_ERR_BUFFER_TOO_SMALL"},
+	{StatusForked, "RMQ_ERR_FORKED"},
 	{StatusTimeout, "RMQ_ERR_TIMEOUT"},
 	{StatusConnect, "RMQ_ERR_CONNECT"},
 	{StatusConnectionClosed, "RMQ_ERR_CONNECTION_CLOSED"},
 	{StatusIO, "RMQ_ERR_IO"},
 	{StatusProtocol, "RMQ_ERR_PROTOCOL"},
 	{StatusRouteNotFound, "RMQ_ERR_ROUTE_NOT_FOUND"},
+	{StatusResource, "RMQ_ERR_RESOURCE"},
+	{StatusCancelled, "RMQ_ERR_CANCELLED"},
 	{StatusPanic, "RMQ_ERR_PANIC"},
 	{StatusBrokerOther, "RMQ_ERR_BROKER_OTHER"},
 	{StatusBrokerSystemError, "RMQ_ERR_BROKER_SYSTEM_ERROR"},
