@@ -370,33 +370,70 @@ struct rmq_message_t *rmq_message_create(void);
 void rmq_message_destroy(struct rmq_message_t *message);
 
 /**
- * Sets the topic (NUL-terminated UTF-8, borrowed for the call). Checked when sent.
+ * Sets the topic (NUL-terminated UTF-8, borrowed for the call). The characters 0x01/0x02 and
+ * topics over 127 bytes fail with RMQ_ERR_INVALID_ARGUMENT; the other topic rules are checked
+ * when sent. Use rmq_message_set_topic_n for text that may contain NUL.
  */
 rmq_status_t rmq_message_set_topic(struct rmq_message_t *message, const char *topic);
 
 /**
- * Sets the tag (borrowed for the call); NULL or "" removes it.
+ * Sets the topic from `len` bytes of UTF-8 at `topic` (borrowed for the call; no terminator
+ * needed; NULL with len 0 is ""). As rmq_message_set_topic, and a NUL byte inside fails with
+ * RMQ_ERR_INVALID_ARGUMENT instead of cutting the topic short.
+ */
+rmq_status_t rmq_message_set_topic_n(struct rmq_message_t *message, const char *topic, size_t len);
+
+/**
+ * Sets the tag (borrowed for the call); NULL or "" removes it. The characters 0x01/0x02 fail
+ * with RMQ_ERR_INVALID_ARGUMENT, as does a tag over 32767 bytes.
  */
 rmq_status_t rmq_message_set_tags(struct rmq_message_t *message, const char *tags);
 
 /**
+ * Sets the tag from `len` bytes of UTF-8 at `tags` (borrowed for the call); len 0 removes it.
+ * As rmq_message_set_tags, and a NUL byte inside fails with RMQ_ERR_INVALID_ARGUMENT.
+ */
+rmq_status_t rmq_message_set_tags_n(struct rmq_message_t *message, const char *tags, size_t len);
+
+/**
  * Sets the keys, separated by single spaces (borrowed for the call); NULL or "" removes them.
+ * The characters 0x01/0x02 fail with RMQ_ERR_INVALID_ARGUMENT, as do keys over 32767 bytes.
  */
 rmq_status_t rmq_message_set_keys(struct rmq_message_t *message, const char *keys);
 
 /**
+ * Sets the keys from `len` bytes of UTF-8 at `keys` (borrowed for the call); len 0 removes
+ * them. As rmq_message_set_keys, and a NUL byte inside fails with RMQ_ERR_INVALID_ARGUMENT.
+ */
+rmq_status_t rmq_message_set_keys_n(struct rmq_message_t *message, const char *keys, size_t len);
+
+/**
  * Sets the body to a copy of `len` bytes at `data` (borrowed for the call; any bytes, NULs
- * included). NULL with len 0 sets an empty body (which a send refuses).
+ * included). NULL with len 0 sets an empty body (which a send refuses). A len over the 16 MiB
+ * frame limit (SIZE_MAX included) fails with RMQ_ERR_MESSAGE_TOO_LARGE without reading `data`;
+ * if the copy cannot be allocated, RMQ_ERR_RESOURCE. On failure the message is unchanged.
  */
 rmq_status_t rmq_message_set_body(struct rmq_message_t *message, const uint8_t *data, size_t len);
 
 /**
  * Sets a user property (both borrowed for the call). Reserved names (TAGS, KEYS, UNIQ_KEY, ...),
- * blank names or values and the characters 0x01/0x02 fail with RMQ_ERR_INVALID_ARGUMENT.
+ * blank names or values, the characters 0x01/0x02 and properties that would take more than
+ * 32767 bytes encoded fail with RMQ_ERR_INVALID_ARGUMENT.
  */
 rmq_status_t rmq_message_set_property(struct rmq_message_t *message,
                                       const char *name,
                                       const char *value);
+
+/**
+ * Sets a user property from `name_len` bytes of UTF-8 at `name` and `value_len` bytes at
+ * `value` (both borrowed for the call; no terminators needed). As rmq_message_set_property,
+ * and a NUL byte inside either fails with RMQ_ERR_INVALID_ARGUMENT.
+ */
+rmq_status_t rmq_message_set_property_n(struct rmq_message_t *message,
+                                        const char *name,
+                                        size_t name_len,
+                                        const char *value,
+                                        size_t value_len);
 
 /**
  * Borrowed view of the topic (not NUL-terminated): *out points at *out_len bytes, valid until

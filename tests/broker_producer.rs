@@ -18,8 +18,8 @@ fn producer(group: &str) -> Producer {
 
 fn message(topic: &str, body: &[u8], key: &str) -> Message {
     let mut m = Message::new(topic, body.to_vec());
-    m.set_tags("TagA");
-    m.set_key_list(&[key, "second-key"]);
+    m.set_tags("TagA").unwrap();
+    m.set_key_list(&[key, "second-key"]).unwrap();
     m.put_user_property("color", "blue").unwrap();
     m.put_user_property("ünïcode", "välue").unwrap();
     m

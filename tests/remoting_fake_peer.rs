@@ -427,7 +427,7 @@ fn dead_name_server_fastjson_routes_and_send_retries() {
     let producer = Producer::new(cfg).unwrap();
     producer.start().unwrap();
     let mut msg = Message::new("FakeTopic", "payload");
-    msg.set_tags("t");
+    msg.set_tags("t").unwrap();
     let r = producer.send_blocking(&msg).unwrap();
     assert_eq!(
         sends.load(std::sync::atomic::Ordering::SeqCst),

@@ -114,10 +114,17 @@ pub(crate) unsafe fn arg_str_or_empty<'a>(p: *const c_char, what: &str) -> FfiRe
     }
 }
 
-/// Bytes as pointer + length; NULL with length 0 is empty, never a slice from NULL.
+/// Bytes as pointer + length; NULL with length 0 is empty, never a slice from NULL. A length
+/// over `isize::MAX` cannot describe a buffer: RMQ_ERR_INVALID_ARGUMENT, memory untouched.
 pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
     if len == 0 {
         return Ok(&[]);
+    }
+    if len > isize::MAX as usize {
+        return Err(FfiError::new(
+            RMQ_ERR_INVALID_ARGUMENT,
+            format!("length {len} of {what} is over isize::MAX, so it cannot be a buffer"),
+        ));
     }
     if p.is_null() {
         return Err(FfiError::new(
@@ -125,7 +132,43 @@ pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FfiR
             format!("{what} is NULL with a length of {len}"),
         ));
     }
+    // SAFETY: non-NULL, len <= isize::MAX; the caller promises len readable bytes at p.
     Ok(std::slice::from_raw_parts(p, len))
+}
+
+/// A UTF-8 string as pointer + length (no NUL terminator needed; NULL with length 0 is "").
+/// A length over `max` is refused before the memory is read. NUL and separator bytes are left
+/// to the core's text rule, so both C entry points of a setter give the same answer.
+pub(crate) unsafe fn arg_text_n<'a>(
+    p: *const c_char,
+    len: usize,
+    what: &str,
+    max: usize,
+) -> FfiResult<&'a str> {
+    if len > max {
+        // Worded as the core's own length check, so both setters report it alike.
+        return Err(crate::Error::InvalidArgument(format!(
+            "{what} is {len} bytes, longer than {max}"
+        ))
+        .into());
+    }
+    let bytes = arg_bytes(p as *const u8, len, what)?;
+    std::str::from_utf8(bytes)
+        .map_err(|_| FfiError::new(RMQ_ERR_INVALID_UTF8, format!("{what} is not valid UTF-8")))
+}
+
+/// A copy of `data` in memory of its own. Allocation failure is RMQ_ERR_RESOURCE, never an
+/// abort of the process.
+pub(crate) fn copy_bytes(data: &[u8], what: &str) -> FfiResult<bytes::Bytes> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(data.len()).map_err(|_| {
+        FfiError::new(
+            RMQ_ERR_RESOURCE,
+            format!("cannot allocate {} bytes for a copy of {what}", data.len()),
+        )
+    })?;
+    v.extend_from_slice(data);
+    Ok(v.into())
 }
 
 pub(crate) fn out_ptr<T>(p: *mut T, what: &str) -> FfiResult<*mut T> {

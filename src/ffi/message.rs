@@ -9,7 +9,11 @@ use bytes::Bytes;
 use super::boundary::*;
 use super::handles::Registry;
 use super::status::*;
-use crate::protocol::message::{Message, MessageExt, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX};
+use crate::protocol::message::{
+    Message, MessageExt, PROPERTIES_MAX_LENGTH, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX,
+    TOPIC_MAX_LENGTH,
+};
+use crate::remoting::codec::MAX_FRAME_LENGTH;
 
 /// A message. Created empty with rmq_message_create, or returned by rmq_producer_view_message
 /// with the broker's stored fields. Calls on one message from several threads are serialized,
@@ -88,53 +92,105 @@ pub extern "C" fn rmq_message_destroy(message: *mut rmq_message_t) {
     })
 }
 
-/// Sets the topic (NUL-terminated UTF-8, borrowed for the call). Checked when sent.
+// Text setters: the NUL-terminated functions and their `_n` (pointer + length) variants share
+// one path into the core's setters, which apply the text rule (no NUL, 0x01 or 0x02) and the
+// length limits before anything is copied.
+
+fn set_topic_str(message: *mut rmq_message_t, topic: &str) -> FfiResult {
+    with_msg(message, |m| Ok(m.message.set_topic(topic)?))
+}
+
+fn set_tags_str(message: *mut rmq_message_t, tags: &str) -> FfiResult {
+    with_msg(message, |m| Ok(m.message.set_tags(tags)?))
+}
+
+fn set_keys_str(message: *mut rmq_message_t, keys: &str) -> FfiResult {
+    with_msg(message, |m| Ok(m.message.set_keys(keys)?))
+}
+
+fn set_property_str(message: *mut rmq_message_t, name: &str, value: &str) -> FfiResult {
+    with_msg(message, |m| Ok(m.message.put_user_property(name, value)?))
+}
+
+/// Sets the topic (NUL-terminated UTF-8, borrowed for the call). The characters 0x01/0x02 and
+/// topics over 127 bytes fail with RMQ_ERR_INVALID_ARGUMENT; the other topic rules are checked
+/// when sent. Use rmq_message_set_topic_n for text that may contain NUL.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_set_topic(
     message: *mut rmq_message_t,
     topic: *const c_char,
 ) -> rmq_status_t {
-    guard(|| {
-        let topic = arg_str(topic, "topic")?;
-        with_msg(message, |m| {
-            m.message.set_topic(topic);
-            Ok(())
-        })
-    })
+    guard(|| set_topic_str(message, arg_str(topic, "topic")?))
 }
 
-/// Sets the tag (borrowed for the call); NULL or "" removes it.
+/// Sets the topic from `len` bytes of UTF-8 at `topic` (borrowed for the call; no terminator
+/// needed; NULL with len 0 is ""). As rmq_message_set_topic, and a NUL byte inside fails with
+/// RMQ_ERR_INVALID_ARGUMENT instead of cutting the topic short.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_topic_n(
+    message: *mut rmq_message_t,
+    topic: *const c_char,
+    len: usize,
+) -> rmq_status_t {
+    guard(|| set_topic_str(message, arg_text_n(topic, len, "topic", TOPIC_MAX_LENGTH)?))
+}
+
+/// Sets the tag (borrowed for the call); NULL or "" removes it. The characters 0x01/0x02 fail
+/// with RMQ_ERR_INVALID_ARGUMENT, as does a tag over 32767 bytes.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_set_tags(
     message: *mut rmq_message_t,
     tags: *const c_char,
 ) -> rmq_status_t {
+    guard(|| set_tags_str(message, arg_str_or_empty(tags, "tags")?))
+}
+
+/// Sets the tag from `len` bytes of UTF-8 at `tags` (borrowed for the call); len 0 removes it.
+/// As rmq_message_set_tags, and a NUL byte inside fails with RMQ_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_tags_n(
+    message: *mut rmq_message_t,
+    tags: *const c_char,
+    len: usize,
+) -> rmq_status_t {
     guard(|| {
-        let tags = arg_str_or_empty(tags, "tags")?;
-        with_msg(message, |m| {
-            m.message.set_tags(tags);
-            Ok(())
-        })
+        set_tags_str(
+            message,
+            arg_text_n(tags, len, "tags", PROPERTIES_MAX_LENGTH)?,
+        )
     })
 }
 
 /// Sets the keys, separated by single spaces (borrowed for the call); NULL or "" removes them.
+/// The characters 0x01/0x02 fail with RMQ_ERR_INVALID_ARGUMENT, as do keys over 32767 bytes.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_set_keys(
     message: *mut rmq_message_t,
     keys: *const c_char,
 ) -> rmq_status_t {
+    guard(|| set_keys_str(message, arg_str_or_empty(keys, "keys")?))
+}
+
+/// Sets the keys from `len` bytes of UTF-8 at `keys` (borrowed for the call); len 0 removes
+/// them. As rmq_message_set_keys, and a NUL byte inside fails with RMQ_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_keys_n(
+    message: *mut rmq_message_t,
+    keys: *const c_char,
+    len: usize,
+) -> rmq_status_t {
     guard(|| {
-        let keys = arg_str_or_empty(keys, "keys")?;
-        with_msg(message, |m| {
-            m.message.set_keys(keys);
-            Ok(())
-        })
+        set_keys_str(
+            message,
+            arg_text_n(keys, len, "keys", PROPERTIES_MAX_LENGTH)?,
+        )
     })
 }
 
 /// Sets the body to a copy of `len` bytes at `data` (borrowed for the call; any bytes, NULs
-/// included). NULL with len 0 sets an empty body (which a send refuses).
+/// included). NULL with len 0 sets an empty body (which a send refuses). A len over the 16 MiB
+/// frame limit (SIZE_MAX included) fails with RMQ_ERR_MESSAGE_TOO_LARGE without reading `data`;
+/// if the copy cannot be allocated, RMQ_ERR_RESOURCE. On failure the message is unchanged.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_set_body(
     message: *mut rmq_message_t,
@@ -142,16 +198,26 @@ pub unsafe extern "C" fn rmq_message_set_body(
     len: usize,
 ) -> rmq_status_t {
     guard(|| {
-        let body = arg_bytes(data, len, "data")?;
+        if len > MAX_FRAME_LENGTH {
+            return Err(FfiError::new(
+                RMQ_ERR_MESSAGE_TOO_LARGE,
+                format!(
+                    "body of {len} bytes is over the {MAX_FRAME_LENGTH}-byte frame limit; \
+                     nothing was copied"
+                ),
+            ));
+        }
+        let body = copy_bytes(arg_bytes(data, len, "data")?, "the body")?;
         with_msg(message, |m| {
-            m.message.set_body(Bytes::copy_from_slice(body));
+            m.message.set_body(body);
             Ok(())
         })
     })
 }
 
 /// Sets a user property (both borrowed for the call). Reserved names (TAGS, KEYS, UNIQ_KEY, ...),
-/// blank names or values and the characters 0x01/0x02 fail with RMQ_ERR_INVALID_ARGUMENT.
+/// blank names or values, the characters 0x01/0x02 and properties that would take more than
+/// 32767 bytes encoded fail with RMQ_ERR_INVALID_ARGUMENT.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_set_property(
     message: *mut rmq_message_t,
@@ -161,7 +227,25 @@ pub unsafe extern "C" fn rmq_message_set_property(
     guard(|| {
         let name = arg_str(name, "name")?;
         let value = arg_str(value, "value")?;
-        with_msg(message, |m| Ok(m.message.put_user_property(name, value)?))
+        set_property_str(message, name, value)
+    })
+}
+
+/// Sets a user property from `name_len` bytes of UTF-8 at `name` and `value_len` bytes at
+/// `value` (both borrowed for the call; no terminators needed). As rmq_message_set_property,
+/// and a NUL byte inside either fails with RMQ_ERR_INVALID_ARGUMENT.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_set_property_n(
+    message: *mut rmq_message_t,
+    name: *const c_char,
+    name_len: usize,
+    value: *const c_char,
+    value_len: usize,
+) -> rmq_status_t {
+    guard(|| {
+        let name = arg_text_n(name, name_len, "name", PROPERTIES_MAX_LENGTH)?;
+        let value = arg_text_n(value, value_len, "value", PROPERTIES_MAX_LENGTH)?;
+        set_property_str(message, name, value)
     })
 }
 

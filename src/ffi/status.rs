@@ -315,6 +315,14 @@ mod tests {
         assert!(rmq_status_is_retriable(RMQ_ERR_BROKER_SYSTEM_BUSY));
         assert!(!rmq_status_is_retriable(RMQ_ERR_BROKER_MESSAGE_ILLEGAL));
         assert!(!rmq_status_is_retriable(RMQ_ERR_INVALID_ARGUMENT));
+        for s in [RMQ_ERR_FORKED, RMQ_ERR_RESOURCE, RMQ_ERR_CANCELLED] {
+            assert!(!rmq_status_is_retriable(s));
+            assert!(row(s).is_some(), "{s} is not in the table");
+        }
+        assert_eq!(status_of(&Error::Forked), RMQ_ERR_FORKED);
+        assert_eq!(status_of(&Error::Resource("x".into())), RMQ_ERR_RESOURCE);
+        assert_eq!(status_of(&Error::Cancelled("x".into())), RMQ_ERR_CANCELLED);
+        assert!(!Error::Forked.is_retriable() && !Error::Cancelled("x".into()).is_retriable());
         let unknown = unsafe { CStr::from_ptr(rmq_status_name(4242)) };
         assert_eq!(unknown.to_str().unwrap(), "RMQ_ERR_UNKNOWN");
     }

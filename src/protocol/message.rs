@@ -81,8 +81,15 @@ const NOT_ALLOWED_SEND_TOPICS: &[&str] = &[
 ];
 
 pub const TOPIC_MAX_LENGTH: usize = 127;
+/// The encoded properties string (`name 0x01 value 0x02 ...`) travels with a 16-bit length, so
+/// the broker accepts at most this many bytes of it.
+pub const PROPERTIES_MAX_LENGTH: usize = i16::MAX as usize;
 
 /// A message to send: topic, properties (tags, keys and user properties live there), body.
+///
+/// Every setter that takes text refuses NUL and the separators 0x01/0x02 (see `check_text`) and
+/// checks the length before copying anything, so a message never holds a value that could be
+/// cut short by C or reread by the broker as other properties.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Message {
     topic: String,
@@ -92,6 +99,7 @@ pub struct Message {
 }
 
 impl Message {
+    /// A message for `topic` (checked in full when sent) with `body`.
     pub fn new(topic: impl Into<String>, body: impl Into<Bytes>) -> Message {
         let mut m = Message {
             topic: topic.into(),
@@ -107,8 +115,13 @@ impl Message {
     pub fn topic(&self) -> &str {
         &self.topic
     }
-    pub fn set_topic(&mut self, topic: impl Into<String>) {
-        self.topic = topic.into();
+    /// Refuses NUL, 0x01/0x02 and topics over `TOPIC_MAX_LENGTH` bytes; the remaining rules
+    /// (allowed characters, not empty, not a system topic) are checked when the message is sent.
+    pub fn set_topic(&mut self, topic: &str) -> Result<()> {
+        check_len("topic", topic, TOPIC_MAX_LENGTH)?;
+        check_text("topic", topic)?;
+        self.topic = topic.to_string();
+        Ok(())
     }
     pub fn flag(&self) -> i32 {
         self.flag
@@ -126,24 +139,25 @@ impl Message {
     pub fn tags(&self) -> Option<&str> {
         self.property(PROPERTY_TAGS)
     }
-    /// Empty tags remove the property.
-    pub fn set_tags(&mut self, tags: &str) {
-        self.put_or_remove(PROPERTY_TAGS, tags);
+    /// Empty tags remove the property. NUL and 0x01/0x02 are refused.
+    pub fn set_tags(&mut self, tags: &str) -> Result<()> {
+        self.put_or_remove("tags", PROPERTY_TAGS, tags)
     }
     /// Keys, space separated.
     pub fn keys(&self) -> Option<&str> {
         self.property(PROPERTY_KEYS)
     }
-    pub fn set_keys(&mut self, keys: &str) {
-        self.put_or_remove(PROPERTY_KEYS, keys);
+    /// Empty keys remove the property. NUL and 0x01/0x02 are refused.
+    pub fn set_keys(&mut self, keys: &str) -> Result<()> {
+        self.put_or_remove("keys", PROPERTY_KEYS, keys)
     }
-    pub fn set_key_list<S: AsRef<str>>(&mut self, keys: &[S]) {
+    pub fn set_key_list<S: AsRef<str>>(&mut self, keys: &[S]) -> Result<()> {
         let joined: Vec<&str> = keys
             .iter()
             .map(AsRef::as_ref)
             .filter(|k| !k.is_empty())
             .collect();
-        self.set_keys(&joined.join(KEY_SEPARATOR));
+        self.set_keys(&joined.join(KEY_SEPARATOR))
     }
 
     pub fn property(&self, name: &str) -> Option<&str> {
@@ -156,9 +170,13 @@ impl Message {
         &self.properties
     }
 
-    /// A user property. Reserved names, blank names or values, and the separator characters
-    /// 0x01/0x02 are refused: the broker would drop or misread them.
+    /// A user property. Reserved names, blank names or values, NUL and the separator
+    /// characters 0x01/0x02 are refused: the broker would drop or misread them.
     pub fn put_user_property(&mut self, name: &str, value: &str) -> Result<()> {
+        check_len("property name", name, PROPERTIES_MAX_LENGTH)?;
+        check_len("property value", value, PROPERTIES_MAX_LENGTH)?;
+        check_text("property name", name)?;
+        check_text("property value", value)?;
         if name.trim().is_empty() || value.trim().is_empty() {
             return Err(Error::InvalidArgument(
                 "user property name and value must not be blank".into(),
@@ -169,13 +187,12 @@ impl Message {
                 "property name '{name}' is reserved by RocketMQ"
             )));
         }
-        check_no_separators("property name", name)?;
-        check_no_separators("property value", value)?;
+        self.check_encoded_len(name, value)?;
         self.put_property(name, value);
         Ok(())
     }
 
-    /// Sets any property, reserved ones included (client internals).
+    /// Sets any property, reserved ones included, unchecked (client internals only).
     pub(crate) fn put_property(&mut self, name: &str, value: &str) {
         match self.properties.iter_mut().find(|(k, _)| k == name) {
             Some(slot) => slot.1 = value.to_string(),
@@ -187,22 +204,75 @@ impl Message {
         self.properties.retain(|(k, _)| k != name);
     }
 
-    fn put_or_remove(&mut self, name: &str, value: &str) {
+    fn put_or_remove(&mut self, what: &str, name: &str, value: &str) -> Result<()> {
+        check_len(what, value, PROPERTIES_MAX_LENGTH)?;
+        check_text(what, value)?;
         if value.is_empty() {
             self.remove_property(name);
         } else {
+            self.check_encoded_len(name, value)?;
             self.put_property(name, value);
+        }
+        Ok(())
+    }
+
+    /// Refuses a property that would push the encoded properties string over
+    /// `PROPERTIES_MAX_LENGTH` (the send adds UNIQ_KEY and checks once more).
+    fn check_encoded_len(&self, name: &str, value: &str) -> Result<()> {
+        let others: usize = self
+            .properties
+            .iter()
+            .filter(|(k, _)| k != name)
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum();
+        let total = others + name.len() + value.len() + 2;
+        if total > PROPERTIES_MAX_LENGTH {
+            return Err(Error::InvalidArgument(format!(
+                "property '{}' would make the encoded properties {total} bytes; the broker \
+                 accepts at most {PROPERTIES_MAX_LENGTH}",
+                preview(name)
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The one rule for text that enters a message (topic, tags, keys, property names and values):
+/// no NUL (C would cut the string there) and no 0x01/0x02, the separators of the encoded
+/// properties string (a tag "A\u{2}DELAY\u{1}1" would otherwise become a DELAY property).
+pub fn check_text(what: &str, s: &str) -> Result<()> {
+    match s.bytes().position(|b| b <= 0x02) {
+        None => Ok(()),
+        Some(at) => {
+            let which = match s.as_bytes()[at] {
+                0x00 => "a NUL byte (0x00)",
+                0x01 => "the name/value separator 0x01",
+                _ => "the property separator 0x02",
+            };
+            Err(Error::InvalidArgument(format!(
+                "{what} contains {which} at byte {at}; NUL, 0x01 and 0x02 are not allowed"
+            )))
         }
     }
 }
 
-fn check_no_separators(what: &str, s: &str) -> Result<()> {
-    if s.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]) {
+/// Refuses `s` when it is longer than `max` bytes, before anything is copied.
+pub fn check_len(what: &str, s: &str, max: usize) -> Result<()> {
+    if s.len() > max {
         return Err(Error::InvalidArgument(format!(
-            "{what} must not contain the characters 0x01 or 0x02"
+            "{what} is {} bytes, longer than {max}",
+            s.len()
         )));
     }
     Ok(())
+}
+
+/// The start of a possibly long value, for error messages.
+fn preview(s: &str) -> &str {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 /// Java's `Validators.checkTopic` + the broker's forbidden list.
@@ -484,10 +554,80 @@ mod tests {
         m.put_user_property("a", "2").unwrap();
         assert_eq!(m.property("a"), Some("2"));
         assert_eq!(m.property("WAIT"), Some("true"));
-        m.set_key_list(&["k1", "", "k2"]);
+        m.set_key_list(&["k1", "", "k2"]).unwrap();
         assert_eq!(m.keys(), Some("k1 k2"));
-        m.set_tags("");
+        m.set_tags("").unwrap();
         assert_eq!(m.tags(), None);
+    }
+
+    #[test]
+    fn check_text_refuses_nul_and_separators() {
+        assert!(check_text("tags", "").is_ok());
+        assert!(check_text("tags", "TagA || välue \u{3}\t").is_ok());
+        for (bad, at, needle) in [
+            ("\u{0}", 0, "NUL"),
+            ("a\u{0}b", 1, "NUL"),
+            ("TagA\u{1}", 4, "0x01"),
+            ("TagA\u{2}DELAY\u{1}1", 4, "0x02"),
+        ] {
+            let e = check_text("tags", bad).unwrap_err().to_string();
+            assert!(e.starts_with("invalid argument: tags contains"), "{e}");
+            assert!(
+                e.contains(needle) && e.contains(&format!("at byte {at}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_text_setter_uses_the_rule() {
+        let mut m = Message::new("T", "b");
+        let before = m.clone();
+        for bad in ["a\u{0}b", "a\u{1}b", "TagA\u{2}DELAY\u{1}1"] {
+            assert!(matches!(m.set_topic(bad), Err(Error::InvalidArgument(_))));
+            assert!(matches!(m.set_tags(bad), Err(Error::InvalidArgument(_))));
+            assert!(matches!(m.set_keys(bad), Err(Error::InvalidArgument(_))));
+            assert!(m.set_key_list(&["ok", bad]).is_err());
+            assert!(m.put_user_property(bad, "v").is_err());
+            assert!(m.put_user_property("n", bad).is_err());
+        }
+        // nothing was stored: no DELAY property smuggled in, topic unchanged
+        assert_eq!(m, before);
+        assert_eq!(m.property("DELAY"), None);
+        m.set_tags("TagA").unwrap();
+        m.set_keys("k1 k2").unwrap();
+        m.set_topic("Other").unwrap();
+        assert_eq!(
+            (m.tags(), m.keys(), m.topic()),
+            (Some("TagA"), Some("k1 k2"), "Other")
+        );
+    }
+
+    #[test]
+    fn lengths_are_checked_at_the_setter() {
+        let mut m = Message::new("T", "b");
+        assert!(m.set_topic(&"t".repeat(TOPIC_MAX_LENGTH)).is_ok());
+        let e = m.set_topic(&"t".repeat(TOPIC_MAX_LENGTH + 1)).unwrap_err();
+        assert!(e.to_string().contains("longer than 127"), "{e}");
+        let huge = "v".repeat(PROPERTIES_MAX_LENGTH + 1);
+        assert!(m.set_tags(&huge).is_err());
+        assert!(m.set_keys(&huge).is_err());
+        assert!(m.put_user_property("n", &huge).is_err());
+        assert!(m.put_user_property(&huge, "v").is_err());
+        // values that fit alone but not together with the others
+        let half = "v".repeat(PROPERTIES_MAX_LENGTH / 2);
+        m.set_tags(&half).unwrap();
+        let e = m.set_keys(&half).unwrap_err();
+        assert!(e.to_string().contains("at most 32767"), "{e}");
+        assert_eq!(m.keys(), None);
+        // replacing a value counts the new one only
+        m.set_tags(&half).unwrap();
+        let total: usize = m
+            .properties()
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 2)
+            .sum();
+        assert!(total <= PROPERTIES_MAX_LENGTH);
     }
 
     #[test]

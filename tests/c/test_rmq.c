@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 int other_translation_unit_version(void);
+void test_input(const char *namesrv, const char *topic, int *passed, int *failed); /* test_input.c */
 
 static int passed, failed;
 
@@ -393,6 +394,7 @@ int main(void) {
     test_producer_against_broker();
     test_dead_name_server();
     test_destroy_inside_callback();
+    test_input(namesrv, topic, &passed, &failed);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

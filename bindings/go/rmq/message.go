@@ -39,8 +39,9 @@ func wrapMessage(h *C.rmq_message_t) *Message {
 	return m
 }
 
-// NewMessage creates a message for topic with a copy of body. The topic is checked when the
-// message is sent. An empty body is allowed here, but a send refuses it.
+// NewMessage creates a message for topic with a copy of body. NUL, 0x01/0x02 and topics over
+// 127 bytes are refused here (StatusInvalidArgument); the other topic rules are checked when
+// the message is sent. An empty body is allowed here, but a send refuses it.
 func NewMessage(topic string, body []byte) (*Message, error) {
 	var h *C.rmq_message_t
 	err := func() error {
@@ -117,17 +118,18 @@ func (m *Message) withHandle(f func(h *C.rmq_message_t) error) error {
 	return f(m.h)
 }
 
+// Text setters pass the whole string (pointer + length) to the library, which refuses NUL and
+// the property separators 0x01/0x02 with StatusInvalidArgument and leaves the message as it
+// was: nothing is cut at a NUL, and no tag or key can smuggle in another property.
+
 // SetTopic sets the topic.
 func (m *Message) SetTopic(topic string) error {
 	return m.write(func(h *C.rmq_message_t) error { return messageSetTopic(h, topic) })
 }
 
 func messageSetTopic(h *C.rmq_message_t, topic string) error {
-	ct, err := cString("topic", topic)
-	if err != nil {
-		return err
-	}
-	return call(func() C.rmq_status_t { return C.rmq_message_set_topic(h, ct) })
+	p, n := cText(topic)
+	return call(func() C.rmq_status_t { return C.rmq_message_set_topic_n(h, p, n) })
 }
 
 // SetBody sets the body to a copy of body (any bytes, NULs included).
@@ -144,11 +146,8 @@ func (m *Message) SetBody(body []byte) error {
 // SetTags sets the message's tag; "" removes it.
 func (m *Message) SetTags(tags string) error {
 	return m.write(func(h *C.rmq_message_t) error {
-		ct, err := cString("tags", tags)
-		if err != nil {
-			return err
-		}
-		return call(func() C.rmq_status_t { return C.rmq_message_set_tags(h, ct) })
+		p, n := cText(tags)
+		return call(func() C.rmq_status_t { return C.rmq_message_set_tags_n(h, p, n) })
 	})
 }
 
@@ -161,27 +160,19 @@ func (m *Message) SetKeys(keys ...string) error {
 		}
 	}
 	return m.write(func(h *C.rmq_message_t) error {
-		ck, err := cString("keys", strings.Join(keys, " "))
-		if err != nil {
-			return err
-		}
-		return call(func() C.rmq_status_t { return C.rmq_message_set_keys(h, ck) })
+		p, n := cText(strings.Join(keys, " "))
+		return call(func() C.rmq_status_t { return C.rmq_message_set_keys_n(h, p, n) })
 	})
 }
 
 // SetProperty sets a user property. Reserved names (TAGS, KEYS, UNIQ_KEY, ...), blank names or
-// values and the characters 0x01/0x02 are refused by the library with StatusInvalidArgument.
+// values, NUL and the characters 0x01/0x02 are refused by the library with
+// StatusInvalidArgument.
 func (m *Message) SetProperty(name, value string) error {
 	return m.write(func(h *C.rmq_message_t) error {
-		cn, err := cString("property name", name)
-		if err != nil {
-			return err
-		}
-		cv, err := cString("property value", value)
-		if err != nil {
-			return err
-		}
-		return call(func() C.rmq_status_t { return C.rmq_message_set_property(h, cn, cv) })
+		np, nn := cText(name)
+		vp, vn := cText(value)
+		return call(func() C.rmq_status_t { return C.rmq_message_set_property_n(h, np, nn, vp, vn) })
 	})
 }
 

@@ -72,7 +72,8 @@ func invalidArgument(format string, args ...any) *Error {
 
 // cString returns s as a NUL-terminated C string in Go memory, valid while the returned
 // pointer is reachable (C only borrows it for the call). A NUL byte inside s is an error: C
-// would silently cut the string there.
+// would silently cut the string there. For arguments the library only takes NUL-terminated
+// (configuration, ids, queries); message text goes through cText.
 func cString(what, s string) (*C.char, error) {
 	if strings.IndexByte(s, 0) >= 0 {
 		return nil, invalidArgument("%s contains a NUL byte", what)
@@ -80,6 +81,17 @@ func cString(what, s string) (*C.char, error) {
 	b := make([]byte, len(s)+1)
 	copy(b, s)
 	return (*C.char)(unsafe.Pointer(&b[0])), nil
+}
+
+// cText lends s to C as pointer + length, for the library's _n functions (message text). It
+// is not copied: C borrows it for the call only. NUL bytes are kept, so the library sees the
+// whole string and refuses the bytes its rules forbid (NUL, 0x01, 0x02) with
+// StatusInvalidArgument instead of reading a string cut at the first NUL.
+func cText(s string) (*C.char, C.size_t) {
+	if len(s) == 0 {
+		return nil, 0
+	}
+	return (*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s))
 }
 
 // goString copies a borrowed (pointer, length) view out of C.

@@ -79,10 +79,14 @@ SIGNATURES = {
     "rmq_message_create": (handle_t, []),
     "rmq_message_destroy": (None, [handle_t]),
     "rmq_message_set_topic": (status_t, [handle_t, c_char_p]),
+    "rmq_message_set_topic_n": (status_t, [handle_t, c_char_p, c_size_t]),
     "rmq_message_set_tags": (status_t, [handle_t, c_char_p]),
+    "rmq_message_set_tags_n": (status_t, [handle_t, c_char_p, c_size_t]),
     "rmq_message_set_keys": (status_t, [handle_t, c_char_p]),
+    "rmq_message_set_keys_n": (status_t, [handle_t, c_char_p, c_size_t]),
     "rmq_message_set_body": (status_t, [handle_t, c_void_p, c_size_t]),
     "rmq_message_set_property": (status_t, [handle_t, c_char_p, c_char_p]),
+    "rmq_message_set_property_n": (status_t, [handle_t, c_char_p, c_size_t, c_char_p, c_size_t]),
     "rmq_message_topic": (status_t, [handle_t, _out_view, _out_size]),
     "rmq_message_tags": (status_t, [handle_t, _out_view, _out_size]),
     "rmq_message_keys": (status_t, [handle_t, _out_view, _out_size]),
@@ -194,8 +198,20 @@ def view(fn, *args) -> bytes:
     return ctypes.string_at(ptr.value, length.value)
 
 
+def text_n(value, what: str):
+    """A Python ``str`` as ``(UTF-8 bytes, length)`` for the library's pointer + length (``_n``)
+    functions. Nothing is cut: a NUL inside reaches the library, which refuses it with
+    RMQ_ERR_INVALID_ARGUMENT like the other bytes its rules forbid. TypeError for non-str."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be str, not {type(value).__name__}")
+    raw = value.encode("utf-8")
+    return raw, len(raw)
+
+
 def c_str(value, what: str) -> bytes:
-    """A Python ``str`` as NUL-terminated UTF-8 for C; TypeError/ValueError before any C call."""
+    """A Python ``str`` as NUL-terminated UTF-8 for C; TypeError/ValueError before any C call.
+    For arguments the library only takes NUL-terminated (configuration, ids, queries): a NUL
+    inside would make C read a shorter string, so it is refused here."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be str, not {type(value).__name__}")
     if "\0" in value:

@@ -33,8 +33,10 @@ class RmqError(Exception):
         return bool(_lib.rmq_status_is_retriable(self.status))
 
 
-class InvalidArgumentError(RmqError):
-    """Caller errors (statuses 1-99): bad argument, handle, state or configuration."""
+class InvalidArgumentError(RmqError, ValueError):
+    """Caller errors (statuses 1-99): bad argument, handle, state or configuration. Also a
+    ``ValueError``, so text the library refuses (NUL, ``\x01``/``\x02`` in message text) is
+    caught like any other bad value."""
 
 
 class InvalidHandleError(InvalidArgumentError):

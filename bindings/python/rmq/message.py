@@ -31,10 +31,11 @@ def _body_args(body):
 
 
 def _keys_text(keys):
+    """(bytes, length) for rmq_message_set_keys_n; (None, 0) removes the keys."""
     if keys is None:
-        return None
+        return None, 0
     if isinstance(keys, str):
-        return _ffi.c_str(keys, "keys")
+        return _ffi.text_n(keys, "keys")
     if isinstance(keys, (bytes, bytearray)):
         raise TypeError("keys must be str or a list of str")
     parts = []
@@ -44,14 +45,17 @@ def _keys_text(keys):
         if not k or " " in k:
             raise ValueError(f"key {k!r} must be non-empty and contain no space (the separator)")
         parts.append(k)
-    return _ffi.c_str(" ".join(parts), "keys")
+    return _ffi.text_n(" ".join(parts), "keys")
 
 
 class Message(_ffi.Closeable):
     """A RocketMQ message backed by a native rmq_message_t.
 
     ``Message(topic, body, tags=..., keys="k" or ["k1", "k2"], properties={...})``. The body is
-    bytes-like (``str`` is refused); strings must not contain NUL. Messages returned by
+    bytes-like (``str`` is refused). Text goes to the library whole (pointer + length), and the
+    library refuses NUL and the property separators ``\x01``/``\x02`` in the topic, tags, keys
+    and property names and values with :class:`InvalidArgumentError` (a ``ValueError``), so
+    nothing is cut short or reread as another property. Messages returned by
     :meth:`Producer.view_message` / :meth:`Producer.query_message` also carry the stored fields
     (``offset_msg_id``, ``queue_id``, ``queue_offset``, ``store_timestamp``, ``born_timestamp``);
     for other messages these are None. Free the native message with :meth:`close` (also done on
@@ -104,7 +108,7 @@ class Message(_ffi.Closeable):
 
     @topic.setter
     def topic(self, topic: str) -> None:
-        self._set(_lib.rmq_message_set_topic, _ffi.c_str(topic, "topic"))
+        self._set(_lib.rmq_message_set_topic_n, *_ffi.text_n(topic, "topic"))
 
     @property
     def tags(self):
@@ -113,7 +117,8 @@ class Message(_ffi.Closeable):
 
     @tags.setter
     def tags(self, tags) -> None:
-        self._set(_lib.rmq_message_set_tags, None if tags is None else _ffi.c_str(tags, "tags"))
+        text = (None, 0) if tags is None else _ffi.text_n(tags, "tags")
+        self._set(_lib.rmq_message_set_tags_n, *text)
 
     @property
     def keys(self) -> list:
@@ -123,7 +128,7 @@ class Message(_ffi.Closeable):
 
     @keys.setter
     def keys(self, keys) -> None:
-        self._set(_lib.rmq_message_set_keys, _keys_text(keys))
+        self._set(_lib.rmq_message_set_keys_n, *_keys_text(keys))
 
     @property
     def body(self) -> bytes:
@@ -136,11 +141,12 @@ class Message(_ffi.Closeable):
         self._set(_lib.rmq_message_set_body, data, n)
 
     def set_property(self, name: str, value: str) -> None:
-        """Sets a user property; reserved names (TAGS, KEYS, ...) raise InvalidArgumentError."""
+        """Sets a user property; reserved names (TAGS, KEYS, ...), blank names or values, NUL
+        and ``\x01``/``\x02`` raise InvalidArgumentError."""
         self._set(
-            _lib.rmq_message_set_property,
-            _ffi.c_str(name, "property name"),
-            _ffi.c_str(value, "property value"),
+            _lib.rmq_message_set_property_n,
+            *_ffi.text_n(name, "property name"),
+            *_ffi.text_n(value, "property value"),
         )
 
     # ----------------------------------------------------------------------------- getters

@@ -48,8 +48,8 @@ def test_status_enum_and_name_lookup():
 @pytest.mark.parametrize(
     "name, cls, builtin",
     [
-        ("RMQ_ERR_INVALID_ARGUMENT", rmq.InvalidArgumentError, None),
-        ("RMQ_ERR_INVALID_UTF8", rmq.InvalidArgumentError, None),
+        ("RMQ_ERR_INVALID_ARGUMENT", rmq.InvalidArgumentError, ValueError),
+        ("RMQ_ERR_INVALID_UTF8", rmq.InvalidArgumentError, ValueError),
         ("RMQ_ERR_NULL_POINTER", rmq.InvalidHandleError, None),
         ("RMQ_ERR_INVALID_HANDLE", rmq.InvalidHandleError, None),
         ("RMQ_ERR_INVALID_STATE", rmq.InvalidStateError, None),
