@@ -2,7 +2,8 @@
 # 10 000 sync sends of 1 KiB from C (target/c/sync_send) against a local cluster on 127.0.0.1:9876
 # (started and stopped here unless already running). Prints throughput, p50/p99, client CPU and
 # context switches per send, then the syscall profile of a second run (strace -c -f) if strace
-# is installed. Numbers, not pass/fail: benchmarks never gate the tests.
+# is installed, then heap allocations per sync send through the Rust API and the C ABI
+# (benches/sync_send_allocs.rs). Numbers, not pass/fail: benchmarks never gate the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RMQ_NAMESRV_PORT="${RMQ_NAMESRV_PORT:-9876}"
@@ -21,3 +22,5 @@ if command -v strace >/dev/null; then
   strace -c -f -o /tmp/rmq-bench-strace.txt target/c/sync_send "$ns" RmqBenchSync "$count" 1024 >/dev/null
   head -25 /tmp/rmq-bench-strace.txt
 fi
+echo; echo "heap allocations per sync send (cargo bench --bench sync_send_allocs):"
+RMQ_NAMESRV="$ns" BENCH_TOPIC=RmqBenchSync "${CARGO:-cargo}" bench -q --bench sync_send_allocs

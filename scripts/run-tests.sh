@@ -1,25 +1,47 @@
 #!/usr/bin/env bash
-# Runs every test suite against a real Apache RocketMQ name server and broker that this script
-# starts on loopback (ports 19876/20911 unless RMQ_TEST_NAMESRV_PORT/RMQ_TEST_BROKER_PORT say
-# otherwise) and always stops. Suites: Rust (unit, fake-peer, real broker), C (plain and
-# ASan/UBSan), Python (pytest), Go (go test). Each runs even if an earlier one failed.
+# Runs every test suite against real Apache RocketMQ clusters that this script starts on loopback
+# and always stops: the main one (DefaultCluster, broker-a; ports 19876/20911 unless
+# RMQ_TEST_NAMESRV_PORT/RMQ_TEST_BROKER_PORT say otherwise) and a second one beside it for the
+# tests with two clusters in one process (SecondCluster, broker-b; ports 19877/21911 unless
+# RMQ_TEST_NAMESRV_2_PORT/RMQ_TEST_BROKER_2_PORT say otherwise). The suites get RMQ_NAMESRV and
+# RMQ_NAMESRV_2. Suites: Rust (unit, fake-peer, real broker), C (plain and ASan/UBSan), Python
+# (pytest), Go (go test). Each runs even if an earlier one failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 export RMQ_NAMESRV_PORT="${RMQ_TEST_NAMESRV_PORT:-19876}"
 export RMQ_BROKER_PORT="${RMQ_TEST_BROKER_PORT:-20911}"
 export RMQ_NAMESRV="127.0.0.1:$RMQ_NAMESRV_PORT"
+second_namesrv_port="${RMQ_TEST_NAMESRV_2_PORT:-19877}"
+second_broker_port="${RMQ_TEST_BROKER_2_PORT:-21911}" # also binds 21909 and 21912
+export RMQ_NAMESRV_2="127.0.0.1:$second_namesrv_port"
 cluster=scripts/rocketmq-local.sh
+
+# Each cluster has its own ports and data directory (named after its name server port), so the
+# two start and stop in parallel.
+first_cluster() { RMQ_CLUSTER=DefaultCluster RMQ_BROKER_NAME=broker-a "$cluster" "$@"; }
+second_cluster() {
+  env -u RMQ_DATA RMQ_NAMESRV_PORT="$second_namesrv_port" RMQ_BROKER_PORT="$second_broker_port" \
+    RMQ_CLUSTER=SecondCluster RMQ_BROKER_NAME=broker-b "$cluster" "$@"
+}
+both_clusters_down() { first_cluster down & second_cluster down; wait; }
 
 for tool in cargo cc python3 go java mvn; do
   command -v "$tool" >/dev/null || { echo "run-tests: '$tool' is required (see README)" >&2; exit 1; }
 done
 python3 -c 'import pytest' 2>/dev/null || { echo "run-tests: pytest is required: python3 -m pip install pytest" >&2; exit 1; }
 
-"$cluster" down >/dev/null 2>&1 || true   # leftovers of an interrupted run
-trap '"$cluster" down' EXIT
+both_clusters_down >/dev/null 2>&1 || true   # leftovers of an interrupted run
+trap both_clusters_down EXIT
 start=$(date +%s)
-"$cluster" up || { echo "run-tests: the local RocketMQ cluster did not start" >&2; exit 1; }
+# the second cluster's output is prefixed so the two can be told apart
+( second_cluster up 2>&1 | while IFS= read -r line; do echo "[second cluster] $line"; done ) &
+second_up=$!
+first_cluster up; first_rc=$?
+wait "$second_up"; second_rc=$?
+((first_rc == 0)) || { echo "run-tests: the local RocketMQ cluster did not start" >&2; exit 1; }
+((second_rc == 0)) || { echo "run-tests: the second local RocketMQ cluster did not start" >&2; exit 1; }
+echo "run-tests: both clusters up in $(( $(date +%s) - start )) s"
 
 passed=0 failed=0 failures=()
 suite() {
@@ -41,6 +63,6 @@ suite python python3 -m pytest -q bindings/python/tests
 suite go bash -c 'cd bindings/go && go test -count=1 ./...'
 
 echo
-echo "run-tests: $(( $(date +%s) - start )) s with the cluster up${failures:+; failed: ${failures[*]}}"
+echo "run-tests: $(( $(date +%s) - start )) s with the clusters up${failures:+; failed: ${failures[*]}}"
 echo "suites: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]

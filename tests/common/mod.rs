@@ -12,6 +12,19 @@ pub fn namesrv() -> String {
     })
 }
 
+/// The name server of a second, independent cluster (`make test` starts one beside the first).
+pub fn second_namesrv() -> String {
+    std::env::var("RMQ_NAMESRV_2").unwrap_or_else(|_| {
+        panic!(
+            "RMQ_NAMESRV_2 is not set. The two-cluster tests need a second real RocketMQ cluster \
+             beside the first, with its own broker name: run them with `make test`, or start one \
+             with `RMQ_NAMESRV_PORT=39876 RMQ_BROKER_PORT=40911 RMQ_CLUSTER=SecondCluster \
+             RMQ_BROKER_NAME=broker-b scripts/rocketmq-local.sh up` and set \
+             RMQ_NAMESRV_2=127.0.0.1:39876"
+        )
+    })
+}
+
 /// A topic name no earlier run used, so queue offsets and contents are ours alone.
 pub fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()

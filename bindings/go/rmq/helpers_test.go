@@ -33,6 +33,22 @@ func namesrv(t *testing.T) string {
 	return ns
 }
 
+const secondClusterHowTo = "RMQ_NAMESRV_2 is not set. The two-cluster tests need a second RocketMQ cluster with its own\n" +
+	"broker name beside the first: at the repository root run\n" +
+	"  RMQ_NAMESRV_PORT=49876 RMQ_BROKER_PORT=50911 RMQ_CLUSTER=SecondCluster RMQ_BROKER_NAME=broker-b scripts/rocketmq-local.sh up\n" +
+	"then set RMQ_NAMESRV_2=127.0.0.1:49876 besides RMQ_NAMESRV (`make test` does all of this itself)."
+
+// secondNamesrv is the name server of a second, independent cluster whose broker is broker-b;
+// the test fails (never skips) without one.
+func secondNamesrv(t *testing.T) string {
+	t.Helper()
+	ns := os.Getenv("RMQ_NAMESRV_2")
+	if ns == "" {
+		t.Fatal(secondClusterHowTo)
+	}
+	return ns
+}
+
 var nonTopicChars = regexp.MustCompile(`[^A-Za-z0-9_-]`)
 
 var topicSeq atomic.Int64

@@ -29,12 +29,20 @@ HOW_TO_START = (
 RUN_ID = time.strftime("%H%M%S") + uuid.uuid4().hex[:6]
 
 
-@pytest.fixture(scope="session")
-def namesrv():
-    """The name server address from $RMQ_NAMESRV, checked to accept connections."""
-    addr = os.environ.get("RMQ_NAMESRV", "").strip()
+HOW_TO_START_SECOND = (
+    "The two-cluster tests also need a second cluster with its own broker name beside the first:\n"
+    "  RMQ_NAMESRV_PORT=39876 RMQ_BROKER_PORT=40911 RMQ_CLUSTER=SecondCluster RMQ_BROKER_NAME=broker-b \\\n"
+    "    scripts/rocketmq-local.sh up\n"
+    "  RMQ_NAMESRV_2=127.0.0.1:39876 (besides RMQ_NAMESRV) python3 -m pytest -q bindings/python/tests\n"
+    "and `down` with the same variables afterwards (`make test` does all of this itself)."
+)
+
+
+def _reachable_namesrv(variable: str, how_to: str) -> str:
+    """The name server address from $variable, checked to accept connections."""
+    addr = os.environ.get(variable, "").strip()
     if not addr:
-        pytest.fail("RMQ_NAMESRV is not set; these tests need a real broker.\n" + HOW_TO_START, pytrace=False)
+        pytest.fail(f"{variable} is not set; these tests need a real broker.\n" + how_to, pytrace=False)
     first = addr.split(";")[0].strip()
     host, _, port = first.rpartition(":")
     problem = None
@@ -43,8 +51,20 @@ def namesrv():
     except (OSError, ValueError) as e:
         problem = str(e)
     if problem:
-        pytest.fail(f"no name server accepts connections at RMQ_NAMESRV={addr} ({problem}).\n" + HOW_TO_START, pytrace=False)
+        pytest.fail(f"no name server accepts connections at {variable}={addr} ({problem}).\n" + how_to, pytrace=False)
     return addr
+
+
+@pytest.fixture(scope="session")
+def namesrv():
+    """The name server address from $RMQ_NAMESRV, checked to accept connections."""
+    return _reachable_namesrv("RMQ_NAMESRV", HOW_TO_START)
+
+
+@pytest.fixture(scope="session")
+def second_namesrv():
+    """The name server of a second, independent cluster from $RMQ_NAMESRV_2 (broker-b)."""
+    return _reachable_namesrv("RMQ_NAMESRV_2", HOW_TO_START_SECOND)
 
 
 def unique_name(prefix: str, label: str = "") -> str:
