@@ -47,7 +47,7 @@ fn sync_send_is_stored_byte_for_byte() {
         let msg = message(&topic, &body, &unique("k"));
         let r = p.send_blocking(&msg).unwrap();
         assert_eq!(r.status, SendStatus::SendOk);
-        assert_eq!(r.queue.topic, topic);
+        assert_eq!(&*r.queue.topic, topic.as_str());
         assert_eq!(r.msg_id.len(), 32);
         let stored = p.view_message_blocking(&r.offset_msg_id).unwrap();
         assert_same(&msg, &stored);

@@ -75,7 +75,8 @@ fn send_reply(req: &RemotingCommand, code: i32, queue_offset: i64) -> RemotingCo
         ),
         (Cow::Borrowed("queueId"), req.ext("e").unwrap().to_string()),
         (Cow::Borrowed("queueOffset"), queue_offset.to_string()),
-    ];
+    ]
+    .into();
     r
 }
 
@@ -434,7 +435,7 @@ fn dead_name_server_fastjson_routes_and_send_retries() {
         3,
         "two SYSTEM_BUSY answers, then success"
     );
-    assert_eq!(r.queue.broker_name, "fake-a");
+    assert_eq!(&*r.queue.broker_name, "fake-a");
     assert_eq!(r.queue_offset, 42);
     assert_eq!(r.offset_msg_id, "7F00000100002A9F0000000000000042");
     producer.shutdown();

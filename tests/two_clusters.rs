@@ -145,7 +145,7 @@ fn store_addr_of(offset_msg_id: &str) -> SocketAddr {
 
 fn message(topic: &str, body: String, key: &str) -> Message {
     let mut m = Message::new(topic, body);
-    m.set_keys(key);
+    m.set_keys(key).unwrap();
     m
 }
 
@@ -159,9 +159,12 @@ fn assert_stored_in(
 ) {
     assert_eq!(result.status, SendStatus::SendOk);
     assert_eq!(
-        result.queue.broker_name, cluster.broker_name,
+        &*result.queue.broker_name,
+        cluster.broker_name.as_str(),
         "{who}'s send went to broker {} instead of its own cluster's {} ({})",
-        result.queue.broker_name, cluster.broker_name, cluster.namesrv
+        result.queue.broker_name,
+        cluster.broker_name,
+        cluster.namesrv
     );
     assert_eq!(
         store_addr_of(&result.offset_msg_id),

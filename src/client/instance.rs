@@ -37,7 +37,7 @@ pub struct ClientInstance {
     /// Route queries under way, one per topic: concurrent lookups of a new topic share it.
     route_fetches: Mutex<HashMap<String, Arc<OnceCell<RouteOutcome>>>>,
     /// broker name -> broker id -> address, merged from every route seen.
-    brokers: RwLock<HashMap<String, BTreeMap<i64, String>>>,
+    brokers: RwLock<HashMap<String, BTreeMap<i64, Arc<str>>>>,
     producer_groups: Mutex<Vec<String>>,
     shut_down: AtomicBool,
     stop: watch::Sender<bool>,
@@ -137,7 +137,7 @@ impl ClientInstance {
         let _ = self.stop.send(true);
     }
 
-    pub fn master_addr(&self, broker_name: &str) -> Option<String> {
+    pub fn master_addr(&self, broker_name: &str) -> Option<Arc<str>> {
         self.brokers
             .read()
             .get(broker_name)
@@ -224,7 +224,12 @@ impl ClientInstance {
             let mut brokers = self.brokers.write();
             let mut added = false;
             for b in &info.route.broker_datas {
-                let known = brokers.insert(b.broker_name.clone(), b.broker_addrs.clone());
+                let addrs = b
+                    .broker_addrs
+                    .iter()
+                    .map(|(id, addr)| (*id, Arc::from(addr.as_str())))
+                    .collect();
+                let known = brokers.insert(b.broker_name.clone(), addrs);
                 added |= known.is_none();
             }
             added
@@ -256,7 +261,7 @@ impl ClientInstance {
         if groups.is_empty() {
             return 0;
         }
-        let masters: Vec<String> = self
+        let masters: Vec<Arc<str>> = self
             .brokers
             .read()
             .values()
@@ -335,17 +340,18 @@ impl ClientInstance {
 
     /// Tells every broker this client has a connection to that `group` is gone.
     pub async fn unregister_group(&self, group: &str) {
-        let addrs: Vec<String> = self
+        let addrs: Vec<Arc<str>> = self
             .brokers
             .read()
             .values()
             .flat_map(|ids| ids.values().cloned())
             .collect();
         for addr in addrs {
-            if self.remoting.existing(&addr).is_some() {
+            // Only on connections already open: leaving must not dial anything.
+            if let Some(conn) = self.remoting.existing(&addr) {
                 let cmd = header::unregister_client(&self.client_id, group);
                 let deadline = Instant::now() + self.config.api_timeout;
-                let _ = self.remoting.invoke(&addr, &cmd, deadline).await;
+                let _ = conn.invoke(&cmd, deadline).await;
             }
         }
     }

@@ -1,10 +1,13 @@
 //! From a topic route to the queues a producer may write to.
+use std::sync::Arc;
+
 use super::super::protocol::route::{TopicRouteData, PERM_WRITE};
 
+/// A queue of a topic on a broker. The names are shared, so copies cost no allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MessageQueue {
-    pub topic: String,
-    pub broker_name: String,
+    pub topic: Arc<str>,
+    pub broker_name: Arc<str>,
     pub queue_id: i32,
 }
 
@@ -26,15 +29,17 @@ impl TopicPublishInfo {
         queue_limit: Option<i32>,
     ) -> TopicPublishInfo {
         let mut queues = Vec::new();
+        let topic: Arc<str> = Arc::from(topic);
         match route.order_topic_conf.as_deref().filter(|c| !c.is_empty()) {
             Some(conf) => {
                 for part in conf.split(';') {
                     if let Some((broker, n)) = part.split_once(':') {
                         let n: i32 = n.trim().parse().unwrap_or(0);
+                        let broker: Arc<str> = Arc::from(broker);
                         for queue_id in 0..n {
                             queues.push(MessageQueue {
-                                topic: topic.to_string(),
-                                broker_name: broker.to_string(),
+                                topic: Arc::clone(&topic),
+                                broker_name: Arc::clone(&broker),
                                 queue_id,
                             });
                         }
@@ -59,10 +64,11 @@ impl TopicPublishInfo {
                         Some(limit) => limit.min(qd.read_queue_nums).min(qd.write_queue_nums),
                         None => qd.write_queue_nums,
                     };
+                    let broker: Arc<str> = Arc::from(qd.broker_name.as_str());
                     for queue_id in 0..n {
                         queues.push(MessageQueue {
-                            topic: topic.to_string(),
-                            broker_name: qd.broker_name.clone(),
+                            topic: Arc::clone(&topic),
+                            broker_name: Arc::clone(&broker),
                             queue_id,
                         });
                     }
@@ -89,7 +95,7 @@ impl TopicPublishInfo {
         if let Some(avoid) = avoid_broker {
             for i in 0..n {
                 let q = &self.queues[counter.wrapping_add(i) % n];
-                if q.broker_name != avoid {
+                if &*q.broker_name != avoid {
                     return Some(q);
                 }
             }
@@ -122,7 +128,7 @@ mod tests {
         let names: Vec<(&str, i32)> = info
             .queues
             .iter()
-            .map(|q| (q.broker_name.as_str(), q.queue_id))
+            .map(|q| (&*q.broker_name, q.queue_id))
             .collect();
         assert_eq!(names.len(), 10);
         assert_eq!(names[0], ("a", 0));
@@ -135,7 +141,7 @@ mod tests {
     fn default_topic_fallback_caps_queue_count() {
         let info = TopicPublishInfo::from_route("NEW", route(TWO_BROKERS), Some(4));
         assert_eq!(info.queues.len(), 4 + 2);
-        assert!(info.queues.iter().all(|q| q.topic == "NEW"));
+        assert!(info.queues.iter().all(|q| &*q.topic == "NEW"));
         assert!(info.from_default_topic);
     }
 
@@ -145,8 +151,8 @@ mod tests {
         r.order_topic_conf = Some("b:3;a:1".into());
         let info = TopicPublishInfo::from_route("T", r, None);
         assert_eq!(info.queues.len(), 4);
-        assert_eq!(info.queues[0].broker_name, "b");
-        assert_eq!(info.queues[3].broker_name, "a");
+        assert_eq!(&*info.queues[0].broker_name, "b");
+        assert_eq!(&*info.queues[3].broker_name, "a");
     }
 
     #[test]
@@ -157,8 +163,8 @@ mod tests {
             .collect();
         assert_eq!(picks, vec![0, 1, 2, 3, 4, 5, 6, 7, 0, 1]);
         for c in 0..20 {
-            assert_eq!(info.select_queue(c, Some("a")).unwrap().broker_name, "b");
-            assert_eq!(info.select_queue(c, Some("b")).unwrap().broker_name, "a");
+            assert_eq!(&*info.select_queue(c, Some("a")).unwrap().broker_name, "b");
+            assert_eq!(&*info.select_queue(c, Some("b")).unwrap().broker_name, "a");
         }
         // only one broker: fall back to it rather than fail
         let single = TopicPublishInfo::from_route(
@@ -168,7 +174,10 @@ mod tests {
             ),
             None,
         );
-        assert_eq!(single.select_queue(5, Some("x")).unwrap().broker_name, "x");
+        assert_eq!(
+            &*single.select_queue(5, Some("x")).unwrap().broker_name,
+            "x"
+        );
         let empty = TopicPublishInfo::from_route("T", TopicRouteData::default(), None);
         assert!(empty.select_queue(0, None).is_none());
     }

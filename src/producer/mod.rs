@@ -6,6 +6,7 @@
 //! executor.
 mod send;
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,7 +43,7 @@ pub struct SendResult {
     pub queue: MessageQueue,
     pub queue_offset: i64,
     pub transaction_id: Option<String>,
-    pub region_id: String,
+    pub region_id: Cow<'static, str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,8 @@ struct Inner {
     /// The process that made the producer; it refuses to work in a forked child.
     pid: u32,
     config: ProducerConfig,
+    /// The group as the send header shares it.
+    group: Arc<str>,
     state: Mutex<State>,
     instance: Mutex<Option<Arc<ClientInstance>>>,
     callbacks: Mutex<Option<Executor>>,
@@ -114,6 +117,7 @@ impl Producer {
             inner: Arc::new(Inner {
                 id: executor::new_owner_id(),
                 pid: runtime::current_pid(),
+                group: Arc::from(config.group.as_str()),
                 config,
                 state: Mutex::new(State::Created),
                 instance: Mutex::new(None),
@@ -257,7 +261,7 @@ impl Producer {
             })
     }
 
-    fn master(instance: &ClientInstance, mq: &MessageQueue) -> Result<String> {
+    fn master(instance: &ClientInstance, mq: &MessageQueue) -> Result<Arc<str>> {
         instance
             .master_addr(&mq.broker_name)
             .ok_or_else(|| Error::RouteNotFound {
@@ -294,7 +298,7 @@ impl Producer {
             let mq = self.pick_queue(&info, budget.last_broker.as_deref())?;
             let result = match Self::master(instance, mq) {
                 Ok(addr) => {
-                    let cmd = prepared.request(&self.inner.config.group, mq);
+                    let cmd = prepared.request(&self.inner.group, mq);
                     match instance.remoting().invoke(&addr, &cmd, deadline).await {
                         Ok(resp) => prepared.parse_response(&resp, mq, &addr),
                         Err(e) => Err(e),
@@ -319,7 +323,7 @@ impl Producer {
         let addr = Self::master(instance, mq)?;
         instance
             .remoting()
-            .invoke_oneway(&addr, prepared.request(&self.inner.config.group, mq))
+            .invoke_oneway(&addr, prepared.request(&self.inner.group, mq))
             .await
     }
 

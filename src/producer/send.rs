@@ -1,5 +1,7 @@
 //! One send: message checks, the request, the retry budget shared by the sync and async paths,
 //! and the response mapping.
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -10,17 +12,15 @@ use crate::error::{Error, Result};
 use crate::protocol::code::response;
 use crate::protocol::header::{self, SendMessageHeader};
 use crate::protocol::ids;
-use crate::protocol::message::{
-    encode_properties, validate_topic, Message, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX,
-};
+use crate::protocol::message::{validate_topic, Message, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX};
 use crate::remoting::RemotingCommand;
 
 /// A message checked and encoded once, sent in one or more attempts. Owns everything it needs,
 /// so the message it came from may change or go away meanwhile.
 pub struct PreparedSend {
-    pub topic: String,
+    pub topic: Arc<str>,
     pub msg_id: String,
-    properties: String,
+    properties: Arc<str>,
     body: Bytes,
     flag: i32,
 }
@@ -38,19 +38,17 @@ impl PreparedSend {
                 max: max_message_size,
             });
         }
-        let mut props = msg.properties().to_vec();
-        let msg_id = match msg.property(PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX) {
+        let assigned = msg.property(PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX);
+        let msg_id = match assigned {
             Some(id) => id.to_string(),
-            None => {
-                let id = ids::new_uniq_id();
-                props.push((
-                    PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX.to_string(),
-                    id.clone(),
-                ));
-                id
-            }
+            None => ids::new_uniq_id(),
         };
-        let properties = encode_properties(&props);
+        // The message's properties, then UNIQ_KEY unless it carries one: encoded once, in place.
+        let extra = match assigned {
+            Some(_) => None,
+            None => Some((PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, msg_id.as_str())),
+        };
+        let properties = encode_properties_with(msg.properties(), extra);
         if properties.len() > i16::MAX as usize {
             return Err(Error::InvalidArgument(format!(
                 "properties take {} bytes encoded; the broker accepts at most 32767",
@@ -58,7 +56,7 @@ impl PreparedSend {
             )));
         }
         Ok(PreparedSend {
-            topic: msg.topic().to_string(),
+            topic: Arc::from(msg.topic()),
             msg_id,
             properties,
             body: msg.body().clone(),
@@ -66,17 +64,17 @@ impl PreparedSend {
         })
     }
 
-    pub fn request(&self, group: &str, mq: &MessageQueue) -> RemotingCommand {
+    pub fn request(&self, group: &Arc<str>, mq: &MessageQueue) -> RemotingCommand {
         header::send_message_v2(
-            &SendMessageHeader {
-                producer_group: group,
-                topic: &self.topic,
+            SendMessageHeader {
+                producer_group: Arc::clone(group),
+                topic: Arc::clone(&self.topic),
                 queue_id: mq.queue_id,
                 sys_flag: 0,
                 born_timestamp: ids::now_ms(),
                 flag: self.flag,
-                properties: &self.properties,
-                broker_name: &mq.broker_name,
+                properties: Arc::clone(&self.properties),
+                broker_name: Arc::clone(&mq.broker_name),
             },
             self.body.clone(),
         )
@@ -104,8 +102,8 @@ impl PreparedSend {
                 .ok_or_else(|| missing("msgId"))?
                 .to_string(),
             queue: MessageQueue {
-                topic: mq.topic.clone(),
-                broker_name: mq.broker_name.clone(),
+                topic: Arc::clone(&mq.topic),
+                broker_name: Arc::clone(&mq.broker_name),
                 queue_id: resp
                     .ext_parse("queueId")
                     .ok_or_else(|| missing("queueId"))?,
@@ -114,12 +112,37 @@ impl PreparedSend {
                 .ext_parse("queueOffset")
                 .ok_or_else(|| missing("queueOffset"))?,
             transaction_id: resp.ext("transactionId").map(str::to_string),
-            region_id: resp
-                .ext("MSG_REGION")
-                .unwrap_or("DefaultRegion")
-                .to_string(),
+            region_id: match resp.ext("MSG_REGION") {
+                None | Some(DEFAULT_REGION) => Cow::Borrowed(DEFAULT_REGION),
+                Some(other) => Cow::Owned(other.to_string()),
+            },
         })
     }
+}
+
+const DEFAULT_REGION: &str = "DefaultRegion";
+
+/// The properties string (`name 0x01 value 0x02` ...) of `props`, plus `extra` at the end, in
+/// one allocation of the exact size. Shared by every attempt of a send.
+fn encode_properties_with(props: &[(String, String)], extra: Option<(&str, &str)>) -> Arc<str> {
+    let len: usize = props
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra)
+        .map(|(k, v)| k.len() + v.len() + 2)
+        .sum();
+    let mut s = String::with_capacity(len);
+    for (k, v) in props
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(extra)
+    {
+        s.push_str(k);
+        s.push('\u{1}');
+        s.push_str(v);
+        s.push('\u{2}');
+    }
+    Arc::from(s)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +165,7 @@ pub(crate) struct RetryBudget {
     deadline: Instant,
     policy: RetryPolicy,
     retry_not_stored: bool,
-    pub last_broker: Option<String>,
+    pub last_broker: Option<Arc<str>>,
     last_error: Option<Error>,
 }
 
@@ -190,8 +213,8 @@ impl RetryBudget {
     }
 
     /// Decides after an attempt on `broker`.
-    pub fn after(&mut self, broker: &str, result: Result<SendResult>) -> Next {
-        self.last_broker = Some(broker.to_string());
+    pub fn after(&mut self, broker: &Arc<str>, result: Result<SendResult>) -> Next {
+        self.last_broker = Some(Arc::clone(broker));
         match result {
             Ok(r)
                 if r.status != SendStatus::SendOk
@@ -233,7 +256,7 @@ mod tests {
             },
             queue_offset: 0,
             transaction_id: None,
-            region_id: "DefaultRegion".into(),
+            region_id: Cow::Borrowed(DEFAULT_REGION),
         })
     }
 
@@ -247,12 +270,12 @@ mod tests {
         for _ in 0..2 {
             b.begin_attempt().unwrap();
             assert!(matches!(
-                b.after("a", Err(Error::broker(2, "busy", "x"))),
+                b.after(&"a".into(), Err(Error::broker(2, "busy", "x"))),
                 Next::Retry
             ));
         }
         b.begin_attempt().unwrap();
-        match b.after("a", Err(Error::broker(2, "busy", "x"))) {
+        match b.after(&"a".into(), Err(Error::broker(2, "busy", "x"))) {
             Next::Done(Err(e)) => assert_eq!(e.response_code(), Some(2)),
             _ => panic!("third failure must end the send"),
         }
@@ -265,7 +288,7 @@ mod tests {
         b.begin_attempt().unwrap();
         // 13 MESSAGE_ILLEGAL is not in the retry list
         assert!(matches!(
-            b.after("a", Err(Error::broker(13, "bad", "x"))),
+            b.after(&"a".into(), Err(Error::broker(13, "bad", "x"))),
             Next::Done(Err(_))
         ));
     }
@@ -275,12 +298,12 @@ mod tests {
         let mut b = RetryBudget::new(3, far(), RetryPolicy::Async, false);
         b.begin_attempt().unwrap();
         assert!(matches!(
-            b.after("a", Err(Error::Timeout("t".into()))),
+            b.after(&"a".into(), Err(Error::Timeout("t".into()))),
             Next::Retry
         ));
         b.begin_attempt().unwrap();
         assert!(matches!(
-            b.after("a", Err(Error::broker(2, "busy", "x"))),
+            b.after(&"a".into(), Err(Error::broker(2, "busy", "x"))),
             Next::Done(Err(_))
         ));
     }
@@ -298,7 +321,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         // the failure came after the deadline: no retry
         assert!(matches!(
-            b.after("a", Err(Error::Timeout("t".into()))),
+            b.after(&"a".into(), Err(Error::Timeout("t".into()))),
             Next::Done(Err(_))
         ));
         match b.begin_attempt() {
@@ -312,19 +335,19 @@ mod tests {
         let mut b = RetryBudget::new(3, far(), RetryPolicy::Sync, false);
         b.begin_attempt().unwrap();
         assert!(matches!(
-            b.after("a", ok(SendStatus::FlushDiskTimeout)),
+            b.after(&"a".into(), ok(SendStatus::FlushDiskTimeout)),
             Next::Done(Ok(_))
         ));
         let mut b = RetryBudget::new(2, far(), RetryPolicy::Sync, true);
         b.begin_attempt().unwrap();
         assert!(matches!(
-            b.after("a", ok(SendStatus::FlushDiskTimeout)),
+            b.after(&"a".into(), ok(SendStatus::FlushDiskTimeout)),
             Next::Retry
         ));
         assert_eq!(b.last_broker.as_deref(), Some("a"));
         b.begin_attempt().unwrap();
         assert!(matches!(
-            b.after("b", ok(SendStatus::FlushDiskTimeout)),
+            b.after(&"b".into(), ok(SendStatus::FlushDiskTimeout)),
             Next::Done(Ok(_))
         ));
     }

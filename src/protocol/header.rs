@@ -1,9 +1,11 @@
 //! Typed request headers, written straight into ext fields (no per-request maps).
 use std::borrow::Cow::Borrowed;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use super::code::request;
+use crate::remoting::command::{int_text, ExtFields, TypedHeader};
 use crate::remoting::RemotingCommand;
 
 /// Template topic for auto-created topics.
@@ -22,38 +24,43 @@ pub fn get_route_info(topic: &str) -> RemotingCommand {
     )
 }
 
-/// SendMessageRequestHeaderV2 (short keys a..n).
-pub struct SendMessageHeader<'a> {
-    pub producer_group: &'a str,
-    pub topic: &'a str,
+/// SendMessageRequestHeaderV2 (short keys a..n), written straight into the frame: the text
+/// fields are shared with the prepared message and the route, the numbers are formatted on the
+/// stack.
+#[derive(Debug)]
+pub struct SendMessageHeader {
+    pub producer_group: Arc<str>,
+    pub topic: Arc<str>,
     pub queue_id: i32,
     pub sys_flag: i32,
     pub born_timestamp: i64,
     pub flag: i32,
-    pub properties: &'a str,
-    pub broker_name: &'a str,
+    pub properties: Arc<str>,
+    pub broker_name: Arc<str>,
 }
 
-pub fn send_message_v2(h: &SendMessageHeader<'_>, body: Bytes) -> RemotingCommand {
-    RemotingCommand::request(
-        request::SEND_MESSAGE_V2,
-        vec![
-            (Borrowed("a"), h.producer_group.to_string()),
-            (Borrowed("b"), h.topic.to_string()),
-            (Borrowed("c"), AUTO_CREATE_TOPIC_KEY.to_string()),
-            (Borrowed("d"), DEFAULT_TOPIC_QUEUE_NUMS.to_string()),
-            (Borrowed("e"), h.queue_id.to_string()),
-            (Borrowed("f"), h.sys_flag.to_string()),
-            (Borrowed("g"), h.born_timestamp.to_string()),
-            (Borrowed("h"), h.flag.to_string()),
-            (Borrowed("i"), h.properties.to_string()),
-            (Borrowed("j"), "0".to_string()),
-            (Borrowed("k"), "false".to_string()),
-            (Borrowed("m"), "false".to_string()),
-            (Borrowed("n"), h.broker_name.to_string()),
-        ],
-    )
-    .with_body(body)
+impl TypedHeader for SendMessageHeader {
+    fn visit(&self, f: &mut dyn FnMut(&str, &str)) {
+        let mut buf = [0u8; 20];
+        f("a", &self.producer_group);
+        f("b", &self.topic);
+        f("c", AUTO_CREATE_TOPIC_KEY);
+        f("d", "4");
+        f("e", int_text(self.queue_id as i64, &mut buf));
+        f("f", int_text(self.sys_flag as i64, &mut buf));
+        f("g", int_text(self.born_timestamp, &mut buf));
+        f("h", int_text(self.flag as i64, &mut buf));
+        f("i", &self.properties);
+        f("j", "0");
+        f("k", "false");
+        f("m", "false");
+        f("n", &self.broker_name);
+    }
+}
+
+pub fn send_message_v2(h: SendMessageHeader, body: Bytes) -> RemotingCommand {
+    RemotingCommand::request(request::SEND_MESSAGE_V2, ExtFields::Typed(Arc::new(h)))
+        .with_body(body)
 }
 
 pub fn view_message_by_id(commit_log_offset: i64) -> RemotingCommand {
@@ -122,19 +129,30 @@ mod tests {
 
     #[test]
     fn send_header_uses_v2_short_keys() {
-        let cmd = send_message_v2(
-            &SendMessageHeader {
-                producer_group: "G",
-                topic: "T",
+        let sent = send_message_v2(
+            SendMessageHeader {
+                producer_group: "G".into(),
+                topic: "T".into(),
                 queue_id: 3,
                 sys_flag: 0,
                 born_timestamp: 17,
                 flag: 0,
-                properties: "WAIT\u{1}true\u{2}",
-                broker_name: "broker-a",
+                properties: "WAIT\u{1}true\u{2}".into(),
+                broker_name: "broker-a".into(),
             },
             Bytes::from_static(b"x"),
         );
+        // typed headers are write-only: read the fields back as the broker would
+        use crate::remoting::codec::{decode_frame, encode_frame};
+        use crate::remoting::SerializeType;
+        for ser in [SerializeType::Json, SerializeType::RocketMq] {
+            let mut frame = encode_frame(&sent, ser).unwrap();
+            let cmd = decode_frame(&mut frame).unwrap().unwrap();
+            check_send_fields(&cmd);
+        }
+    }
+
+    fn check_send_fields(cmd: &RemotingCommand) {
         assert_eq!(cmd.code, 310);
         for (k, v) in [
             ("a", "G"),
@@ -142,7 +160,10 @@ mod tests {
             ("c", "TBW102"),
             ("d", "4"),
             ("e", "3"),
+            ("f", "0"),
             ("g", "17"),
+            ("i", "WAIT\u{1}true\u{2}"),
+            ("k", "false"),
             ("n", "broker-a"),
         ] {
             assert_eq!(cmd.ext(k), Some(v), "key {k}");

@@ -11,11 +11,15 @@ const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 pub fn hex_upper(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
+    push_hex_upper(&mut s, bytes);
+    s
+}
+
+fn push_hex_upper(s: &mut String, bytes: &[u8]) {
     for b in bytes {
         s.push(HEX[(b >> 4) as usize] as char);
         s.push(HEX[(b & 0xf) as usize] as char);
     }
-    s
 }
 
 pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
@@ -153,7 +157,7 @@ pub fn new_uniq_id() -> String {
     tail[4..].copy_from_slice(&counter.to_be_bytes());
     let mut id = String::with_capacity(PREFIX.len() + 12);
     id.push_str(&PREFIX);
-    id.push_str(&hex_upper(&tail));
+    push_hex_upper(&mut id, &tail);
     id
 }
 

@@ -99,15 +99,24 @@ fn write_json_header(cmd: &RemotingCommand, out: &mut BytesMut) {
     put_int(out, cmd.code as i64);
     if !cmd.ext_fields.is_empty() {
         out.put_slice(b",\"extFields\":{");
-        let mut fields: Vec<&(Cow<'static, str>, String)> = cmd.ext_fields.iter().collect();
-        fields.sort_by(|a, b| a.0.cmp(&b.0));
-        for (i, (k, v)) in fields.into_iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        let mut write = |k: &str, v: &str| {
+            if !first {
                 out.put_u8(b',');
             }
+            first = false;
             put_json_str(out, k);
             out.put_u8(b':');
             put_json_str(out, v);
+        };
+        match &cmd.ext_fields {
+            // fastjson sorts keys; typed headers already visit theirs in order
+            ExtFields::Owned(fields) => {
+                let mut sorted: Vec<&(Cow<'static, str>, String)> = fields.iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                sorted.into_iter().for_each(|(k, v)| write(k, v));
+            }
+            other => other.for_each(&mut write),
         }
         out.put_u8(b'}');
     }
@@ -191,7 +200,19 @@ struct JsonHeader {
     ext_fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-fn read_json_header(header: &[u8]) -> Result<RemotingCommand> {
+fn read_json_header(header: &Bytes) -> Result<RemotingCommand> {
+    if let Some(h) = super::json_header::read(header) {
+        return Ok(RemotingCommand {
+            code: h.code,
+            language: h.language,
+            version: h.version,
+            opaque: h.opaque,
+            flag: h.flag,
+            remark: h.remark,
+            ext_fields: ExtFields::Json(h.ext),
+            body: Bytes::new(),
+        });
+    }
     let h: JsonHeader = serde_json::from_slice(header)
         .map_err(|e| Error::Protocol(format!("bad JSON header: {e}")))?;
     let language = match h.language {
@@ -201,15 +222,16 @@ fn read_json_header(header: &[u8]) -> Result<RemotingCommand> {
         Some(serde_json::Value::Number(n)) => LanguageCode(n.as_u64().unwrap_or(7) as u8),
         _ => LanguageCode::JAVA,
     };
-    let mut ext_fields: ExtFields = Vec::new();
+    let mut fields = Vec::new();
     for (k, v) in h.ext_fields.unwrap_or_default() {
         let value = match v {
             serde_json::Value::Null => continue,
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         };
-        ext_fields.push((Cow::Owned(k), value));
+        fields.push((Cow::Owned(k), value));
     }
+    let ext_fields = ExtFields::Owned(fields);
     Ok(RemotingCommand {
         code: h.code,
         language,
@@ -251,16 +273,16 @@ fn write_binary_header(cmd: &RemotingCommand, out: &mut BytesMut) -> Result<()> 
     }
     let len_pos = out.len();
     out.put_i32(0);
-    for (k, v) in &cmd.ext_fields {
+    cmd.ext_fields.for_each(&mut |k, v| {
         // Java skips null entries; an empty string would decode as null on the other side too.
         if k.is_empty() || v.is_empty() {
-            continue;
+            return;
         }
         out.put_i16(k.len() as i16);
         out.put_slice(k.as_bytes());
         out.put_i32(v.len() as i32);
         out.put_slice(v.as_bytes());
-    }
+    });
     let map_len = (out.len() - len_pos - 4) as i32;
     out[len_pos..len_pos + 4].copy_from_slice(&map_len.to_be_bytes());
     Ok(())
@@ -285,23 +307,9 @@ fn read_binary_header(mut h: Bytes) -> Result<RemotingCommand> {
     if map_len < 0 || map_len as usize > h.len() {
         return Err(Error::Protocol(format!("bad extFields length {map_len}")));
     }
-    let mut map = h.split_to(map_len as usize);
-    let mut ext_fields: ExtFields = Vec::new();
-    while map.has_remaining() {
-        if map.len() < 2 {
-            return Err(short("ext key length"));
-        }
-        let klen = map.get_i16() as i32;
-        let key = read_str(&mut map, klen, "ext key")?;
-        if map.len() < 4 {
-            return Err(short("ext value length"));
-        }
-        let vlen = map.get_i32();
-        let value = read_str(&mut map, vlen, "ext value")?;
-        if let (Some(k), Some(v)) = (key, value) {
-            ext_fields.push((Cow::Owned(k), v));
-        }
-    }
+    let map = h.split_to(map_len as usize);
+    // Read in place on lookup: no string per field on the reply path.
+    let ext_fields = ExtFields::raw(map).map_err(Error::Protocol)?;
     Ok(RemotingCommand {
         code,
         language,
@@ -340,7 +348,7 @@ mod tests {
             opaque: 1,
             flag: 0,
             remark: None,
-            ext_fields: vec![(Cow::Borrowed("topic"), "T".to_string())],
+            ext_fields: vec![(Cow::Borrowed("topic"), "T".to_string())].into(),
             body: Bytes::new(),
         }
     }

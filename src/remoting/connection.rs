@@ -66,12 +66,37 @@ struct SlotState {
     sleeping: bool,
 }
 
+thread_local! {
+    static THREAD_SLOT: Arc<BlockingSlot> = Arc::new(BlockingSlot::new());
+}
+
 impl BlockingSlot {
     fn new() -> BlockingSlot {
         BlockingSlot {
             state: Mutex::new(SlotState::default()),
             ready: Condvar::new(),
         }
+    }
+
+    /// The calling thread's slot, reused from call to call, unless something still holds it
+    /// (a reader that took the waiter and has yet to fill it after we timed out): then a new one,
+    /// so a late reply can never be read as the answer to the next request.
+    fn for_this_thread() -> Arc<BlockingSlot> {
+        THREAD_SLOT
+            .try_with(|slot| {
+                if Arc::strong_count(slot) == 1 {
+                    let mut st = slot.state.lock();
+                    st.result = None;
+                    st.sleeping = false;
+                    drop(st);
+                    Some(Arc::clone(slot))
+                } else {
+                    None
+                }
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::new(BlockingSlot::new()))
     }
 
     fn fill(&self, result: Result<RemotingCommand>) {
@@ -299,7 +324,7 @@ impl Connection {
         cmd: &RemotingCommand,
         deadline: Instant,
     ) -> Result<RemotingCommand> {
-        let slot = Arc::new(BlockingSlot::new());
+        let slot = BlockingSlot::for_this_thread();
         self.register(cmd.opaque, Waiter::Blocking(Arc::clone(&slot)))?;
         // Take the read role before writing, so nobody else can pick up the reply.
         let lead = self.try_take_read_role();
@@ -499,18 +524,19 @@ impl Connection {
             SerializeType::RocketMq if !codec::fits_binary_header(cmd) => SerializeType::Json,
             ser => ser,
         };
-        let head = codec::encode_head(cmd, ser)?.freeze();
+        let head = codec::encode_head(cmd, ser)?;
         self.send_frame(head, cmd.body.clone())
     }
 
     /// Writes a frame (header + body) directly if nothing is queued, else queues it.
-    fn send_frame(&self, mut head: Bytes, mut body: Bytes) -> Result<()> {
+    /// The head stays a `BytesMut` unless it has to be queued: freezing costs an allocation.
+    fn send_frame(&self, mut head: BytesMut, mut body: Bytes) -> Result<()> {
         let mut q = self.queue.lock();
         if let Some(reason) = &q.failed {
             return Err(self.closed_error(reason));
         }
         if !q.frames.is_empty() {
-            q.frames.push_back(head);
+            q.frames.push_back(head.freeze());
             q.frames.push_back(body);
             return Ok(());
         }
@@ -532,7 +558,7 @@ impl Connection {
         if head.is_empty() && body.is_empty() {
             return Ok(());
         }
-        q.frames.push_back(head);
+        q.frames.push_back(head.freeze());
         q.frames.push_back(body);
         if let Err(e) = self
             .reactor
@@ -621,7 +647,7 @@ fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     }
 }
 
-fn advance_pair(head: &mut Bytes, body: &mut Bytes, mut n: usize) {
+fn advance_pair(head: &mut BytesMut, body: &mut Bytes, mut n: usize) {
     let h = n.min(head.len());
     head.advance(h);
     n -= h;

@@ -4,6 +4,7 @@ pub mod client;
 pub mod codec;
 pub mod command;
 pub mod connection;
+mod json_header;
 pub mod processor;
 pub(crate) mod reactor;
 

@@ -1,0 +1,306 @@
+//! A zero-copy reader for the JSON headers brokers and name servers send (they answer in JSON
+//! whatever serialization the request used). The fixed fields are parsed in one pass; the
+//! `extFields` object is kept as a slice of the frame and looked up in place, so reading a
+//! reply allocates nothing. Anything unusual (escapes in ext fields, non-string ext values)
+//! makes `read` return `None`, and the caller falls back to the general serde reader.
+use bytes::Bytes;
+
+use super::command::LanguageCode;
+
+/// What `read` found in a header.
+pub(crate) struct JsonHeader {
+    pub code: i32,
+    pub language: LanguageCode,
+    pub version: i32,
+    pub opaque: i32,
+    pub flag: i32,
+    pub remark: Option<String>,
+    /// The `extFields` object, braces included; empty when absent or null.
+    pub ext: Bytes,
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        while self.pos < self.buf.len() && self.buf[self.pos].is_ascii_whitespace() {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.ws();
+        self.buf.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> Option<()> {
+        (self.peek()? == b).then(|| self.pos += 1)
+    }
+
+    /// A string without escapes, as a slice; `None` if it has any.
+    fn plain_str(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        loop {
+            match *self.buf.get(self.pos)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(&self.buf[start..self.pos - 1]);
+                }
+                b'\\' => return None,
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    /// Any string, escapes included, as its JSON text (quotes included).
+    fn raw_str(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.pos - 1;
+        loop {
+            match *self.buf.get(self.pos)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Some(&self.buf[start..self.pos]);
+                }
+                b'\\' => self.pos += 2,
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    fn int(&mut self) -> Option<i64> {
+        self.ws();
+        let start = self.pos;
+        if self.buf.get(self.pos) == Some(&b'-') {
+            self.pos += 1;
+        }
+        while self.pos < self.buf.len() && self.buf[self.pos].is_ascii_digit() {
+            self.pos += 1;
+        }
+        std::str::from_utf8(&self.buf[start..self.pos])
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        self.ws();
+        if self.buf[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Skips any value (nested objects and arrays included).
+    fn skip_value(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.raw_str().map(|_| ()),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match self.peek()? {
+                        b'"' => {
+                            self.raw_str()?;
+                        }
+                        b'{' | b'[' => {
+                            depth += 1;
+                            self.pos += 1;
+                        }
+                        b'}' | b']' => {
+                            depth -= 1;
+                            self.pos += 1;
+                            if depth == 0 {
+                                return Some(());
+                            }
+                        }
+                        _ => self.pos += 1,
+                    }
+                }
+            }
+            _ => {
+                // number, true, false, null
+                while let Some(&b) = self.buf.get(self.pos) {
+                    if matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace() {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+                Some(())
+            }
+        }
+    }
+
+    /// Checks an extFields object: plain string keys, plain string or null values.
+    fn ext_object(&mut self) -> Option<()> {
+        self.eat(b'{')?;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.plain_str()?;
+            self.eat(b':')?;
+            if !self.literal(b"null") {
+                self.plain_str()?;
+            }
+            if self.eat(b',').is_none() {
+                return self.eat(b'}');
+            }
+        }
+    }
+}
+
+/// Parses a header; `None` means "use the general reader".
+pub(crate) fn read(header: &Bytes) -> Option<JsonHeader> {
+    let mut c = Cursor {
+        buf: header,
+        pos: 0,
+    };
+    let mut h = JsonHeader {
+        code: 0,
+        language: LanguageCode::JAVA,
+        version: 0,
+        opaque: 0,
+        flag: 0,
+        remark: None,
+        ext: Bytes::new(),
+    };
+    let mut has_code = false;
+    c.eat(b'{')?;
+    if c.eat(b'}').is_some() {
+        return None;
+    }
+    loop {
+        let key = c.plain_str()?;
+        c.eat(b':')?;
+        let null = c.peek()? == b'n' && c.literal(b"null");
+        if !null {
+            match key {
+                b"code" => {
+                    h.code = i32::try_from(c.int()?).ok()?;
+                    has_code = true;
+                }
+                b"flag" => h.flag = i32::try_from(c.int()?).ok()?,
+                b"opaque" => h.opaque = i32::try_from(c.int()?).ok()?,
+                b"version" => h.version = i32::try_from(c.int()?).ok()?,
+                b"language" => {
+                    h.language = if c.peek()? == b'"' {
+                        let name = std::str::from_utf8(c.plain_str()?).ok()?;
+                        LanguageCode::from_name(name).unwrap_or(LanguageCode(7))
+                    } else {
+                        LanguageCode(u8::try_from(c.int()?).unwrap_or(7))
+                    }
+                }
+                b"remark" => {
+                    let text = c.raw_str()?;
+                    h.remark = Some(serde_json::from_slice(text).ok()?);
+                }
+                b"extFields" => {
+                    let start = c.peek().map(|_| c.pos)?;
+                    c.ext_object()?;
+                    h.ext = header.slice(start..c.pos);
+                }
+                _ => c.skip_value()?,
+            }
+        }
+        if c.eat(b',').is_none() {
+            c.eat(b'}')?;
+            break;
+        }
+    }
+    has_code.then_some(h)
+}
+
+/// The value of `key` in an extFields object checked by `read`; null and "" read as absent.
+pub(crate) fn ext_get<'a>(ext: &'a [u8], key: &str) -> Option<&'a str> {
+    let mut found = None;
+    for_each_ext(ext, &mut |k, v| {
+        if found.is_none() && k == key && !v.is_empty() {
+            found = Some(v);
+        }
+    });
+    found
+}
+
+/// Calls `f` with every (key, value) of an extFields object checked by `read`; nulls skipped.
+pub(crate) fn for_each_ext<'a>(ext: &'a [u8], f: &mut dyn FnMut(&'a str, &'a str)) {
+    if ext.is_empty() {
+        return;
+    }
+    let mut c = Cursor { buf: ext, pos: 0 };
+    if c.eat(b'{').is_none() || c.eat(b'}').is_some() {
+        return;
+    }
+    loop {
+        let Some(k) = c.plain_str() else { return };
+        if c.eat(b':').is_none() {
+            return;
+        }
+        if !c.literal(b"null") {
+            let Some(v) = c.plain_str() else { return };
+            if let (Ok(k), Ok(v)) = (std::str::from_utf8(k), std::str::from_utf8(v)) {
+                f(k, v);
+            }
+        }
+        if c.eat(b',').is_none() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_broker_reply_without_copying_ext_fields() {
+        let raw = Bytes::from_static(
+            br#"{"code":0,"extFields":{"queueId":"3","msgId":"7F0000010000","queueOffset":"12","MSG_REGION":"DefaultRegion","TRACE_ON":"true","x":null},"flag":1,"language":"JAVA","opaque":-42,"serializeTypeCurrentRPC":"JSON","version":479}"#,
+        );
+        let h = read(&raw).unwrap();
+        assert_eq!((h.code, h.flag, h.opaque, h.version), (0, 1, -42, 479));
+        assert_eq!(h.language, LanguageCode::JAVA);
+        assert_eq!(h.remark, None);
+        assert_eq!(ext_get(&h.ext, "queueId"), Some("3"));
+        assert_eq!(ext_get(&h.ext, "queueOffset"), Some("12"));
+        assert_eq!(ext_get(&h.ext, "x"), None);
+        assert_eq!(ext_get(&h.ext, "missing"), None);
+        let mut n = 0;
+        for_each_ext(&h.ext, &mut |_, _| n += 1);
+        assert_eq!(n, 5);
+    }
+
+    #[test]
+    fn remarks_with_escapes_are_decoded() {
+        let raw = Bytes::from_static(
+            br#"{"code":1,"remark":"line \"two\"\n\u00e9","language":12,"opaque":7}"#,
+        );
+        let h = read(&raw).unwrap();
+        assert_eq!(h.remark.as_deref(), Some("line \"two\"\n\u{e9}"));
+        assert_eq!(h.language, LanguageCode::RUST);
+    }
+
+    #[test]
+    fn unusual_headers_go_to_the_general_reader() {
+        for raw in [
+            &br#"{"code":0,"extFields":{"k":"a\"b"}}"#[..],
+            br#"{"code":0,"extFields":{"k":5}}"#,
+            br#"{"opaque":1}"#,
+            br#"{"code":0,"#,
+            br#"not json"#,
+        ] {
+            assert!(read(&Bytes::copy_from_slice(raw)).is_none(), "{raw:?}");
+        }
+        // unknown keys of any shape are skipped
+        let h = read(&Bytes::from_static(
+            br#"{"a":{"b":[1,{"c":"}"}]},"code":5,"z":true}"#,
+        ))
+        .unwrap();
+        assert_eq!(h.code, 5);
+    }
+}
