@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::OnceCell;
 
 use super::command::{RemotingCommand, SerializeType};
 use super::connection::Connection;
@@ -13,11 +14,14 @@ use super::processor::RequestHandler;
 use crate::error::{Error, Result};
 use crate::runtime::Shared;
 
+type Dialled = std::result::Result<Arc<Connection>, Arc<Error>>;
+
 pub struct RemotingClient {
     shared: Arc<Shared>,
     conns: Mutex<HashMap<String, Arc<Connection>>>,
-    /// Serializes connection attempts so two callers never dial the same address twice.
-    connecting: tokio::sync::Mutex<()>,
+    /// Dials under way, one per address: concurrent callers share it, and a slow dial to one
+    /// address holds up nobody who wants another.
+    dialling: Mutex<HashMap<String, Arc<OnceCell<Dialled>>>>,
     connect_timeout: Duration,
     ser: SerializeType,
     handler: Arc<dyn RequestHandler>,
@@ -33,7 +37,7 @@ impl RemotingClient {
         RemotingClient {
             shared,
             conns: Mutex::new(HashMap::new()),
-            connecting: tokio::sync::Mutex::new(()),
+            dialling: Mutex::new(HashMap::new()),
             connect_timeout,
             // The binary header costs no JSON parse on either side, and the broker answers in
             // the request's serialization; requests whose code needs more than 16 bits go as JSON.
@@ -78,10 +82,39 @@ impl RemotingClient {
         if let Some(c) = self.existing(addr) {
             return Ok(c);
         }
-        let _turn = self.connecting.lock().await;
-        if let Some(c) = self.existing(addr) {
-            return Ok(c);
+        let dial = Arc::clone(
+            self.dialling
+                .lock()
+                .entry(addr.to_string())
+                .or_insert_with(|| Arc::new(OnceCell::new())),
+        );
+        let dialled = dial
+            .get_or_init(|| async {
+                match self.existing(addr) {
+                    Some(c) => Ok(c),
+                    None => self.dial(addr).await.map_err(Arc::new),
+                }
+            })
+            .await
+            .clone();
+        {
+            let mut dialling = self.dialling.lock();
+            if dialling.get(addr).is_some_and(|d| Arc::ptr_eq(d, &dial)) {
+                dialling.remove(addr);
+            }
         }
+        let conn = dialled.map_err(|e| e.duplicate())?;
+        // A connection shared from a finished dial may have closed since.
+        if conn.is_closed() {
+            return Err(Error::ConnectionClosed {
+                addr: addr.to_string(),
+                reason: "closed right after it was opened".into(),
+            });
+        }
+        Ok(conn)
+    }
+
+    async fn dial(&self, addr: &str) -> Result<Arc<Connection>> {
         self.check_open()?;
         let conn = Connection::connect(
             &self.shared,
