@@ -13,6 +13,7 @@ pub mod producer;
 pub mod protocol;
 pub mod remoting;
 pub mod runtime;
+pub mod single_flight;
 
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ProducerConfig};

@@ -8,7 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{watch, OnceCell};
+use tokio::sync::watch;
 
 use super::namesrv::NameServerList;
 use super::route::TopicPublishInfo;
@@ -22,8 +22,7 @@ use crate::protocol::route::MASTER_ID;
 use crate::remoting::processor::{ProcessorRegistry, RequestProcessor};
 use crate::remoting::RemotingClient;
 use crate::runtime::Shared;
-
-type RouteOutcome = std::result::Result<Arc<TopicPublishInfo>, Arc<Error>>;
+use crate::single_flight::SingleFlight;
 
 pub struct ClientInstance {
     pub(crate) key: super::registry::InstanceKey,
@@ -35,7 +34,7 @@ pub struct ClientInstance {
     name_servers: NameServerList,
     routes: RwLock<HashMap<String, Arc<TopicPublishInfo>>>,
     /// Route queries under way, one per topic: concurrent lookups of a new topic share it.
-    route_fetches: Mutex<HashMap<String, Arc<OnceCell<RouteOutcome>>>>,
+    route_fetches: SingleFlight<String, Arc<TopicPublishInfo>>,
     /// broker name -> broker id -> address, merged from every route seen.
     brokers: RwLock<HashMap<String, BTreeMap<i64, Arc<str>>>>,
     producer_groups: Mutex<Vec<String>>,
@@ -70,7 +69,7 @@ impl ClientInstance {
             name_servers: NameServerList::new(config.name_servers.clone()),
             config,
             routes: RwLock::new(HashMap::new()),
-            route_fetches: Mutex::new(HashMap::new()),
+            route_fetches: SingleFlight::default(),
             brokers: RwLock::new(HashMap::new()),
             producer_groups: Mutex::new(Vec::new()),
             shut_down: AtomicBool::new(false),
@@ -158,28 +157,12 @@ impl ClientInstance {
         if let Some(info) = self.cached_publish_info(topic) {
             return Ok(info);
         }
-        let fetch = Arc::clone(
-            self.route_fetches
-                .lock()
-                .entry(topic.to_string())
-                .or_insert_with(|| Arc::new(OnceCell::new())),
-        );
-        let outcome = tokio::time::timeout_at(
-            deadline.into(),
-            fetch.get_or_init(|| async {
-                self.update_route(topic, deadline).await.map_err(Arc::new)
-            }),
-        )
-        .await;
-        {
-            let mut fetches = self.route_fetches.lock();
-            if fetches.get(topic).is_some_and(|f| Arc::ptr_eq(f, &fetch)) && fetch.initialized() {
-                fetches.remove(topic);
-            }
-        }
-        match outcome {
-            Ok(Ok(info)) => Ok(Arc::clone(info)),
-            Ok(Err(e)) => Err(e.duplicate()),
+        let key = topic.to_string();
+        let fetch = self
+            .route_fetches
+            .run(&key, || self.update_route(topic, deadline));
+        match tokio::time::timeout_at(deadline.into(), fetch).await {
+            Ok(r) => r,
             Err(_) => Err(Error::Timeout(format!("no route for {topic} in time"))),
         }
     }

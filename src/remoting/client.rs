@@ -6,22 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::sync::OnceCell;
 
 use super::command::{RemotingCommand, SerializeType};
 use super::connection::Connection;
 use super::processor::RequestHandler;
 use crate::error::{Error, Result};
 use crate::runtime::Shared;
-
-type Dialled = std::result::Result<Arc<Connection>, Arc<Error>>;
+use crate::single_flight::SingleFlight;
 
 pub struct RemotingClient {
     shared: Arc<Shared>,
     conns: Mutex<HashMap<String, Arc<Connection>>>,
     /// Dials under way, one per address: concurrent callers share it, and a slow dial to one
     /// address holds up nobody who wants another.
-    dialling: Mutex<HashMap<String, Arc<OnceCell<Dialled>>>>,
+    dialling: SingleFlight<String, Arc<Connection>>,
     connect_timeout: Duration,
     ser: SerializeType,
     handler: Arc<dyn RequestHandler>,
@@ -37,7 +35,7 @@ impl RemotingClient {
         RemotingClient {
             shared,
             conns: Mutex::new(HashMap::new()),
-            dialling: Mutex::new(HashMap::new()),
+            dialling: SingleFlight::default(),
             connect_timeout,
             // The binary header costs no JSON parse on either side, and the broker answers in
             // the request's serialization; requests whose code needs more than 16 bits go as JSON.
@@ -82,28 +80,15 @@ impl RemotingClient {
         if let Some(c) = self.existing(addr) {
             return Ok(c);
         }
-        let dial = Arc::clone(
-            self.dialling
-                .lock()
-                .entry(addr.to_string())
-                .or_insert_with(|| Arc::new(OnceCell::new())),
-        );
-        let dialled = dial
-            .get_or_init(|| async {
+        let conn = self
+            .dialling
+            .run(&addr.to_string(), || async {
                 match self.existing(addr) {
                     Some(c) => Ok(c),
-                    None => self.dial(addr).await.map_err(Arc::new),
+                    None => self.dial(addr).await,
                 }
             })
-            .await
-            .clone();
-        {
-            let mut dialling = self.dialling.lock();
-            if dialling.get(addr).is_some_and(|d| Arc::ptr_eq(d, &dial)) {
-                dialling.remove(addr);
-            }
-        }
-        let conn = dialled.map_err(|e| e.duplicate())?;
+            .await?;
         // A connection shared from a finished dial may have closed since.
         if conn.is_closed() {
             return Err(Error::ConnectionClosed {

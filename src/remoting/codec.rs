@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use serde::Deserialize;
 
-use super::command::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use super::command::{int_text, ExtFields, LanguageCode, RemotingCommand, SerializeType};
 use crate::error::{Error, Result};
 
 /// Netty's LengthFieldBasedFrameDecoder limit (16 MiB) counts the 4-byte length prefix.
@@ -136,21 +136,7 @@ fn write_json_header(cmd: &RemotingCommand, out: &mut BytesMut) {
 }
 
 fn put_int(out: &mut BytesMut, v: i64) {
-    let mut buf = [0u8; 20];
-    let mut n = v.unsigned_abs();
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if v < 0 {
-        out.put_u8(b'-');
-    }
-    out.put_slice(&buf[i..]);
+    out.put_slice(int_text(v, &mut [0u8; 20]).as_bytes());
 }
 
 pub(crate) fn put_json_str(out: &mut BytesMut, s: &str) {
@@ -201,17 +187,8 @@ struct JsonHeader {
 }
 
 fn read_json_header(header: &Bytes) -> Result<RemotingCommand> {
-    if let Some(h) = super::json_header::read(header) {
-        return Ok(RemotingCommand {
-            code: h.code,
-            language: h.language,
-            version: h.version,
-            opaque: h.opaque,
-            flag: h.flag,
-            remark: h.remark,
-            ext_fields: ExtFields::Json(h.ext),
-            body: Bytes::new(),
-        });
+    if let Some(cmd) = super::json_header::read(header) {
+        return Ok(cmd);
     }
     let h: JsonHeader = serde_json::from_slice(header)
         .map_err(|e| Error::Protocol(format!("bad JSON header: {e}")))?;

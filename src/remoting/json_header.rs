@@ -5,19 +5,7 @@
 //! makes `read` return `None`, and the caller falls back to the general serde reader.
 use bytes::Bytes;
 
-use super::command::LanguageCode;
-
-/// What `read` found in a header.
-pub(crate) struct JsonHeader {
-    pub code: i32,
-    pub language: LanguageCode,
-    pub version: i32,
-    pub opaque: i32,
-    pub flag: i32,
-    pub remark: Option<String>,
-    /// The `extFields` object, braces included; empty when absent or null.
-    pub ext: Bytes,
-}
+use super::command::{ExtFields, LanguageCode, RemotingCommand};
 
 struct Cursor<'a> {
     buf: &'a [u8],
@@ -155,20 +143,21 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// Parses a header; `None` means "use the general reader".
-pub(crate) fn read(header: &Bytes) -> Option<JsonHeader> {
+/// Parses a header (the body is left empty); `None` means "use the general reader".
+pub(crate) fn read(header: &Bytes) -> Option<RemotingCommand> {
     let mut c = Cursor {
         buf: header,
         pos: 0,
     };
-    let mut h = JsonHeader {
+    let mut h = RemotingCommand {
         code: 0,
         language: LanguageCode::JAVA,
         version: 0,
         opaque: 0,
         flag: 0,
         remark: None,
-        ext: Bytes::new(),
+        ext_fields: ExtFields::Json(Bytes::new()),
+        body: Bytes::new(),
     };
     let mut has_code = false;
     c.eat(b'{')?;
@@ -203,7 +192,7 @@ pub(crate) fn read(header: &Bytes) -> Option<JsonHeader> {
                 b"extFields" => {
                     let start = c.peek().map(|_| c.pos)?;
                     c.ext_object()?;
-                    h.ext = header.slice(start..c.pos);
+                    h.ext_fields = ExtFields::Json(header.slice(start..c.pos));
                 }
                 _ => c.skip_value()?,
             }
@@ -266,13 +255,12 @@ mod tests {
         assert_eq!((h.code, h.flag, h.opaque, h.version), (0, 1, -42, 479));
         assert_eq!(h.language, LanguageCode::JAVA);
         assert_eq!(h.remark, None);
-        assert_eq!(ext_get(&h.ext, "queueId"), Some("3"));
-        assert_eq!(ext_get(&h.ext, "queueOffset"), Some("12"));
-        assert_eq!(ext_get(&h.ext, "x"), None);
-        assert_eq!(ext_get(&h.ext, "missing"), None);
-        let mut n = 0;
-        for_each_ext(&h.ext, &mut |_, _| n += 1);
-        assert_eq!(n, 5);
+        assert_eq!(h.ext("queueId"), Some("3"));
+        assert_eq!(h.ext("queueOffset"), Some("12"));
+        assert_eq!(h.ext("x"), None);
+        assert_eq!(h.ext("missing"), None);
+        assert_eq!(h.ext_fields.to_vec().len(), 5);
+        assert!(matches!(h.ext_fields, ExtFields::Json(_)), "read in place");
     }
 
     #[test]
