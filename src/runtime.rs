@@ -96,14 +96,36 @@ pub fn handle() -> Handle {
 static PID: AtomicU32 = AtomicU32::new(0);
 static AT_FORK: Once = Once::new();
 
-extern "C" fn clear_pid_in_child() {
+/// Around fork(), the process-wide tables are locked, so the child gets them whole and
+/// unlocked rather than held by a thread it does not have.
+extern "C" fn before_fork() {
+    std::mem::forget(CURRENT.lock());
+    crate::client::registry::lock_for_fork();
+}
+
+extern "C" fn after_fork_in_parent() {
+    // SAFETY: `before_fork` locked both for this fork.
+    unsafe {
+        crate::client::registry::unlock_after_fork();
+        CURRENT.force_unlock();
+    }
+}
+
+extern "C" fn after_fork_in_child() {
     PID.store(0, Ordering::Relaxed);
+    after_fork_in_parent();
 }
 
 pub fn current_pid() -> u32 {
     AT_FORK.call_once(|| {
-        // SAFETY: registers a handler that only stores to an atomic (async-signal-safe).
-        unsafe { libc::pthread_atfork(None, None, Some(clear_pid_in_child)) };
+        // SAFETY: the handlers only take and release this crate's own locks and store an atomic.
+        unsafe {
+            libc::pthread_atfork(
+                Some(before_fork),
+                Some(after_fork_in_parent),
+                Some(after_fork_in_child),
+            )
+        };
     });
     match PID.load(Ordering::Relaxed) {
         0 => {

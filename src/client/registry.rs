@@ -121,6 +121,16 @@ pub fn unregister_producer(instance: &Arc<ClientInstance>, group: &str) -> bool 
     true
 }
 
+pub(crate) fn lock_for_fork() {
+    std::mem::forget(INSTANCES.lock());
+}
+
+/// # Safety
+/// Only after `lock_for_fork`, in the parent or the child of that fork.
+pub(crate) unsafe fn unlock_after_fork() {
+    INSTANCES.force_unlock();
+}
+
 /// Live instances in this process (for tests and diagnostics).
 pub fn instance_count() -> usize {
     INSTANCES

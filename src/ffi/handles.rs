@@ -39,6 +39,7 @@ impl<T> Registry<T> {
     }
 
     pub fn insert<H>(&self, value: Arc<T>) -> *mut H {
+        super::fork::install_handlers();
         let id = NEXT_ID.fetch_add(ID_STEP, Ordering::Relaxed);
         self.shard(id)
             .write()
@@ -68,6 +69,22 @@ impl<T> Registry<T> {
                     ),
                 )
             })
+    }
+
+    /// Write-locks every shard and keeps them locked, so fork() cannot copy one half-changed
+    /// or locked by a thread the child will not have. Undone by `unlock_after_fork`.
+    pub fn lock_for_fork(&self) {
+        for shard in &self.shards {
+            std::mem::forget(shard.write());
+        }
+    }
+
+    /// # Safety
+    /// Only after `lock_for_fork`, in the parent or the child of that fork.
+    pub unsafe fn unlock_after_fork(&self) {
+        for shard in &self.shards {
+            shard.force_unlock_write();
+        }
     }
 
     /// Removes the handle; `None` for NULL or unknown handles.

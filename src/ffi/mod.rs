@@ -18,6 +18,7 @@
 mod boundary;
 mod callback;
 mod config;
+mod fork;
 mod handles;
 mod message;
 mod producer;

@@ -157,6 +157,9 @@ struct ReadState {
 
 pub struct Connection {
     addr: String,
+    /// The process that opened it: a forked child shares the socket and the epoll set with the
+    /// parent and must not shut either down.
+    pid: u32,
     me: Weak<Connection>,
     reactor: Arc<Reactor>,
     stream: TcpStream,
@@ -211,6 +214,7 @@ impl Connection {
         let reactor = Arc::clone(shared.reactor());
         let conn = Arc::new_cyclic(|me| Connection {
             addr,
+            pid: shared.pid(),
             me: me.clone(),
             token: reactor.new_token(),
             reactor,
@@ -251,6 +255,9 @@ impl Connection {
     /// Closes the socket and fails every waiter.
     pub fn close(&self, reason: &str) {
         if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if runtime::check_pid(self.pid).is_err() {
             return;
         }
         self.queue.lock().failed = Some(reason.to_string());
