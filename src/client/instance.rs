@@ -24,8 +24,24 @@ use crate::remoting::RemotingClient;
 use crate::runtime::Shared;
 use crate::single_flight::SingleFlight;
 
+/// What makes two clients share an instance: the client id and the name-server set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstanceKey {
+    client_id: String,
+    name_servers: String,
+}
+
+impl InstanceKey {
+    pub(crate) fn new(client_id: String, name_servers: String) -> InstanceKey {
+        InstanceKey {
+            client_id,
+            name_servers,
+        }
+    }
+}
+
 pub struct ClientInstance {
-    pub(crate) key: super::registry::InstanceKey,
+    pub(crate) key: InstanceKey,
     client_id: String,
     config: ClientConfig,
     remoting: RemotingClient,
@@ -47,8 +63,7 @@ impl ClientInstance {
     pub(crate) fn start(
         shared: Arc<Shared>,
         config: ClientConfig,
-        client_id: String,
-        key: super::registry::InstanceKey,
+        key: InstanceKey,
     ) -> Arc<ClientInstance> {
         let (stop, stop_rx) = watch::channel(false);
         let processors = Arc::new(ProcessorRegistry::new(Executor::new(
@@ -57,8 +72,8 @@ impl ClientInstance {
         )));
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
+            client_id: key.client_id.clone(),
             key,
-            client_id,
             remoting: RemotingClient::new(
                 shared,
                 config.connect_timeout,

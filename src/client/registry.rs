@@ -5,20 +5,14 @@
 //! never share routes or broker tables even when their client ids are equal. An instance lives
 //! while it has members; the last member to leave closes it and removes it from here.
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Once, Weak};
 
 use parking_lot::Mutex;
 
-use super::instance::ClientInstance;
+use super::instance::{ClientInstance, InstanceKey};
 use crate::config::ClientConfig;
 use crate::error::Result;
 use crate::runtime;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct InstanceKey {
-    client_id: String,
-    name_servers: String,
-}
 
 struct Instances {
     pid: u32,
@@ -68,11 +62,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The instance for `config`, shared or new, with `group` registered as a producer in it.
 pub fn register_producer(config: &ClientConfig, group: &str) -> Result<Arc<ClientInstance>> {
+    install_fork_handlers();
     let shared = runtime::shared()?;
-    let key = InstanceKey {
-        client_id: client_id(config),
-        name_servers: name_server_set(config),
-    };
+    let key = InstanceKey::new(client_id(config), name_server_set(config));
     let mut guard = INSTANCES.lock();
     let instances = match guard.as_mut() {
         // A child after fork() starts afresh: the parent's instances use the parent's threads.
@@ -91,8 +83,7 @@ pub fn register_producer(config: &ClientConfig, group: &str) -> Result<Arc<Clien
     let instance = match existing {
         Some(i) => i,
         None => {
-            let i =
-                ClientInstance::start(shared, config.clone(), key.client_id.clone(), key.clone());
+            let i = ClientInstance::start(shared, config.clone(), key.clone());
             instances.live.insert(key, Arc::downgrade(&i));
             i
         }
@@ -121,14 +112,24 @@ pub fn unregister_producer(instance: &Arc<ClientInstance>, group: &str) -> bool 
     true
 }
 
-pub(crate) fn lock_for_fork() {
+static AT_FORK: Once = Once::new();
+
+/// The table is locked around fork(), so the child gets it unlocked rather than held by a thread
+/// it does not have.
+fn install_fork_handlers() {
+    AT_FORK.call_once(|| {
+        // SAFETY: the handlers only take and release this table's lock.
+        unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+    });
+}
+
+extern "C" fn before_fork() {
     std::mem::forget(INSTANCES.lock());
 }
 
-/// # Safety
-/// Only after `lock_for_fork`, in the parent or the child of that fork.
-pub(crate) unsafe fn unlock_after_fork() {
-    INSTANCES.force_unlock();
+extern "C" fn after_fork() {
+    // SAFETY: `before_fork` locked it for this fork.
+    unsafe { INSTANCES.force_unlock() };
 }
 
 /// Live instances in this process (for tests and diagnostics).

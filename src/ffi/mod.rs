@@ -18,7 +18,6 @@
 mod boundary;
 mod callback;
 mod config;
-mod fork;
 mod handles;
 mod message;
 mod producer;

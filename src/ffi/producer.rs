@@ -72,7 +72,7 @@ pub(crate) struct FfiProducer {
     producer: Producer,
 }
 
-pub(crate) static PRODUCERS: Registry<FfiProducer> = Registry::new("producer");
+static PRODUCERS: Registry<FfiProducer> = Registry::new("producer");
 
 /// A live producer handle of this process: one made before fork() is RMQ_ERR_FORKED in the child.
 fn producer_of(handle: *const rmq_producer_t) -> FfiResult<Arc<FfiProducer>> {
@@ -82,7 +82,7 @@ fn producer_of(handle: *const rmq_producer_t) -> FfiResult<Arc<FfiProducer>> {
     }
     Ok(p)
 }
-pub(crate) static RESULTS: Registry<SendResult> = Registry::new("send result");
+static RESULTS: Registry<SendResult> = Registry::new("send result");
 
 /// Creates a producer from `config` (borrowed for the call; the producer copies it).
 /// `producer.group` and `name-server` must be set. Nothing is sent until rmq_producer_start.

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::command::{RemotingCommand, SerializeType};
 use super::connection::Connection;
-use super::processor::RequestHandler;
+use super::connection::RequestHandler;
 use crate::error::{Error, Result};
 use crate::runtime::Shared;
 use crate::single_flight::SingleFlight;

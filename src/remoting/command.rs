@@ -90,7 +90,7 @@ impl ExtFields {
                     f(k_str(&k), k_str(&v));
                 }
             }
-            ExtFields::Json(obj) => super::json_header::for_each_ext(obj, &mut |k, v| {
+            ExtFields::Json(obj) => super::json_scan::for_each_ext(obj, &mut |k, v| {
                 if !v.is_empty() {
                     f(k, v)
                 }
@@ -141,7 +141,7 @@ impl ExtFields {
                 }
                 None
             }
-            ExtFields::Json(obj) => super::json_header::ext_get(obj, key),
+            ExtFields::Json(obj) => super::json_scan::ext_get(obj, key),
         }
     }
 

@@ -26,13 +26,17 @@ use tokio::sync::oneshot;
 
 use super::codec;
 use super::command::{RemotingCommand, SerializeType};
-use super::processor::RequestHandler;
-use super::reactor::Reactor;
 use crate::error::{Error, Result};
-use crate::runtime::{self, Shared};
+use crate::runtime::{self, Reactor, Readiness, Shared};
 
 const READ_CHUNK: usize = 64 * 1024;
 const MAX_IOVECS: usize = 64;
+
+/// Receives the requests a connection's peer starts. Runs on the reading thread, which may be a
+/// caller waiting for its own reply: it must hand the work on, never run it or block.
+pub trait RequestHandler: Send + Sync {
+    fn handle(&self, conn: &Arc<Connection>, request: RemotingCommand);
+}
 
 /// Where a response goes.
 enum Waiter {
@@ -230,8 +234,12 @@ impl Connection {
             closed: AtomicBool::new(false),
             handler,
         });
-        conn.reactor
-            .register(conn.token, &conn, conn.fd(), conn.write_fd.as_raw_fd())?;
+        conn.reactor.register(
+            conn.token,
+            conn.me.clone() as Weak<dyn Readiness>,
+            conn.fd(),
+            conn.write_fd.as_raw_fd(),
+        )?;
         Ok(conn)
     }
 
@@ -408,7 +416,7 @@ impl Connection {
     }
 
     /// The reactor saw data. Ignored when a caller holds the read role (it re-arms when done).
-    pub(crate) fn on_readable(&self) {
+    fn handle_readable(&self) {
         let mut buf = {
             let mut st = self.read.lock();
             if st.reader != Reader::Nobody {
@@ -578,7 +586,7 @@ impl Connection {
     }
 
     /// The reactor saw room in the send buffer: flush the queue, re-arm if it is not empty.
-    pub(crate) fn on_writable(&self) {
+    fn handle_writable(&self) {
         let mut q = self.queue.lock();
         loop {
             q.frames.retain(|b| !b.is_empty());
@@ -616,6 +624,16 @@ impl Connection {
                 }
             }
         }
+    }
+}
+
+impl Readiness for Connection {
+    fn on_readable(&self) {
+        self.handle_readable();
+    }
+
+    fn on_writable(&self) {
+        self.handle_writable();
     }
 }
 

@@ -1,147 +1,13 @@
 //! A zero-copy reader for the JSON headers brokers and name servers send (they answer in JSON
 //! whatever serialization the request used). The fixed fields are parsed in one pass; the
-//! `extFields` object is kept as a slice of the frame and looked up in place, so reading a
-//! reply allocates nothing. Anything unusual (escapes in ext fields, non-string ext values)
-//! makes `read` return `None`, and the caller falls back to the general serde reader.
+//! `extFields` object is kept as a slice of the frame and looked up in place
+//! (`ExtFields::Json`), so reading a reply allocates nothing. Anything unusual (escapes in ext
+//! fields, non-string ext values) makes `read` return `None`, and the caller falls back to the
+//! general serde reader.
 use bytes::Bytes;
 
 use super::command::{ExtFields, LanguageCode, RemotingCommand};
-
-struct Cursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn ws(&mut self) {
-        while self.pos < self.buf.len() && self.buf[self.pos].is_ascii_whitespace() {
-            self.pos += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.buf.get(self.pos).copied()
-    }
-
-    fn eat(&mut self, b: u8) -> Option<()> {
-        (self.peek()? == b).then(|| self.pos += 1)
-    }
-
-    /// A string without escapes, as a slice; `None` if it has any.
-    fn plain_str(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.pos;
-        loop {
-            match *self.buf.get(self.pos)? {
-                b'"' => {
-                    self.pos += 1;
-                    return Some(&self.buf[start..self.pos - 1]);
-                }
-                b'\\' => return None,
-                _ => self.pos += 1,
-            }
-        }
-    }
-
-    /// Any string, escapes included, as its JSON text (quotes included).
-    fn raw_str(&mut self) -> Option<&'a [u8]> {
-        self.eat(b'"')?;
-        let start = self.pos - 1;
-        loop {
-            match *self.buf.get(self.pos)? {
-                b'"' => {
-                    self.pos += 1;
-                    return Some(&self.buf[start..self.pos]);
-                }
-                b'\\' => self.pos += 2,
-                _ => self.pos += 1,
-            }
-        }
-    }
-
-    fn int(&mut self) -> Option<i64> {
-        self.ws();
-        let start = self.pos;
-        if self.buf.get(self.pos) == Some(&b'-') {
-            self.pos += 1;
-        }
-        while self.pos < self.buf.len() && self.buf[self.pos].is_ascii_digit() {
-            self.pos += 1;
-        }
-        std::str::from_utf8(&self.buf[start..self.pos])
-            .ok()?
-            .parse()
-            .ok()
-    }
-
-    fn literal(&mut self, word: &[u8]) -> bool {
-        self.ws();
-        if self.buf[self.pos..].starts_with(word) {
-            self.pos += word.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Skips any value (nested objects and arrays included).
-    fn skip_value(&mut self) -> Option<()> {
-        match self.peek()? {
-            b'"' => self.raw_str().map(|_| ()),
-            b'{' | b'[' => {
-                let mut depth = 0usize;
-                loop {
-                    match self.peek()? {
-                        b'"' => {
-                            self.raw_str()?;
-                        }
-                        b'{' | b'[' => {
-                            depth += 1;
-                            self.pos += 1;
-                        }
-                        b'}' | b']' => {
-                            depth -= 1;
-                            self.pos += 1;
-                            if depth == 0 {
-                                return Some(());
-                            }
-                        }
-                        _ => self.pos += 1,
-                    }
-                }
-            }
-            _ => {
-                // number, true, false, null
-                while let Some(&b) = self.buf.get(self.pos) {
-                    if matches!(b, b',' | b'}' | b']') || b.is_ascii_whitespace() {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-                Some(())
-            }
-        }
-    }
-
-    /// Checks an extFields object: plain string keys, plain string or null values.
-    fn ext_object(&mut self) -> Option<()> {
-        self.eat(b'{')?;
-        if self.eat(b'}').is_some() {
-            return Some(());
-        }
-        loop {
-            self.plain_str()?;
-            self.eat(b':')?;
-            if !self.literal(b"null") {
-                self.plain_str()?;
-            }
-            if self.eat(b',').is_none() {
-                return self.eat(b'}');
-            }
-        }
-    }
-}
+use super::json_scan::Cursor;
 
 /// Parses a header (the body is left empty); `None` means "use the general reader".
 pub(crate) fn read(header: &Bytes) -> Option<RemotingCommand> {
@@ -203,43 +69,6 @@ pub(crate) fn read(header: &Bytes) -> Option<RemotingCommand> {
         }
     }
     has_code.then_some(h)
-}
-
-/// The value of `key` in an extFields object checked by `read`; null and "" read as absent.
-pub(crate) fn ext_get<'a>(ext: &'a [u8], key: &str) -> Option<&'a str> {
-    let mut found = None;
-    for_each_ext(ext, &mut |k, v| {
-        if found.is_none() && k == key && !v.is_empty() {
-            found = Some(v);
-        }
-    });
-    found
-}
-
-/// Calls `f` with every (key, value) of an extFields object checked by `read`; nulls skipped.
-pub(crate) fn for_each_ext<'a>(ext: &'a [u8], f: &mut dyn FnMut(&'a str, &'a str)) {
-    if ext.is_empty() {
-        return;
-    }
-    let mut c = Cursor { buf: ext, pos: 0 };
-    if c.eat(b'{').is_none() || c.eat(b'}').is_some() {
-        return;
-    }
-    loop {
-        let Some(k) = c.plain_str() else { return };
-        if c.eat(b':').is_none() {
-            return;
-        }
-        if !c.literal(b"null") {
-            let Some(v) = c.plain_str() else { return };
-            if let (Ok(k), Ok(v)) = (std::str::from_utf8(k), std::str::from_utf8(v)) {
-                f(k, v);
-            }
-        }
-        if c.eat(b',').is_none() {
-            return;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,17 +13,13 @@ use parking_lot::RwLock;
 
 use super::command::RemotingCommand;
 use super::connection::Connection;
+pub use super::connection::RequestHandler;
 use crate::executor::Executor;
 use crate::protocol::code::response;
 
 pub trait RequestProcessor: Send + Sync {
     /// Handles a broker request; returns the response to send (ignored for oneway requests).
     fn process(&self, remote_addr: &str, request: RemotingCommand) -> Option<RemotingCommand>;
-}
-
-/// Receives the requests a connection's peer starts. Runs on the reading thread: must not block.
-pub trait RequestHandler: Send + Sync {
-    fn handle(&self, conn: &Arc<Connection>, request: RemotingCommand);
 }
 
 /// Answers every request as unsupported, at once (no user code runs).

@@ -18,7 +18,9 @@ use parking_lot::Mutex;
 use tokio::runtime::{Builder, Handle, Runtime};
 
 use crate::error::{Error, Result};
-use crate::remoting::reactor::Reactor;
+pub(crate) use reactor::{Reactor, Readiness};
+
+mod reactor;
 
 pub struct Shared {
     pid: u32,
@@ -96,19 +98,15 @@ pub fn handle() -> Handle {
 static PID: AtomicU32 = AtomicU32::new(0);
 static AT_FORK: Once = Once::new();
 
-/// Around fork(), the process-wide tables are locked, so the child gets them whole and
-/// unlocked rather than held by a thread it does not have.
+/// Around fork(), the runtime slot is locked, so the child gets it unlocked rather than held by
+/// a thread it does not have.
 extern "C" fn before_fork() {
     std::mem::forget(CURRENT.lock());
-    crate::client::registry::lock_for_fork();
 }
 
 extern "C" fn after_fork_in_parent() {
-    // SAFETY: `before_fork` locked both for this fork.
-    unsafe {
-        crate::client::registry::unlock_after_fork();
-        CURRENT.force_unlock();
-    }
+    // SAFETY: `before_fork` locked it for this fork.
+    unsafe { CURRENT.force_unlock() };
 }
 
 extern "C" fn after_fork_in_child() {

@@ -16,8 +16,6 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::runtime::Handle;
 
-use super::connection::Connection;
-
 const READ: u64 = 0;
 const WRITE: u64 = 1;
 const READ_EVENTS: u32 = (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32;
@@ -31,9 +29,15 @@ impl AsRawFd for EpollFd {
     }
 }
 
+/// What the reactor tells a watched socket's owner.
+pub(crate) trait Readiness: Send + Sync {
+    fn on_readable(&self);
+    fn on_writable(&self);
+}
+
 pub(crate) struct Reactor {
     epoll: Arc<EpollFd>,
-    connections: Mutex<HashMap<u64, Weak<Connection>>>,
+    connections: Mutex<HashMap<u64, Weak<dyn Readiness>>>,
     next_token: AtomicU64,
 }
 
@@ -72,11 +76,11 @@ impl Reactor {
     pub fn register(
         &self,
         token: u64,
-        conn: &Arc<Connection>,
+        conn: Weak<dyn Readiness>,
         read_fd: RawFd,
         write_fd: RawFd,
     ) -> io::Result<()> {
-        self.connections.lock().insert(token, Arc::downgrade(conn));
+        self.connections.lock().insert(token, conn);
         self.ctl(libc::EPOLL_CTL_ADD, read_fd, READ_EVENTS, token << 1 | READ)?;
         self.ctl(libc::EPOLL_CTL_ADD, write_fd, 0, token << 1 | WRITE)
     }
@@ -111,7 +115,7 @@ impl Reactor {
         Ok(())
     }
 
-    fn connection(&self, token: u64) -> Option<Arc<Connection>> {
+    fn connection(&self, token: u64) -> Option<Arc<dyn Readiness>> {
         self.connections.lock().get(&token)?.upgrade()
     }
 }
