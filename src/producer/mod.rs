@@ -388,6 +388,14 @@ impl Producer {
                 _ = this.inner.cancel.fired() => Err(shut_down_error()),
                 r = this.send_prepared(&instance, &prepared, RetryPolicy::Async) => r,
             };
+            // A poll that ran while another thread shut down can still have seen the cancel
+            // unfired and then the connection closed by that shutdown.
+            let outcome = match outcome {
+                Err(Error::ConnectionClosed { .. }) if this.inner.cancel.is_fired() => {
+                    Err(shut_down_error())
+                }
+                outcome => outcome,
+            };
             completion.complete(outcome);
         });
         Ok(())
