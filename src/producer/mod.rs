@@ -384,9 +384,21 @@ impl Producer {
         let this = self.clone();
         let handle = instance.shared().handle().clone();
         handle.spawn(async move {
+            // Shutdown fires the cancel before it closes the connections, so a task woken by
+            // both must see the cancel first: unbiased, it picked the closed connection half of
+            // the time and the send failed with ConnectionClosed instead of Cancelled.
             let outcome = tokio::select! {
-                r = this.send_prepared(&instance, &prepared, RetryPolicy::Async) => r,
+                biased;
                 _ = this.inner.cancel.fired() => Err(shut_down_error()),
+                r = this.send_prepared(&instance, &prepared, RetryPolicy::Async) => r,
+            };
+            // A poll that ran while another thread shut down can still have seen the cancel
+            // unfired and then the connection closed by that shutdown.
+            let outcome = match outcome {
+                Err(Error::ConnectionClosed { .. }) if this.inner.cancel.is_fired() => {
+                    Err(shut_down_error())
+                }
+                outcome => outcome,
             };
             completion.complete(outcome);
         });

@@ -177,8 +177,10 @@ func producerStart(h *C.rmq_producer_t) error {
 	return call(func() C.rmq_status_t { return C.rmq_producer_start(h) })
 }
 
-// Shutdown stops the producer: it unregisters from the brokers and closes its connections.
-// Async sends still in flight complete with an error; later sends fail with
+// Shutdown stops the producer: async sends still in flight complete at once with
+// StatusCancelled (their callbacks may still be running when Shutdown returns; Close waits for
+// them), it unregisters from the brokers, and its client instance closes its connections if
+// this was its last producer. Nothing is sent afterwards; later sends fail with
 // StatusInvalidState. Idempotent. Close still has to be called.
 func (p *Producer) Shutdown() error {
 	return p.use(func(h *C.rmq_producer_t) error {
@@ -188,7 +190,7 @@ func (p *Producer) Shutdown() error {
 
 // Close shuts the producer down if needed, waits until the callback of every accepted
 // SendAsync has run and returned, and frees the producer: no callback of this producer runs
-// after Close returns. In-flight sends fail fast once the connections close, so the wait is as
+// after Close returns. In-flight sends fail at once with StatusCancelled, so the wait is as
 // long as the slowest pending callback. Later calls on the producer return an error with
 // StatusInvalidHandle. Close is idempotent and returns nil; only the first call waits.
 //

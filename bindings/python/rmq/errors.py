@@ -59,6 +59,12 @@ class NotFoundError(InvalidArgumentError):
     """RMQ_ERR_NOT_FOUND."""
 
 
+class ForkedError(InvalidArgumentError):
+    """RMQ_ERR_FORKED: the producer was made before ``os.fork()`` and this is the child. It
+    refuses every call there; ``close()`` frees it without touching the parent's connections.
+    Make a new producer in the child."""
+
+
 class TransportError(RmqError):
     """Local I/O, protocol and routing failures and timeouts (statuses 100-199)."""
 
@@ -69,6 +75,18 @@ class RmqTimeoutError(TransportError, TimeoutError):
 
 class RmqConnectionError(TransportError, ConnectionError):
     """RMQ_ERR_CONNECT / RMQ_ERR_CONNECTION_CLOSED / RMQ_ERR_IO."""
+
+
+class ResourceError(TransportError):
+    """RMQ_ERR_RESOURCE: a local resource ran out (file descriptors, threads, memory). Nothing
+    stays broken: the same call may succeed once the resource is available again."""
+
+
+class OperationCancelledError(TransportError):
+    """RMQ_ERR_CANCELLED: the producer was shut down (``shutdown()``/``close()``) while the send
+    was in flight; the broker may or may not have stored the message. Named so as not to be
+    confused with ``asyncio.CancelledError`` or ``concurrent.futures.CancelledError``: the
+    Future of such a send is not cancelled, it raises this error."""
 
 
 class InternalError(RmqError):
@@ -104,10 +122,13 @@ _BY_NAME = {
     "RMQ_ERR_INVALID_CONFIG_VALUE": ConfigError,
     "RMQ_ERR_MESSAGE_TOO_LARGE": MessageTooLargeError,
     "RMQ_ERR_NOT_FOUND": NotFoundError,
+    "RMQ_ERR_FORKED": ForkedError,
     "RMQ_ERR_TIMEOUT": RmqTimeoutError,
     "RMQ_ERR_CONNECT": RmqConnectionError,
     "RMQ_ERR_CONNECTION_CLOSED": RmqConnectionError,
     "RMQ_ERR_IO": RmqConnectionError,
+    "RMQ_ERR_RESOURCE": ResourceError,
+    "RMQ_ERR_CANCELLED": OperationCancelledError,
 }
 
 

@@ -206,7 +206,8 @@ class Producer(_ffi.Closeable):
 
         Errors found before sending (bad message, producer not running) raise here. The Future
         cannot be cancelled; its done-callbacks run on a library "rmq-callback-N" thread and
-        should return quickly. Wait with a timeout, e.g. ``future.result(timeout=10)``.
+        should return quickly. Wait with a timeout, e.g. ``future.result(timeout=10)``. A send
+        still in flight when the producer shuts down raises OperationCancelledError.
         """
         msg = self._msg(message)
         future = concurrent.futures.Future()
@@ -266,13 +267,21 @@ class Producer(_ffi.Closeable):
         return found
 
     def shutdown(self) -> None:
-        """Stops the producer (idempotent); in-flight async sends fail; sends then raise
-        InvalidStateError."""
+        """Stops the producer (idempotent): the Futures of async sends still in flight resolve
+        at once with OperationCancelledError (the broker may or may not have stored those
+        messages), nothing is sent afterwards, and sends then raise InvalidStateError."""
         check(_lib.rmq_producer_shutdown(self._handle))
 
     def close(self) -> None:
-        """Shuts down if needed, waits for pending async callbacks, frees the producer.
-        Idempotent; later calls raise InvalidHandleError."""
+        """Shuts down if needed, waits for pending async callbacks (so every Future of this
+        producer is resolved when it returns), frees the producer. Idempotent; later calls raise
+        InvalidHandleError.
+
+        From a done-callback of one of this producer's own Futures it would wait for itself: it
+        raises InvalidStateError and the producer stays open. From another producer's callback
+        it works. In a child process after ``os.fork()`` it frees a producer made in the parent
+        without touching the parent's connections (every other call there raises ForkedError).
+        """
         lock = getattr(self, "_lock", None)
         if lock is None:
             return
