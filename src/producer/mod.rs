@@ -279,6 +279,15 @@ impl Producer {
         RetryBudget::new(1 + retries, deadline, policy, c.retry_next_server)
     }
 
+    /// A failure caused by this producer's own shutdown (its connections closed under a send
+    /// waiting on them) is reported as that: `Cancelled`, as for sends cancelled before.
+    fn unless_shut_down<T>(&self, r: Result<T>) -> Result<T> {
+        match r {
+            Err(_) if self.inner.cancel.is_fired() => Err(shut_down_error()),
+            r => r,
+        }
+    }
+
     /// The send: route, queue selection, attempts and retries within one time budget. The only
     /// implementation, for every way of calling it.
     async fn send_prepared(
@@ -288,7 +297,7 @@ impl Producer {
         policy: RetryPolicy,
     ) -> Result<SendResult> {
         let deadline = Instant::now() + self.inner.config.send_timeout;
-        let info = instance.publish_info(&prepared.topic, deadline).await?;
+        let info = self.unless_shut_down(instance.publish_info(&prepared.topic, deadline).await)?;
         let mut budget = self.budget(policy, deadline);
         loop {
             if self.inner.cancel.is_fired() {
@@ -301,7 +310,7 @@ impl Producer {
                     let cmd = prepared.request(&self.inner.group, mq);
                     match instance.remoting().invoke(&addr, &cmd, deadline).await {
                         Ok(resp) => prepared.parse_response(&resp, mq, &addr),
-                        Err(e) => Err(e),
+                        Err(e) => self.unless_shut_down(Err(e)),
                     }
                 }
                 Err(e) => Err(e),
@@ -391,14 +400,6 @@ impl Producer {
                 biased;
                 _ = this.inner.cancel.fired() => Err(shut_down_error()),
                 r = this.send_prepared(&instance, &prepared, RetryPolicy::Async) => r,
-            };
-            // A poll that ran while another thread shut down can still have seen the cancel
-            // unfired and then the connection closed by that shutdown.
-            let outcome = match outcome {
-                Err(Error::ConnectionClosed { .. }) if this.inner.cancel.is_fired() => {
-                    Err(shut_down_error())
-                }
-                outcome => outcome,
             };
             completion.complete(outcome);
         });

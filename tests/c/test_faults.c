@@ -1,7 +1,7 @@
 /* Fault tests of the rmq ABI against the real broker (RMQ_NAMESRV): running out of file
  * descriptors on first use, shutdown with thousands of async sends in flight, destroying one
- * producer from another's callback, fork(), and two producers of one group in one client
- * instance.
+ * producer from another's callback, fork(), two producers of one group in one client
+ * instance, and a message used by another thread while a send of it waits.
  *
  * Some cases need a process in which rmq has never been used, or fork() themselves, so main()
  * makes no rmq call at all: it forks one child per case, before anything of rmq exists, and
@@ -650,6 +650,61 @@ static void case_group_twice(void) {
 
 /* ----------------------------------------------------------------------------------- main */
 
+/* f. The message is not locked while a send of it waits on the network: another thread reads
+ * and changes it meanwhile. The send goes to a name server that never answers, so it is still
+ * waiting (its timeout is 20 s) when the other thread's calls return; before, those calls
+ * blocked until the send gave up. */
+struct f_send {
+    rmq_producer_t *producer;
+    rmq_message_t *message;
+    atomic_int done;
+    rmq_status_t status;
+};
+
+static void *f_sender(void *arg) {
+    struct f_send *f = arg;
+    f->status = rmq_producer_send_sync(f->producer, f->message, NULL);
+    atomic_store(&f->done, 1);
+    return NULL;
+}
+
+static void case_message_usable_during_send(void) {
+    int silent = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    EXPECT(silent >= 0 && bind(silent, (struct sockaddr *)&addr, sizeof addr) == 0 &&
+           listen(silent, 8) == 0 && getsockname(silent, (struct sockaddr *)&addr, &len) == 0);
+    char ns[64];
+    snprintf(ns, sizeof ns, "127.0.0.1:%d", (int)ntohs(addr.sin_port));
+    rmq_config_t *cfg = rmq_config_create();
+    OK(rmq_config_set(cfg, "name-server", ns));
+    OK(rmq_config_set(cfg, "producer.group", "CFaultMessageLock"));
+    OK(rmq_config_set(cfg, "producer.send-message-timeout", "20000"));
+    OK(rmq_config_set(cfg, "client.api-timeout", "20000"));
+    struct f_send f = {NULL, new_message("CFaultLockTopic", "first body"), 0, -1};
+    OK(rmq_producer_create(cfg, &f.producer));
+    rmq_config_destroy(cfg);
+    OK(rmq_producer_start(f.producer));
+    pthread_t t;
+    EXPECT(pthread_create(&t, NULL, f_sender, &f) == 0);
+    sleep_ms(300); /* the send is now waiting for its route */
+    const char *view;
+    size_t view_len;
+    OK(rmq_message_topic(f.message, &view, &view_len));
+    OK(rmq_message_set_body(f.message, (const uint8_t *)"second body", 11));
+    OK(rmq_message_set_tags(f.message, "Changed"));
+    EXPECT(atomic_load(&f.done) == 0); /* those calls did not wait for the send */
+    OK(rmq_producer_shutdown(f.producer)); /* ends the waiting send */
+    pthread_join(t, NULL);
+    EXPECT(f.status == RMQ_ERR_CANCELLED); /* ended by the shutdown, and said so */
+    OK(rmq_producer_destroy(f.producer));
+    rmq_message_destroy(f.message);
+    close(silent);
+}
+
 static const struct {
     const char *name;
     const char *what;
@@ -661,6 +716,7 @@ static const struct {
     {"c", "destroy(B) from a callback of A", case_destroy_from_other_callback},
     {"d", "fork()", case_fork},
     {"e", "one group twice in one client instance", case_group_twice},
+    {"f", "a message stays usable while a send of it waits", case_message_usable_during_send},
 };
 
 /* Runs case `i` in a child forked while this process has not used rmq; adds its counts. */
