@@ -34,6 +34,7 @@ pub const RETRY_TIMES_WHEN_SEND_FAILED: &str = "producer.retry-times-when-send-f
 pub const RETRY_TIMES_WHEN_SEND_ASYNC_FAILED: &str = "producer.retry-times-when-send-async-failed";
 pub const RETRY_NEXT_SERVER: &str = "producer.retry-next-server";
 pub const MAX_MESSAGE_SIZE: &str = "producer.max-message-size";
+pub const SEND_LATENCY_FAULT_ENABLE: &str = "producer.send-latency-fault-enable";
 pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
@@ -89,6 +90,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "4194304",
         kind: ValueKind::Integer { min: 1, max: 16 * 1024 * 1024 - 64 * 1024 },
         description: "Largest message body accepted, in bytes.",
+    },
+    ConfigKey {
+        name: SEND_LATENCY_FAULT_ENABLE,
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "Latency fault tolerance: a broker that answered in 550 ms or more is left alone for 30 s to 10 min by its latency, one that failed for 10 min; sends prefer the other brokers meanwhile.",
     },
     ConfigKey {
         name: HEARTBEAT_BROKER_INTERVAL,
@@ -224,6 +231,7 @@ impl Config {
             retry_times_when_send_async_failed: self.int(RETRY_TIMES_WHEN_SEND_ASYNC_FAILED) as u32,
             retry_next_server: self.get(RETRY_NEXT_SERVER) == Some("true"),
             max_message_size: self.int(MAX_MESSAGE_SIZE) as usize,
+            send_latency_fault_enable: self.get(SEND_LATENCY_FAULT_ENABLE) == Some("true"),
         })
     }
 }
@@ -284,6 +292,7 @@ pub struct ProducerConfig {
     pub retry_times_when_send_async_failed: u32,
     pub retry_next_server: bool,
     pub max_message_size: usize,
+    pub send_latency_fault_enable: bool,
 }
 
 impl ProducerConfig {
@@ -308,6 +317,7 @@ mod tests {
         assert_eq!(p.retry_times_when_send_async_failed, 2);
         assert_eq!(p.max_message_size, 4 * 1024 * 1024);
         assert!(!p.retry_next_server);
+        assert!(!p.send_latency_fault_enable);
         assert_eq!(p.client.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(p.client.poll_name_server_interval, Duration::from_secs(30));
     }

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 pub use send::PreparedSend;
 use send::{Next, RetryBudget, RetryPolicy};
 
+use crate::client::fault::LatencyFaults;
 use crate::client::{registry, ClientInstance, MessageQueue, TopicPublishInfo};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
@@ -95,6 +96,8 @@ struct Inner {
     instance: Mutex<Option<Arc<ClientInstance>>>,
     callbacks: Mutex<Option<Executor>>,
     next_queue: AtomicUsize,
+    /// Broker latencies, when `send_latency_fault_enable` is on.
+    faults: Option<LatencyFaults>,
     cancel: Cancel,
     /// Async sends whose callback has not returned yet.
     outstanding: Outstanding,
@@ -118,6 +121,9 @@ impl Producer {
                 id: executor::new_owner_id(),
                 pid: runtime::current_pid(),
                 group: Arc::from(config.group.as_str()),
+                faults: config
+                    .send_latency_fault_enable
+                    .then(LatencyFaults::default),
                 config,
                 state: Mutex::new(State::Created),
                 instance: Mutex::new(None),
@@ -250,15 +256,18 @@ impl Producer {
         avoid: Option<&str>,
     ) -> Result<&'a MessageQueue> {
         let counter = self.inner.next_queue.fetch_add(1, Ordering::Relaxed);
-        info.select_queue(counter, avoid)
-            .ok_or_else(|| Error::RouteNotFound {
-                topic: info
-                    .queues
-                    .first()
-                    .map(|q| q.topic.to_string())
-                    .unwrap_or_default(),
-                reason: "no writable queue".into(),
-            })
+        let picked = match &self.inner.faults {
+            Some(faults) => faults.select(info, counter, avoid),
+            None => info.select_queue(counter, avoid),
+        };
+        picked.ok_or_else(|| Error::RouteNotFound {
+            topic: info
+                .queues
+                .first()
+                .map(|q| q.topic.to_string())
+                .unwrap_or_default(),
+            reason: "no writable queue".into(),
+        })
     }
 
     fn master(instance: &ClientInstance, mq: &MessageQueue) -> Result<Arc<str>> {
@@ -296,6 +305,7 @@ impl Producer {
             }
             budget.begin_attempt()?;
             let mq = self.pick_queue(&info, budget.last_broker.as_deref())?;
+            let began = Instant::now();
             let result = match Self::master(instance, mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.group, mq);
@@ -306,6 +316,7 @@ impl Producer {
                 }
                 Err(e) => Err(e),
             };
+            self.record_latency(mq, began, result.is_err());
             if let Next::Done(r) = budget.after(&mq.broker_name, result) {
                 return r;
             }
@@ -320,11 +331,25 @@ impl Producer {
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let info = instance.publish_info(&prepared.topic, deadline).await?;
         let mq = self.pick_queue(&info, None)?;
-        let addr = Self::master(instance, mq)?;
-        instance
-            .remoting()
-            .invoke_oneway(&addr, prepared.request(&self.inner.group, mq))
-            .await
+        let began = Instant::now();
+        let result = match Self::master(instance, mq) {
+            Ok(addr) => {
+                instance
+                    .remoting()
+                    .invoke_oneway(&addr, prepared.request(&self.inner.group, mq))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.record_latency(mq, began, result.is_err());
+        result
+    }
+
+    /// Feeds latency fault tolerance, when it is on.
+    fn record_latency(&self, mq: &MessageQueue, began: Instant, failed: bool) {
+        if let Some(faults) = &self.inner.faults {
+            faults.update(&mq.broker_name, began.elapsed(), failed);
+        }
     }
 
     /// Sends and waits for the broker's answer, from a thread outside any async runtime (C,
