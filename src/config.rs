@@ -28,6 +28,7 @@ const MS: ValueKind = ValueKind::Integer {
 
 pub const NAME_SERVER: &str = "name-server";
 pub const INSTANCE_NAME: &str = "instance-name";
+pub const NAMESPACE: &str = "client.namespace";
 pub const PRODUCER_GROUP: &str = "producer.group";
 pub const SEND_MESSAGE_TIMEOUT: &str = "producer.send-message-timeout";
 pub const RETRY_TIMES_WHEN_SEND_FAILED: &str = "producer.retry-times-when-send-failed";
@@ -54,6 +55,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "DEFAULT",
         kind: ValueKind::Text,
         description: "Client instance name. Clients with the same client id (ip@instance-name) and name servers share one instance: connections, routes, heartbeats. DEFAULT becomes '<pid>#<hash of name-server>'.",
+    },
+    ConfigKey {
+        name: NAMESPACE,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Namespace: topics and groups go to the broker as '<namespace>%<name>' (system ones unchanged) and come back without it. Letters, digits, '_' and '-'. Empty: none.",
     },
     ConfigKey {
         name: PRODUCER_GROUP,
@@ -178,6 +185,9 @@ impl Config {
         if key == NAME_SERVER {
             parse_name_servers(value).map_err(|e| invalid(e.to_string()))?;
         }
+        if key == NAMESPACE && !value.is_empty() {
+            crate::client::namespace::validate(value).map_err(|e| invalid(e.to_string()))?;
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -210,6 +220,7 @@ impl Config {
         Ok(ClientConfig {
             name_servers: parse_name_servers(ns)?,
             instance_name: self.get(INSTANCE_NAME).unwrap_or("DEFAULT").to_string(),
+            namespace: self.get(NAMESPACE).unwrap_or("").to_string(),
             heartbeat_interval: self.ms(HEARTBEAT_BROKER_INTERVAL),
             poll_name_server_interval: self.ms(POLL_NAME_SERVER_INTERVAL),
             api_timeout: self.ms(API_TIMEOUT),
@@ -267,6 +278,8 @@ pub fn parse_name_servers(value: &str) -> Result<Vec<String>> {
 pub struct ClientConfig {
     pub name_servers: Vec<String>,
     pub instance_name: String,
+    /// Empty: no namespace.
+    pub namespace: String,
     pub heartbeat_interval: Duration,
     pub poll_name_server_interval: Duration,
     pub api_timeout: Duration,

@@ -2,6 +2,7 @@
 //! that shares one instance among the clients with the same client id.
 pub mod fault;
 pub mod instance;
+pub mod namespace;
 pub mod namesrv;
 pub mod registry;
 pub mod route;

@@ -18,6 +18,7 @@ pub use send::PreparedSend;
 use send::{Next, RetryBudget, RetryPolicy};
 
 use crate::client::fault::LatencyFaults;
+use crate::client::namespace;
 use crate::client::{registry, ClientInstance, MessageQueue, TopicPublishInfo};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
@@ -90,7 +91,7 @@ struct Inner {
     /// The process that made the producer; it refuses to work in a forked child.
     pid: u32,
     config: ProducerConfig,
-    /// The group as the send header shares it.
+    /// The group as the broker knows it (in the namespace, if any), shared by the send headers.
     group: Arc<str>,
     state: Mutex<State>,
     instance: Mutex<Option<Arc<ClientInstance>>>,
@@ -120,7 +121,7 @@ impl Producer {
             inner: Arc::new(Inner {
                 id: executor::new_owner_id(),
                 pid: runtime::current_pid(),
-                group: Arc::from(config.group.as_str()),
+                group: Arc::from(namespace::wrap(&config.client.namespace, &config.group)),
                 faults: config
                     .send_latency_fault_enable
                     .then(LatencyFaults::default),
@@ -154,8 +155,7 @@ impl Producer {
                 ))
             }
         }
-        let instance =
-            registry::register_producer(&self.inner.config.client, &self.inner.config.group)?;
+        let instance = registry::register_producer(&self.inner.config.client, &self.inner.group)?;
         *self.inner.callbacks.lock() = Some(instance.callback_executor().clone());
         *self.inner.instance.lock() = Some(instance);
         *state = State::Running;
@@ -181,7 +181,7 @@ impl Producer {
             self.inner.instance.lock().take()
         };
         if let Some(instance) = instance {
-            leave_instance(instance, self.inner.config.group.clone());
+            leave_instance(instance, self.inner.group.to_string());
         }
     }
 
@@ -247,7 +247,37 @@ impl Producer {
     /// Checks and encodes `msg` once for any number of attempts. Callers that guard the message
     /// with a lock release it before sending: nothing here holds on to `msg`.
     pub fn prepare(&self, msg: &Message) -> Result<PreparedSend> {
-        PreparedSend::new(msg, self.inner.config.max_message_size)
+        let prepared = PreparedSend::new(msg, self.inner.config.max_message_size)?;
+        match self.namespace() {
+            Some(ns) => prepared.in_namespace(ns),
+            None => Ok(prepared),
+        }
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        Some(self.inner.config.client.namespace.as_str()).filter(|ns| !ns.is_empty())
+    }
+
+    /// A result as the caller sees it: the topic without the namespace.
+    fn outside_namespace(&self, mut r: SendResult) -> SendResult {
+        if let Some(ns) = self.namespace() {
+            let topic = namespace::unwrap(ns, &r.queue.topic);
+            if topic.len() != r.queue.topic.len() {
+                r.queue.topic = Arc::from(&*topic);
+            }
+        }
+        r
+    }
+
+    fn message_outside_namespace(&self, mut m: MessageExt) -> MessageExt {
+        if let Some(ns) = self.namespace() {
+            let topic = namespace::unwrap(ns, m.message.topic()).into_owned();
+            if topic.len() != m.message.topic().len() {
+                // a part of a topic the broker accepted: valid
+                let _ = m.message.set_topic(&topic);
+            }
+        }
+        m
     }
 
     fn pick_queue<'a>(
@@ -318,7 +348,7 @@ impl Producer {
             };
             self.record_latency(mq, began, result.is_err());
             if let Next::Done(r) = budget.after(&mq.broker_name, result) {
-                return r;
+                return r.map(|r| self.outside_namespace(r));
             }
         }
     }
@@ -445,7 +475,8 @@ impl Producer {
     pub async fn view_message(&self, offset_msg_id: &str) -> Result<MessageExt> {
         let instance = self.running()?;
         let deadline = Instant::now() + instance.config().api_timeout;
-        instance.view_message(offset_msg_id, deadline).await
+        let m = instance.view_message(offset_msg_id, deadline).await?;
+        Ok(self.message_outside_namespace(m))
     }
 
     pub fn view_message_blocking(&self, offset_msg_id: &str) -> Result<MessageExt> {
@@ -476,9 +507,14 @@ impl Producer {
             ));
         }
         let deadline = Instant::now() + instance.config().api_timeout * 2;
-        instance
-            .query_message(topic, key, max_num, begin_ms, end_ms, deadline)
-            .await
+        let topic = namespace::wrap(self.namespace().unwrap_or(""), topic);
+        let found = instance
+            .query_message(&topic, key, max_num, begin_ms, end_ms, deadline)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|m| self.message_outside_namespace(m))
+            .collect())
     }
 
     pub fn query_message_blocking(
@@ -537,7 +573,7 @@ impl Drop for Inner {
         }
         self.cancel.fire();
         if let Some(instance) = self.instance.get_mut().take() {
-            leave_instance(instance, self.config.group.clone());
+            leave_instance(instance, self.group.to_string());
         }
     }
 }
