@@ -29,6 +29,8 @@ const MS: ValueKind = ValueKind::Integer {
 pub const NAME_SERVER: &str = "name-server";
 pub const INSTANCE_NAME: &str = "instance-name";
 pub const NAMESPACE: &str = "client.namespace";
+pub const NAME_SERVER_URL: &str = "client.name-server-url";
+pub const NAME_SERVER_URL_POLL_INTERVAL: &str = "client.name-server-url-poll-interval";
 pub const PRODUCER_GROUP: &str = "producer.group";
 pub const SEND_MESSAGE_TIMEOUT: &str = "producer.send-message-timeout";
 pub const RETRY_TIMES_WHEN_SEND_FAILED: &str = "producer.retry-times-when-send-failed";
@@ -48,7 +50,19 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: NAME_SERVER,
         default: "",
         kind: ValueKind::Text,
-        description: "Name server addresses, host:port, separated by ';'. Required.",
+        description: "Name server addresses, host:port, separated by ';'. Required unless client.name-server-url is set.",
+    },
+    ConfigKey {
+        name: NAME_SERVER_URL,
+        default: "",
+        kind: ValueKind::Text,
+        description: "http://host[:port]/path answering 'host:port;host:port' (Java's name-server lookup, e.g. http://<domain>:8080/rocketmq/nsaddr). Fetched before the first route query and then periodically; its answer replaces name-server.",
+    },
+    ConfigKey {
+        name: NAME_SERVER_URL_POLL_INTERVAL,
+        default: "120000",
+        kind: MS,
+        description: "Interval of name server lookups at client.name-server-url in ms.",
     },
     ConfigKey {
         name: INSTANCE_NAME,
@@ -185,6 +199,10 @@ impl Config {
         if key == NAME_SERVER {
             parse_name_servers(value).map_err(|e| invalid(e.to_string()))?;
         }
+        if key == NAME_SERVER_URL && !value.is_empty() {
+            crate::client::nsaddr::NameServerUrl::parse(value)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
         if key == NAMESPACE && !value.is_empty() {
             crate::client::namespace::validate(value).map_err(|e| invalid(e.to_string()))?;
         }
@@ -214,11 +232,20 @@ impl Config {
     }
 
     pub fn client_config(&self) -> Result<ClientConfig> {
-        let ns = self.get(NAME_SERVER).ok_or_else(|| {
-            Error::InvalidArgument(format!("configuration key '{NAME_SERVER}' is required"))
-        })?;
+        let url = self.get(NAME_SERVER_URL).filter(|u| !u.is_empty());
+        let name_servers = match (self.get(NAME_SERVER), url) {
+            (Some(ns), _) => parse_name_servers(ns)?,
+            (None, Some(_)) => Vec::new(),
+            (None, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "configuration key '{NAME_SERVER}' (or '{NAME_SERVER_URL}') is required"
+                )))
+            }
+        };
         Ok(ClientConfig {
-            name_servers: parse_name_servers(ns)?,
+            name_servers,
+            name_server_url: url.map(str::to_string),
+            name_server_url_poll_interval: self.ms(NAME_SERVER_URL_POLL_INTERVAL),
             instance_name: self.get(INSTANCE_NAME).unwrap_or("DEFAULT").to_string(),
             namespace: self.get(NAMESPACE).unwrap_or("").to_string(),
             heartbeat_interval: self.ms(HEARTBEAT_BROKER_INTERVAL),
@@ -276,7 +303,10 @@ pub fn parse_name_servers(value: &str) -> Result<Vec<String>> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
+    /// May be empty when `name_server_url` is set.
     pub name_servers: Vec<String>,
+    pub name_server_url: Option<String>,
+    pub name_server_url_poll_interval: Duration,
     pub instance_name: String,
     /// Empty: no namespace.
     pub namespace: String,

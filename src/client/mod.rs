@@ -4,6 +4,7 @@ pub mod fault;
 pub mod instance;
 pub mod namespace;
 pub mod namesrv;
+pub mod nsaddr;
 pub mod registry;
 pub mod route;
 
