@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # rocketmq-local.sh - fetch (Maven Central), start, wait for, and stop a real Apache RocketMQ
-# name server + one master broker on 127.0.0.1 for rmq's integration tests.
+# name server + one master broker (or RMQ_BROKERS of them) on 127.0.0.1 (or RMQ_HOST) for rmq's
+# integration tests.
 #
 # Usage:
 #   scripts/rocketmq-local.sh fetch                      # resolve jars into the cache (once)
-#   scripts/rocketmq-local.sh up                         # start namesrv + broker, wait until registered
-#   scripts/rocketmq-local.sh status                     # exit 0 iff both processes run and listen
+#   scripts/rocketmq-local.sh up                         # start namesrv + broker(s), wait until registered
+#   scripts/rocketmq-local.sh status                     # exit 0 iff every process runs and listens
+#   scripts/rocketmq-local.sh pids                       # one line per running process: NAME PID
 #   scripts/rocketmq-local.sh create-topic TOPIC [QUEUES]   # read=write=QUEUES (default 4), verified
 #   scripts/rocketmq-local.sh mqadmin ARGS...            # mqadmin passthrough (-n defaults to this cluster)
-#   scripts/rocketmq-local.sh down                       # stop broker, then namesrv, by pid
+#   scripts/rocketmq-local.sh down                       # stop the broker(s), then namesrv, by pid
 #   scripts/rocketmq-local.sh env                        # print the effective settings
 #
 # Environment (all optional):
@@ -21,6 +23,14 @@
 #                      (or RMQ_DATA) for up, status and down.
 #   RMQ_CLUSTER        brokerClusterName                               (DefaultCluster)
 #   RMQ_BROKER_NAME    brokerName                                      (broker-a)
+#   RMQ_BROKERS        number of master brokers under the one name server             (1)
+#                      With N > 1 they are named broker-a, broker-b, ... (RMQ_BROKER_NAME is
+#                      then unused); broker i (from 0) listens on RMQ_BROKER_PORT + 10*i (and
+#                      that -2, +1) and keeps its data in $RMQ_DATA/broker (i = 0) or
+#                      $RMQ_DATA/broker<i+1>.  `down` stops every broker found in $RMQ_DATA.
+#   RMQ_HOST           address every server binds and advertises         (127.0.0.1)
+#                      ::1 gives an IPv6 cluster: name server [::1]:PORT, brokers registered
+#                      as [::1]:PORT (HA port still on all addresses).
 #   RMQ_CACHE          jar cache root, outside the repo                ($HOME/.cache/rmq)
 #   RMQ_LIB            jar dir          ($RMQ_CACHE/rocketmq-$RMQ_VERSION/lib)
 #   JAVA / JAVA_HOME   java binary: $JAVA, else $JAVA_HOME/bin/java, else JDK 17 under
@@ -86,9 +96,24 @@ RMQ_TLS_MODE="${RMQ_TLS_MODE:-disabled}"
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RMQ_POM="$HERE/rocketmq/pom.xml"
-NS_ADDR="127.0.0.1:$RMQ_NAMESRV_PORT"
+RMQ_BROKERS="${RMQ_BROKERS:-1}"
+RMQ_HOST="${RMQ_HOST:-127.0.0.1}"
+[[ "$RMQ_BROKERS" =~ ^[1-9]$ ]] || { echo "rocketmq-local: RMQ_BROKERS must be 1..9" >&2; exit 2; }
+# host:port, with brackets around an IPv6 host
+hostport() { if [[ "$RMQ_HOST" == *:* ]]; then echo "[$RMQ_HOST]:$1"; else echo "$RMQ_HOST:$1"; fi; }
+# an extended regex for host:port as the servers print it: brokers print and register an IPv6
+# address without brackets (::1:10911), so they are optional
+hostport_re() { printf '\\[?%s\\]?:%s' "$(sed -e 's/[.]/\\&/g' <<<"$RMQ_HOST")" "$1"; }
+NS_ADDR="$(hostport "$RMQ_NAMESRV_PORT")"
 NS_DIR="$RMQ_DATA/namesrv"
 BROKER_DIR="$RMQ_DATA/broker"
+# broker i (from 0): data dir, name, listen port
+broker_dir() { if (($1 == 0)); then echo "$BROKER_DIR"; else echo "$RMQ_DATA/broker$(($1 + 1))"; fi; }
+broker_name() {
+  local letters=abcdefghi
+  if ((RMQ_BROKERS == 1)); then echo "$RMQ_BROKER_NAME"; else echo "broker-${letters:$1:1}"; fi
+}
+broker_port() { echo $((RMQ_BROKER_PORT + 10 * $1)); }
 NS_MAIN=org.apache.rocketmq.namesrv.NamesrvStartup
 BROKER_MAIN=org.apache.rocketmq.broker.BrokerStartup
 ADMIN_MAIN=org.apache.rocketmq.tools.command.MQAdminStartup
@@ -163,7 +188,7 @@ pid_of() {
   echo "$pid"
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_open() { (exec 3<>"/dev/tcp/$RMQ_HOST/$1") 2>/dev/null; }
 
 # ROCKETMQ_HOME must be non-null or the servers exit -2.  5.x reads only conf/tools.yml from it
 # (mqadmin ACL credentials), so an empty dir is enough.
@@ -243,22 +268,25 @@ mqadmin() {
     -cp "$RMQ_LIB/*" "$ADMIN_MAIN" "$@" 9>&-
 }
 
-# registered DEADLINE : wait until clusterList shows our broker at 127.0.0.1:BROKER_PORT.
+# registered DEADLINE : wait until clusterList shows every broker at its address.
 # mqadmin exits 0 even when it fails, so only its output counts.  Columns:
 #   #Cluster Name  #Broker Name  #BID  #Addr  #Version ...
 registered() {
-  local deadline=$1 out
+  local deadline=$1 out i missing
   while :; do
     out="$(mqadmin clusterList -n "$NS_ADDR" 2>&1 || true)"
     { echo "=== $(date +%T) clusterList"; echo "$out"; } >>"$RMQ_DATA/tools/clusterList.log"
     # clusterList prints a broker's row only if its GET_BROKER_RUNTIME_INFO call succeeds (3 s
     # timeout, exceptions swallowed): on a loaded 2-core box the first call(s) after boot can
     # print the header alone although the broker is registered - so retry until the deadline.
-    if grep -Eq "^$RMQ_CLUSTER[[:space:]]+$RMQ_BROKER_NAME[[:space:]]+0[[:space:]]+127\\.0\\.0\\.1:$RMQ_BROKER_PORT[[:space:]]" <<<"$out"; then
-      return 0
-    fi
+    missing=
+    for ((i = 0; i < RMQ_BROKERS; i++)); do
+      grep -Eq "^$RMQ_CLUSTER[[:space:]]+$(broker_name $i)[[:space:]]+0[[:space:]]+$(hostport_re "$(broker_port $i)")[[:space:]]" <<<"$out" ||
+        missing+=" $(broker_name $i) ($(hostport "$(broker_port $i)"))"
+    done
+    [[ -z "$missing" ]] && return 0
     if ((SECONDS >= deadline)); then
-      log "broker $RMQ_BROKER_NAME (127.0.0.1:$RMQ_BROKER_PORT) not in clusterList of $NS_ADDR; last output:"
+      log "not in clusterList of $NS_ADDR:$missing; last output:"
       echo "$out" >&2
       return 1
     fi
@@ -268,7 +296,7 @@ registered() {
 
 # --------------------------------------------------------------------------------- subcommands
 status() {
-  local rc=0 pid
+  local rc=0 pid i dir name addr
   if pid="$(pid_of "$NS_DIR")" && port_open "$RMQ_NAMESRV_PORT"; then
     echo "namesrv: running, pid $pid, $NS_ADDR"
   elif [[ -n "${pid:-}" ]]; then
@@ -276,42 +304,66 @@ status() {
   else
     echo "namesrv: not running ($NS_ADDR)"; rc=1
   fi
-  pid=
-  if pid="$(pid_of "$BROKER_DIR")" && port_open "$RMQ_BROKER_PORT"; then
-    echo "broker:  running, pid $pid, $RMQ_BROKER_NAME 127.0.0.1:$RMQ_BROKER_PORT, cluster $RMQ_CLUSTER"
-  elif [[ -n "${pid:-}" ]]; then
-    echo "broker:  pid $pid alive but 127.0.0.1:$RMQ_BROKER_PORT not accepting connections"; rc=1
-  else
-    echo "broker:  not running (127.0.0.1:$RMQ_BROKER_PORT)"; rc=1
-  fi
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    pid= dir="$(broker_dir $i)" name="$(broker_name $i)" addr="$(hostport "$(broker_port $i)")"
+    if pid="$(pid_of "$dir")" && port_open "$(broker_port $i)"; then
+      echo "broker:  running, pid $pid, $name $addr, cluster $RMQ_CLUSTER"
+    elif [[ -n "${pid:-}" ]]; then
+      echo "broker:  pid $pid alive but $addr not accepting connections"; rc=1
+    else
+      echo "broker:  not running ($name $addr)"; rc=1
+    fi
+  done
   echo "data:    $RMQ_DATA"
   return $rc
 }
 
+# pids : NAME PID of every running process of this cluster, namesrv first, then each broker by
+# its brokerName (every broker dir in $RMQ_DATA, whatever RMQ_BROKERS says); tests pause brokers
+# with it.
+pids() {
+  local pid dir name
+  if pid="$(pid_of "$NS_DIR")"; then echo "namesrv $pid"; fi
+  for dir in "$RMQ_DATA"/broker "$RMQ_DATA"/broker[0-9]; do
+    [[ -f "$dir/broker.conf" ]] || continue
+    name="$(sed -n 's/^brokerName=//p' "$dir/broker.conf")"
+    if pid="$(pid_of "$dir")"; then echo "$name $pid"; fi
+  done
+}
+
 down() {
+  local dir
   [[ -d "$RMQ_DATA" ]] || { log "nothing to stop ($RMQ_DATA does not exist)"; return 0; }
-  # brokers first: they unregister from the name server on shutdown
-  stop_one "$BROKER_DIR" broker
+  # brokers first: they unregister from the name server on shutdown; every broker dir found,
+  # whatever RMQ_BROKERS says now, in parallel
+  # (waiting on these pids only: this shell may be the parent of the name server it started)
+  local stoppers=()
+  for dir in "$RMQ_DATA"/broker "$RMQ_DATA"/broker[0-9]; do
+    if [[ -d "$dir" ]]; then stop_one "$dir" "broker ${dir##*/}" & stoppers+=($!); fi
+  done
+  if ((${#stoppers[@]})); then wait "${stoppers[@]}"; fi
   stop_one "$NS_DIR" namesrv
   log "down ($RMQ_DATA kept for its logs; the next 'up' wipes it)"
 }
 
+# write_broker_conf INDEX
 write_broker_conf() {
-  local store="$BROKER_DIR/store"
+  local dir store
+  dir="$(broker_dir "$1")" store="$(broker_dir "$1")/store"
   mkdir -p "$store"
   # Properties parsing does not trim numbers/booleans: a trailing blank silently disables a key,
   # hence the sed.  Sizes: 64 MiB commitlog files, 600 kB consume-queue files, ~1.7 MB index.
   {
     cat <<CONF
 brokerClusterName=$RMQ_CLUSTER
-brokerName=$RMQ_BROKER_NAME
+brokerName=$(broker_name "$1")
 brokerId=0
 brokerRole=ASYNC_MASTER
 namesrvAddr=$NS_ADDR
-listenPort=$RMQ_BROKER_PORT
-bindAddress=127.0.0.1
-brokerIP1=127.0.0.1
-brokerIP2=127.0.0.1
+listenPort=$(broker_port "$1")
+bindAddress=$RMQ_HOST
+brokerIP1=$RMQ_HOST
+brokerIP2=$RMQ_HOST
 storePathRootDir=$store
 storePathCommitLog=$store/commitlog
 mappedFileSizeCommitLog=67108864
@@ -337,77 +389,98 @@ waitTimeMillsInSendQueue=1000
 osPageCacheBusyTimeOutMills=3000
 CONF
     if [[ -n "${RMQ_BROKER_CONF_EXTRA:-}" ]]; then printf '%s\n' "$RMQ_BROKER_CONF_EXTRA"; fi
-  } | sed -e 's/[[:space:]]*$//' >"$BROKER_DIR/broker.conf"
+  } | sed -e 's/[[:space:]]*$//' >"$dir/broker.conf"
+}
+
+# the brokers' names and addresses, for messages
+brokers_text() {
+  local i out=
+  for ((i = 0; i < RMQ_BROKERS; i++)); do out+="${out:+, }$(broker_name $i) $(hostport "$(broker_port $i)")"; done
+  echo "$out"
 }
 
 up() {
-  local ns_pid="" br_pid="" deadline p
+  local ns_pid="" br_pids=() running=0 deadline p i dir
 
   ns_pid="$(pid_of "$NS_DIR")" || true
-  br_pid="$(pid_of "$BROKER_DIR")" || true
-  if [[ -n "$ns_pid" && -n "$br_pid" ]]; then
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    if p="$(pid_of "$(broker_dir $i)")"; then br_pids+=("$p"); running=$((running + 1)); fi
+  done
+  if [[ -n "$ns_pid" ]] && ((running == RMQ_BROKERS)); then
     if registered $((SECONDS + RMQ_START_TIMEOUT)); then
-      echo "RocketMQ already running: namesrv $NS_ADDR (pid $ns_pid), broker $RMQ_BROKER_NAME 127.0.0.1:$RMQ_BROKER_PORT (pid $br_pid), data $RMQ_DATA"
+      echo "RocketMQ already running: namesrv $NS_ADDR (pid $ns_pid), brokers $(brokers_text) (pids ${br_pids[*]}), data $RMQ_DATA"
       return 0
     fi
-    die "processes run (namesrv $ns_pid, broker $br_pid) but the broker is not registered; run '$0 down' first"
+    die "processes run (namesrv $ns_pid, brokers ${br_pids[*]}) but not every broker is registered; run '$0 down' first"
   fi
-  if [[ -n "$ns_pid" || -n "$br_pid" ]]; then
+  if [[ -n "$ns_pid" ]] || ((running > 0)); then
     log "half-running cluster in $RMQ_DATA: stopping it and starting fresh"
     down
   fi
 
   fetch
 
-  for p in "$RMQ_NAMESRV_PORT" $((RMQ_BROKER_PORT - 2)) "$RMQ_BROKER_PORT" $((RMQ_BROKER_PORT + 1)); do
-    if port_open "$p"; then die "port $p is already in use (another cluster? set RMQ_NAMESRV_PORT/RMQ_BROKER_PORT)"; fi
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    p="$(broker_port $i)"
+    for p in $((i == 0 ? RMQ_NAMESRV_PORT : p)) $((p - 2)) "$p" $((p + 1)); do
+      if port_open "$p"; then die "port $p is already in use (another cluster? set RMQ_NAMESRV_PORT/RMQ_BROKER_PORT)"; fi
+    done
   done
 
   # fresh store and logs: only our own sub-directories, never the whole RMQ_DATA
-  rm -rf "$NS_DIR" "$BROKER_DIR" "$RMQ_DATA/tools" "$RMQ_DATA/rmqhome"
-  mkdir -p "$NS_DIR" "$BROKER_DIR"
+  rm -rf "$NS_DIR" "$BROKER_DIR" "$RMQ_DATA"/broker[0-9] "$RMQ_DATA/tools" "$RMQ_DATA/rmqhome"
+  mkdir -p "$NS_DIR"
   deadline=$((SECONDS + RMQ_START_TIMEOUT))
 
   local t0=$SECONDS
-  printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$RMQ_NAMESRV_PORT" >"$NS_DIR/namesrv.conf"
+  printf 'listenPort=%s\nbindAddress=%s\n' "$RMQ_NAMESRV_PORT" "$RMQ_HOST" >"$NS_DIR/namesrv.conf"
   launch "$NS_DIR" "$NS_MAIN" rmq.namesrv.logback.xml \
     "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$NS_DIR/namesrv.conf"
-  wait_line "$NS_DIR" namesrv "The Name Server boot success.*127\\.0\\.0\\.1:$RMQ_NAMESRV_PORT" "$deadline" ||
+  wait_line "$NS_DIR" namesrv "The Name Server boot success.*:$RMQ_NAMESRV_PORT" "$deadline" ||
     { down; exit 1; }
   local t1=$SECONDS
 
-  write_broker_conf
-  launch "$BROKER_DIR" "$BROKER_MAIN" rmq.broker.logback.xml \
-    "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m" -c "$BROKER_DIR/broker.conf"
-  # the port in the line guards against a broker ignoring listenPort (develop-only bug #9756)
-  wait_line "$BROKER_DIR" broker \
-    "The broker\\[$RMQ_BROKER_NAME, 127\\.0\\.0\\.1:$RMQ_BROKER_PORT\\] boot success" "$deadline" ||
-    { down; exit 1; }
+  # the brokers boot in parallel
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    dir="$(broker_dir $i)"
+    mkdir -p "$dir"
+    write_broker_conf $i
+    launch "$dir" "$BROKER_MAIN" rmq.broker.logback.xml \
+      "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m" -c "$dir/broker.conf"
+  done
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    # the port in the line guards against a broker ignoring listenPort (develop-only bug #9756)
+    wait_line "$(broker_dir $i)" "broker $(broker_name $i)" \
+      "The broker\\[$(broker_name $i), $(hostport_re "$(broker_port $i)")\\] boot success" "$deadline" ||
+      { down; exit 1; }
+  done
   local t2=$SECONDS
-  registered "$deadline" || { show_logs "$BROKER_DIR"; down; exit 1; }
+  registered "$deadline" || { for ((i = 0; i < RMQ_BROKERS; i++)); do show_logs "$(broker_dir $i)"; done; down; exit 1; }
 
-  log "namesrv ready in $((t1 - t0)) s, broker in $((t2 - t1)) s, registered after $((SECONDS - t0)) s"
-  echo "RocketMQ $RMQ_VERSION up: namesrv $NS_ADDR, broker $RMQ_BROKER_NAME 127.0.0.1:$RMQ_BROKER_PORT, cluster $RMQ_CLUSTER, data $RMQ_DATA"
+  log "namesrv ready in $((t1 - t0)) s, broker(s) in $((t2 - t1)) s, registered after $((SECONDS - t0)) s"
+  echo "RocketMQ $RMQ_VERSION up: namesrv $NS_ADDR, brokers $(brokers_text), cluster $RMQ_CLUSTER, data $RMQ_DATA"
 }
 
 # create_topic TOPIC [QUEUES] : updateTopic on every master of the cluster, then wait until the
 # name server's route shows the queue counts (so a client can use the topic right away).
 create_topic() {
-  local topic=${1:?usage: create-topic TOPIC [QUEUES]} q=${2:-4} out deadline
+  local topic=${1:?usage: create-topic TOPIC [QUEUES]} q=${2:-4} out deadline i
   [[ "$q" =~ ^[1-9][0-9]*$ ]] || die "QUEUES must be a positive integer, got '$q'"
   pid_of "$BROKER_DIR" >/dev/null || die "broker not running (run: $0 up)"
   out="$(mqadmin updateTopic -n "$NS_ADDR" -c "$RMQ_CLUSTER" -t "$topic" -r "$q" -w "$q" 2>&1 || true)"
-  if ! grep -q "create topic to 127\\.0\\.0\\.1:$RMQ_BROKER_PORT success" <<<"$out" ||
-     grep -qi 'exception' <<<"$out"; then
-    log "updateTopic $topic failed:"; echo "$out" >&2; return 1
-  fi
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    if ! grep -Eq "create topic to $(hostport_re "$(broker_port $i)") success" <<<"$out" ||
+       grep -qi 'exception' <<<"$out"; then
+      log "updateTopic $topic failed:"; echo "$out" >&2; return 1
+    fi
+  done
   deadline=$((SECONDS + 30))
   while :; do
     out="$(mqadmin topicRoute -n "$NS_ADDR" -t "$topic" 2>&1 || true)"
     # pretty-printed JSON: "readQueueNums":8, / "writeQueueNums":8 (last key, no comma)
     if grep -Eq "\"readQueueNums\":$q([^0-9]|\$)" <<<"$out" &&
        grep -Eq "\"writeQueueNums\":$q([^0-9]|\$)" <<<"$out"; then
-      echo "topic $topic: $q read/write queues on $RMQ_BROKER_NAME (cluster $RMQ_CLUSTER)"
+      echo "topic $topic: $q read/write queues on $(brokers_text) (cluster $RMQ_CLUSTER)"
       return 0
     fi
     if ((SECONDS >= deadline)); then
@@ -432,6 +505,8 @@ RMQ_BROKER_PORT=$RMQ_BROKER_PORT
 RMQ_DATA=$RMQ_DATA
 RMQ_CLUSTER=$RMQ_CLUSTER
 RMQ_BROKER_NAME=$RMQ_BROKER_NAME
+RMQ_BROKERS=$RMQ_BROKERS
+RMQ_HOST=$RMQ_HOST
 RMQ_LIB=$RMQ_LIB
 RMQ_NAMESRV=$NS_ADDR
 JAVA=$JAVA
@@ -449,6 +524,7 @@ case "$cmd" in
   up) lock; up ;;
   down) if [[ -d "$RMQ_DATA" ]]; then lock; fi; down ;;
   status) status ;;
+  pids) pids ;;
   create-topic) create_topic "$@" ;;
   mqadmin) mqadmin "$@" ;;
   env) print_env ;;

@@ -28,12 +28,16 @@ const MS: ValueKind = ValueKind::Integer {
 
 pub const NAME_SERVER: &str = "name-server";
 pub const INSTANCE_NAME: &str = "instance-name";
+pub const NAMESPACE: &str = "client.namespace";
+pub const NAME_SERVER_URL: &str = "client.name-server-url";
+pub const NAME_SERVER_URL_POLL_INTERVAL: &str = "client.name-server-url-poll-interval";
 pub const PRODUCER_GROUP: &str = "producer.group";
 pub const SEND_MESSAGE_TIMEOUT: &str = "producer.send-message-timeout";
 pub const RETRY_TIMES_WHEN_SEND_FAILED: &str = "producer.retry-times-when-send-failed";
 pub const RETRY_TIMES_WHEN_SEND_ASYNC_FAILED: &str = "producer.retry-times-when-send-async-failed";
 pub const RETRY_NEXT_SERVER: &str = "producer.retry-next-server";
 pub const MAX_MESSAGE_SIZE: &str = "producer.max-message-size";
+pub const SEND_LATENCY_FAULT_ENABLE: &str = "producer.send-latency-fault-enable";
 pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
@@ -46,13 +50,31 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: NAME_SERVER,
         default: "",
         kind: ValueKind::Text,
-        description: "Name server addresses, host:port, separated by ';'. Required.",
+        description: "Name server addresses, host:port, separated by ';'. Required unless client.name-server-url is set.",
+    },
+    ConfigKey {
+        name: NAME_SERVER_URL,
+        default: "",
+        kind: ValueKind::Text,
+        description: "http://host[:port]/path answering 'host:port;host:port' (Java's name-server lookup, e.g. http://<domain>:8080/rocketmq/nsaddr). Fetched before the first route query and then periodically; its answer replaces name-server.",
+    },
+    ConfigKey {
+        name: NAME_SERVER_URL_POLL_INTERVAL,
+        default: "120000",
+        kind: MS,
+        description: "Interval of name server lookups at client.name-server-url in ms.",
     },
     ConfigKey {
         name: INSTANCE_NAME,
         default: "DEFAULT",
         kind: ValueKind::Text,
         description: "Client instance name. Clients with the same client id (ip@instance-name) and name servers share one instance: connections, routes, heartbeats. DEFAULT becomes '<pid>#<hash of name-server>'.",
+    },
+    ConfigKey {
+        name: NAMESPACE,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Namespace: topics and groups go to the broker as '<namespace>%<name>' (system ones unchanged) and come back without it. Letters, digits, '_' and '-'. Empty: none.",
     },
     ConfigKey {
         name: PRODUCER_GROUP,
@@ -89,6 +111,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "4194304",
         kind: ValueKind::Integer { min: 1, max: 16 * 1024 * 1024 - 64 * 1024 },
         description: "Largest message body accepted, in bytes.",
+    },
+    ConfigKey {
+        name: SEND_LATENCY_FAULT_ENABLE,
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "Latency fault tolerance: a broker that answered in 550 ms or more is left alone for 30 s to 10 min by its latency, one that failed for 10 min; sends prefer the other brokers meanwhile.",
     },
     ConfigKey {
         name: HEARTBEAT_BROKER_INTERVAL,
@@ -171,6 +199,13 @@ impl Config {
         if key == NAME_SERVER {
             parse_name_servers(value).map_err(|e| invalid(e.to_string()))?;
         }
+        if key == NAME_SERVER_URL && !value.is_empty() {
+            crate::client::nsaddr::NameServerUrl::parse(value)
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+        if key == NAMESPACE && !value.is_empty() {
+            crate::client::namespace::validate(value).map_err(|e| invalid(e.to_string()))?;
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -197,12 +232,22 @@ impl Config {
     }
 
     pub fn client_config(&self) -> Result<ClientConfig> {
-        let ns = self.get(NAME_SERVER).ok_or_else(|| {
-            Error::InvalidArgument(format!("configuration key '{NAME_SERVER}' is required"))
-        })?;
+        let url = self.get(NAME_SERVER_URL).filter(|u| !u.is_empty());
+        let name_servers = match (self.get(NAME_SERVER), url) {
+            (Some(ns), _) => parse_name_servers(ns)?,
+            (None, Some(_)) => Vec::new(),
+            (None, None) => {
+                return Err(Error::InvalidArgument(format!(
+                    "configuration key '{NAME_SERVER}' (or '{NAME_SERVER_URL}') is required"
+                )))
+            }
+        };
         Ok(ClientConfig {
-            name_servers: parse_name_servers(ns)?,
+            name_servers,
+            name_server_url: url.map(str::to_string),
+            name_server_url_poll_interval: self.ms(NAME_SERVER_URL_POLL_INTERVAL),
             instance_name: self.get(INSTANCE_NAME).unwrap_or("DEFAULT").to_string(),
+            namespace: self.get(NAMESPACE).unwrap_or("").to_string(),
             heartbeat_interval: self.ms(HEARTBEAT_BROKER_INTERVAL),
             poll_name_server_interval: self.ms(POLL_NAME_SERVER_INTERVAL),
             api_timeout: self.ms(API_TIMEOUT),
@@ -224,6 +269,7 @@ impl Config {
             retry_times_when_send_async_failed: self.int(RETRY_TIMES_WHEN_SEND_ASYNC_FAILED) as u32,
             retry_next_server: self.get(RETRY_NEXT_SERVER) == Some("true"),
             max_message_size: self.int(MAX_MESSAGE_SIZE) as usize,
+            send_latency_fault_enable: self.get(SEND_LATENCY_FAULT_ENABLE) == Some("true"),
         })
     }
 }
@@ -257,8 +303,13 @@ pub fn parse_name_servers(value: &str) -> Result<Vec<String>> {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientConfig {
+    /// May be empty when `name_server_url` is set.
     pub name_servers: Vec<String>,
+    pub name_server_url: Option<String>,
+    pub name_server_url_poll_interval: Duration,
     pub instance_name: String,
+    /// Empty: no namespace.
+    pub namespace: String,
     pub heartbeat_interval: Duration,
     pub poll_name_server_interval: Duration,
     pub api_timeout: Duration,
@@ -284,6 +335,7 @@ pub struct ProducerConfig {
     pub retry_times_when_send_async_failed: u32,
     pub retry_next_server: bool,
     pub max_message_size: usize,
+    pub send_latency_fault_enable: bool,
 }
 
 impl ProducerConfig {
@@ -308,6 +360,7 @@ mod tests {
         assert_eq!(p.retry_times_when_send_async_failed, 2);
         assert_eq!(p.max_message_size, 4 * 1024 * 1024);
         assert!(!p.retry_next_server);
+        assert!(!p.send_latency_fault_enable);
         assert_eq!(p.client.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(p.client.poll_name_server_interval, Duration::from_secs(30));
     }

@@ -11,6 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use super::namesrv::NameServerList;
+use super::nsaddr::NameServerUrl;
 use super::route::TopicPublishInfo;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -48,6 +49,9 @@ pub struct ClientInstance {
     processors: Arc<ProcessorRegistry>,
     callbacks: Executor,
     name_servers: NameServerList,
+    /// Where the name server list comes from, when it is looked up.
+    name_server_url: Option<NameServerUrl>,
+    name_server_fetches: SingleFlight<(), ()>,
     routes: RwLock<HashMap<String, Arc<TopicPublishInfo>>>,
     /// Route queries under way, one per topic: concurrent lookups of a new topic share it.
     route_fetches: SingleFlight<String, Arc<TopicPublishInfo>>,
@@ -82,6 +86,12 @@ impl ClientInstance {
             processors,
             callbacks: Executor::new("rmq-callback", config.callback_executor_threads),
             name_servers: NameServerList::new(config.name_servers.clone()),
+            // validated when the key was set
+            name_server_url: config
+                .name_server_url
+                .as_deref()
+                .and_then(|u| NameServerUrl::parse(u).ok()),
+            name_server_fetches: SingleFlight::default(),
             config,
             routes: RwLock::new(HashMap::new()),
             route_fetches: SingleFlight::default(),
@@ -158,6 +168,27 @@ impl ClientInstance {
             .and_then(|ids| ids.get(&MASTER_ID).cloned())
     }
 
+    /// The name servers in use.
+    pub fn name_server_addrs(&self) -> Arc<Vec<String>> {
+        self.name_servers.addrs()
+    }
+
+    /// Looks the name servers up at `client.name-server-url` (one lookup for all concurrent
+    /// callers) and uses the answer. Without a URL, nothing to do.
+    pub async fn refresh_name_servers(&self, deadline: Instant) -> Result<()> {
+        let Some(url) = &self.name_server_url else {
+            return Ok(());
+        };
+        self.name_server_fetches
+            .run(&(), || async {
+                if let Some(addrs) = url.fetch(deadline).await? {
+                    self.name_servers.replace(addrs);
+                }
+                Ok(())
+            })
+            .await
+    }
+
     /// Cached publish info, without I/O.
     pub fn cached_publish_info(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
         self.routes.read().get(topic).cloned()
@@ -190,6 +221,9 @@ impl ClientInstance {
         deadline: Instant,
     ) -> Result<Arc<TopicPublishInfo>> {
         let deadline = deadline.min(Instant::now() + self.config.api_timeout);
+        if self.name_servers.is_empty() {
+            self.refresh_name_servers(deadline).await?;
+        }
         let info = match self
             .name_servers
             .query_route(&self.remoting, topic, deadline)
@@ -371,19 +405,26 @@ impl Drop for ClientInstance {
 
 /// Route refresh and heartbeats; holds only a weak reference so a dropped instance ends it.
 async fn background(instance: Weak<ClientInstance>, mut stop: watch::Receiver<bool>) {
-    let (hb_every, route_every) = match instance.upgrade() {
+    let (hb_every, route_every, lookup_every) = match instance.upgrade() {
         Some(i) => (
             i.config.heartbeat_interval,
             i.config.poll_name_server_interval,
+            i.name_server_url
+                .as_ref()
+                .map(|_| i.config.name_server_url_poll_interval),
         ),
         None => return,
     };
     let now = Instant::now();
     // Java: first heartbeat 1 s after start, first route poll after 10 ms; both then periodic.
+    // The name server lookup runs at start, then every 2 minutes by default.
     let mut next_hb = now + Duration::from_secs(1).min(hb_every);
     let mut next_route = now + route_every;
+    let mut next_lookup = lookup_every.map(|_| now);
     loop {
-        let wake = next_hb.min(next_route);
+        let wake = next_hb
+            .min(next_route)
+            .min(next_lookup.unwrap_or(next_route));
         tokio::select! {
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = stop.changed() => return,
@@ -395,6 +436,15 @@ async fn background(instance: Weak<ClientInstance>, mut stop: watch::Receiver<bo
             return;
         }
         let now = Instant::now();
+        if let (Some(at), Some(every)) = (next_lookup, lookup_every) {
+            if now >= at {
+                // A failed lookup keeps the list in use; the next tick tries again.
+                let _ = inst
+                    .refresh_name_servers(now + inst.config.api_timeout)
+                    .await;
+                next_lookup = Some(now + every);
+            }
+        }
         if now >= next_route {
             inst.refresh_routes().await;
             next_route = now + route_every;

@@ -1,7 +1,10 @@
 //! Name server addresses with failover: requests go to the last address that answered; on a
-//! transport failure the next one is tried.
+//! transport failure the next one is tried. The list may be replaced (name server lookup).
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
+
+use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::protocol::code::response;
@@ -10,18 +13,38 @@ use crate::protocol::route::TopicRouteData;
 use crate::remoting::RemotingClient;
 
 pub struct NameServerList {
-    addrs: Vec<String>,
+    addrs: RwLock<Arc<Vec<String>>>,
     current: AtomicUsize,
 }
 
 impl NameServerList {
+    /// `addrs` may be empty until `replace` fills it.
     pub fn new(addrs: Vec<String>) -> NameServerList {
-        assert!(!addrs.is_empty(), "validated by the config");
-        let start = crate::protocol::ids::random_u32() as usize % addrs.len();
+        let start = crate::protocol::ids::random_u32() as usize % addrs.len().max(1);
         NameServerList {
-            addrs,
+            addrs: RwLock::new(Arc::new(addrs)),
             current: AtomicUsize::new(start),
         }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.addrs.read().is_empty()
+    }
+
+    pub fn addrs(&self) -> Arc<Vec<String>> {
+        Arc::clone(&self.addrs.read())
+    }
+
+    /// Replaces the list when it differs (the order counts); true when it changed.
+    pub fn replace(&self, addrs: Vec<String>) -> bool {
+        let mut current = self.addrs.write();
+        if **current == addrs || addrs.is_empty() {
+            return false;
+        }
+        let start = crate::protocol::ids::random_u32() as usize % addrs.len();
+        *current = Arc::new(addrs);
+        self.current.store(start, Ordering::Relaxed);
+        true
     }
 
     pub async fn query_route(
@@ -30,11 +53,17 @@ impl NameServerList {
         topic: &str,
         deadline: Instant,
     ) -> Result<TopicRouteData> {
+        let addrs = self.addrs();
+        if addrs.is_empty() {
+            return Err(Error::InvalidState(
+                "no name server address known yet (the name server lookup has not answered)".into(),
+            ));
+        }
         let start = self.current.load(Ordering::Relaxed);
         let mut last_err = None;
-        for i in 0..self.addrs.len() {
-            let idx = (start + i) % self.addrs.len();
-            let addr = &self.addrs[idx];
+        for i in 0..addrs.len() {
+            let idx = (start + i) % addrs.len();
+            let addr = &addrs[idx];
             let cmd = header::get_route_info(topic);
             match remoting.invoke(addr, &cmd, deadline).await {
                 Ok(resp) => {
@@ -88,7 +117,7 @@ mod tests {
                 }
             });
             let list = NameServerList {
-                addrs: vec!["127.0.0.1:1".into(), live],
+                addrs: RwLock::new(Arc::new(vec!["127.0.0.1:1".into(), live])),
                 current: AtomicUsize::new(0),
             };
             let client = RemotingClient::new(

@@ -22,12 +22,17 @@ struct Instances {
 static INSTANCES: Mutex<Option<Instances>> = Mutex::new(None);
 
 /// The name servers as one canonical string: sorted, so the order they were listed in does not
-/// split one cluster into two instances.
+/// split one cluster into two instances; with the lookup URL, if any.
 fn name_server_set(config: &ClientConfig) -> String {
     let mut addrs = config.name_servers.clone();
     addrs.sort();
     addrs.dedup();
-    addrs.join(";")
+    let mut set = addrs.join(";");
+    if let Some(url) = &config.name_server_url {
+        set.push_str(" from ");
+        set.push_str(url);
+    }
+    set
 }
 
 /// ip@instance-name, where DEFAULT becomes `<pid>#<hash of the name servers>`: clients of one

@@ -17,6 +17,8 @@ use tokio::sync::Notify;
 pub use send::PreparedSend;
 use send::{Next, RetryBudget, RetryPolicy};
 
+use crate::client::fault::LatencyFaults;
+use crate::client::namespace;
 use crate::client::{registry, ClientInstance, MessageQueue, TopicPublishInfo};
 use crate::config::ProducerConfig;
 use crate::error::{Error, Result};
@@ -89,12 +91,14 @@ struct Inner {
     /// The process that made the producer; it refuses to work in a forked child.
     pid: u32,
     config: ProducerConfig,
-    /// The group as the send header shares it.
+    /// The group as the broker knows it (in the namespace, if any), shared by the send headers.
     group: Arc<str>,
     state: Mutex<State>,
     instance: Mutex<Option<Arc<ClientInstance>>>,
     callbacks: Mutex<Option<Executor>>,
     next_queue: AtomicUsize,
+    /// Broker latencies, when `send_latency_fault_enable` is on.
+    faults: Option<LatencyFaults>,
     cancel: Cancel,
     /// Async sends whose callback has not returned yet.
     outstanding: Outstanding,
@@ -117,7 +121,10 @@ impl Producer {
             inner: Arc::new(Inner {
                 id: executor::new_owner_id(),
                 pid: runtime::current_pid(),
-                group: Arc::from(config.group.as_str()),
+                group: Arc::from(namespace::wrap(&config.client.namespace, &config.group)),
+                faults: config
+                    .send_latency_fault_enable
+                    .then(LatencyFaults::default),
                 config,
                 state: Mutex::new(State::Created),
                 instance: Mutex::new(None),
@@ -148,8 +155,7 @@ impl Producer {
                 ))
             }
         }
-        let instance =
-            registry::register_producer(&self.inner.config.client, &self.inner.config.group)?;
+        let instance = registry::register_producer(&self.inner.config.client, &self.inner.group)?;
         *self.inner.callbacks.lock() = Some(instance.callback_executor().clone());
         *self.inner.instance.lock() = Some(instance);
         *state = State::Running;
@@ -175,7 +181,7 @@ impl Producer {
             self.inner.instance.lock().take()
         };
         if let Some(instance) = instance {
-            leave_instance(instance, self.inner.config.group.clone());
+            leave_instance(instance, self.inner.group.to_string());
         }
     }
 
@@ -241,7 +247,37 @@ impl Producer {
     /// Checks and encodes `msg` once for any number of attempts. Callers that guard the message
     /// with a lock release it before sending: nothing here holds on to `msg`.
     pub fn prepare(&self, msg: &Message) -> Result<PreparedSend> {
-        PreparedSend::new(msg, self.inner.config.max_message_size)
+        let prepared = PreparedSend::new(msg, self.inner.config.max_message_size)?;
+        match self.namespace() {
+            Some(ns) => prepared.in_namespace(ns),
+            None => Ok(prepared),
+        }
+    }
+
+    fn namespace(&self) -> Option<&str> {
+        Some(self.inner.config.client.namespace.as_str()).filter(|ns| !ns.is_empty())
+    }
+
+    /// A result as the caller sees it: the topic without the namespace.
+    fn outside_namespace(&self, mut r: SendResult) -> SendResult {
+        if let Some(ns) = self.namespace() {
+            let topic = namespace::unwrap(ns, &r.queue.topic);
+            if topic.len() != r.queue.topic.len() {
+                r.queue.topic = Arc::from(&*topic);
+            }
+        }
+        r
+    }
+
+    fn message_outside_namespace(&self, mut m: MessageExt) -> MessageExt {
+        if let Some(ns) = self.namespace() {
+            let topic = namespace::unwrap(ns, m.message.topic()).into_owned();
+            if topic.len() != m.message.topic().len() {
+                // a part of a topic the broker accepted: valid
+                let _ = m.message.set_topic(&topic);
+            }
+        }
+        m
     }
 
     fn pick_queue<'a>(
@@ -250,15 +286,18 @@ impl Producer {
         avoid: Option<&str>,
     ) -> Result<&'a MessageQueue> {
         let counter = self.inner.next_queue.fetch_add(1, Ordering::Relaxed);
-        info.select_queue(counter, avoid)
-            .ok_or_else(|| Error::RouteNotFound {
-                topic: info
-                    .queues
-                    .first()
-                    .map(|q| q.topic.to_string())
-                    .unwrap_or_default(),
-                reason: "no writable queue".into(),
-            })
+        let picked = match &self.inner.faults {
+            Some(faults) => faults.select(info, counter, avoid),
+            None => info.select_queue(counter, avoid),
+        };
+        picked.ok_or_else(|| Error::RouteNotFound {
+            topic: info
+                .queues
+                .first()
+                .map(|q| q.topic.to_string())
+                .unwrap_or_default(),
+            reason: "no writable queue".into(),
+        })
     }
 
     fn master(instance: &ClientInstance, mq: &MessageQueue) -> Result<Arc<str>> {
@@ -305,6 +344,7 @@ impl Producer {
             }
             budget.begin_attempt()?;
             let mq = self.pick_queue(&info, budget.last_broker.as_deref())?;
+            let began = Instant::now();
             let result = match Self::master(instance, mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.group, mq);
@@ -315,8 +355,9 @@ impl Producer {
                 }
                 Err(e) => Err(e),
             };
+            self.record_latency(mq, began, result.is_err());
             if let Next::Done(r) = budget.after(&mq.broker_name, result) {
-                return r;
+                return r.map(|r| self.outside_namespace(r));
             }
         }
     }
@@ -329,11 +370,25 @@ impl Producer {
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let info = instance.publish_info(&prepared.topic, deadline).await?;
         let mq = self.pick_queue(&info, None)?;
-        let addr = Self::master(instance, mq)?;
-        instance
-            .remoting()
-            .invoke_oneway(&addr, prepared.request(&self.inner.group, mq))
-            .await
+        let began = Instant::now();
+        let result = match Self::master(instance, mq) {
+            Ok(addr) => {
+                instance
+                    .remoting()
+                    .invoke_oneway(&addr, prepared.request(&self.inner.group, mq))
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        self.record_latency(mq, began, result.is_err());
+        result
+    }
+
+    /// Feeds latency fault tolerance, when it is on.
+    fn record_latency(&self, mq: &MessageQueue, began: Instant, failed: bool) {
+        if let Some(faults) = &self.inner.faults {
+            faults.update(&mq.broker_name, began.elapsed(), failed);
+        }
     }
 
     /// Sends and waits for the broker's answer, from a thread outside any async runtime (C,
@@ -433,7 +488,8 @@ impl Producer {
     pub async fn view_message(&self, offset_msg_id: &str) -> Result<MessageExt> {
         let instance = self.running()?;
         let deadline = Instant::now() + instance.config().api_timeout;
-        instance.view_message(offset_msg_id, deadline).await
+        let m = instance.view_message(offset_msg_id, deadline).await?;
+        Ok(self.message_outside_namespace(m))
     }
 
     pub fn view_message_blocking(&self, offset_msg_id: &str) -> Result<MessageExt> {
@@ -464,9 +520,14 @@ impl Producer {
             ));
         }
         let deadline = Instant::now() + instance.config().api_timeout * 2;
-        instance
-            .query_message(topic, key, max_num, begin_ms, end_ms, deadline)
-            .await
+        let topic = namespace::wrap(self.namespace().unwrap_or(""), topic);
+        let found = instance
+            .query_message(&topic, key, max_num, begin_ms, end_ms, deadline)
+            .await?;
+        Ok(found
+            .into_iter()
+            .map(|m| self.message_outside_namespace(m))
+            .collect())
     }
 
     pub fn query_message_blocking(
@@ -525,7 +586,7 @@ impl Drop for Inner {
         }
         self.cancel.fire();
         if let Some(instance) = self.instance.get_mut().take() {
-            leave_instance(instance, self.config.group.clone());
+            leave_instance(instance, self.group.to_string());
         }
     }
 }

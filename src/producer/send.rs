@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{SendResult, SendStatus};
-use crate::client::MessageQueue;
+use crate::client::{namespace, MessageQueue};
 use crate::error::{Error, Result};
 use crate::protocol::code::response;
 use crate::protocol::header::{self, SendMessageHeader};
@@ -62,6 +62,39 @@ impl PreparedSend {
             body: msg.body().clone(),
             flag: msg.flag(),
         })
+    }
+
+    /// The send as the broker sees it in `namespace`: the topic wrapped (`<namespace>%<topic>`)
+    /// and the property INSTANCE_ID=<namespace>, as the Java client sends.
+    pub fn in_namespace(mut self, ns: &str) -> Result<PreparedSend> {
+        let topic = namespace::wrap(ns, &self.topic);
+        if let Cow::Owned(topic) = topic {
+            validate_topic(&topic).map_err(|e| match e {
+                Error::InvalidArgument(m) => {
+                    Error::InvalidArgument(format!("in namespace '{ns}': {m}"))
+                }
+                e => e,
+            })?;
+            self.topic = Arc::from(topic);
+        }
+        let mut props = String::with_capacity(self.properties.len() + ns.len() + 14);
+        for entry in self.properties.split_terminator('\u{2}') {
+            if !entry.starts_with("INSTANCE_ID\u{1}") {
+                props.push_str(entry);
+                props.push('\u{2}');
+            }
+        }
+        props.push_str("INSTANCE_ID\u{1}");
+        props.push_str(ns);
+        props.push('\u{2}');
+        if props.len() > i16::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "properties take {} bytes encoded; the broker accepts at most 32767",
+                props.len()
+            )));
+        }
+        self.properties = Arc::from(props);
+        Ok(self)
     }
 
     pub fn request(&self, group: &Arc<str>, mq: &MessageQueue) -> RemotingCommand {
@@ -350,6 +383,25 @@ mod tests {
             b.after(&"b".into(), ok(SendStatus::FlushDiskTimeout)),
             Next::Done(Ok(_))
         ));
+    }
+
+    #[test]
+    fn in_a_namespace_the_topic_is_wrapped_and_instance_id_set_once() {
+        let mut m = Message::new("T", "x");
+        m.put_property("INSTANCE_ID", "old");
+        let p = PreparedSend::new(&m, 10)
+            .unwrap()
+            .in_namespace("ns")
+            .unwrap();
+        assert_eq!(&*p.topic, "ns%T");
+        assert_eq!(p.properties.matches("INSTANCE_ID").count(), 1);
+        assert!(p.properties.contains("INSTANCE_ID\u{1}ns\u{2}"));
+        assert!(p
+            .properties
+            .contains(&format!("UNIQ_KEY\u{1}{}\u{2}", p.msg_id)));
+        let long = Message::new("t".repeat(125), "x");
+        let err = PreparedSend::new(&long, 10).unwrap().in_namespace("ns");
+        assert!(matches!(err, Err(Error::InvalidArgument(m)) if m.contains("namespace")));
     }
 
     #[test]

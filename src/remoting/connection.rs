@@ -191,8 +191,14 @@ impl Connection {
             addr: addr.to_string(),
             reason,
         };
-        let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
-        {
+        // IP literals (IPv6 ones also without brackets) are dialled as they are; names resolve.
+        let dial = async {
+            match super::addr::ip_socket_addr(addr) {
+                Some(ip) => tokio::net::TcpStream::connect(ip).await,
+                None => tokio::net::TcpStream::connect(addr).await,
+            }
+        };
+        let stream = match tokio::time::timeout(timeout, dial).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(connect_err(e.to_string())),
             Err(_) => return Err(connect_err(format!("no answer within {timeout:?}"))),

@@ -1,5 +1,6 @@
 //! The remoting layer: frame codec, connections, the per-address pool,
 //! broker-initiated requests.
+pub mod addr;
 pub mod client;
 pub mod codec;
 pub mod command;

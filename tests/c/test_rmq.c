@@ -12,6 +12,8 @@
 
 int other_translation_unit_version(void);
 void test_input(const char *namesrv, const char *topic, int *passed, int *failed); /* test_input.c */
+void test_routing(const char *namesrv, const char *v6_namesrv, const char *topic, int *passed,
+                  int *failed); /* test_routing.c */
 
 static int passed, failed;
 
@@ -387,6 +389,13 @@ int main(void) {
                         "scripts/rocketmq-local.sh up and set RMQ_NAMESRV=127.0.0.1:9876\n");
         return 2;
     }
+    const char *v6_namesrv = getenv("RMQ_NAMESRV_V6");
+    if (!v6_namesrv) {
+        fprintf(stderr, "RMQ_NAMESRV_V6 is not set: run via `make test`, or start a two-broker "
+                        "cluster on ::1 with RMQ_HOST=::1 RMQ_BROKERS=2 scripts/rocketmq-local.sh "
+                        "up and set RMQ_NAMESRV_V6=[::1]:9876\n");
+        return 2;
+    }
     snprintf(topic, sizeof topic, "CTest_%d_%ld", (int)getpid(), (long)time(NULL));
     test_version_and_tables();
     test_config();
@@ -395,6 +404,7 @@ int main(void) {
     test_dead_name_server();
     test_destroy_inside_callback();
     test_input(namesrv, topic, &passed, &failed);
+    test_routing(namesrv, v6_namesrv, topic, &passed, &failed);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -47,3 +47,18 @@ pub fn eventually<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Opti
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The third cluster `make test` starts: one name server and two brokers (broker-a, broker-b)
+/// on the IPv6 loopback ::1. Returns its name server and its data directory (where the cluster
+/// script finds the brokers' pids).
+pub fn multi_broker_cluster() -> (String, String) {
+    let hint = "The IPv6 / two-broker tests need a third cluster: run them with `make test`, or \
+                start one with `RMQ_HOST=::1 RMQ_BROKERS=2 RMQ_NAMESRV_PORT=41876 \
+                RMQ_BROKER_PORT=42911 RMQ_DATA=/tmp/rmq-v6 scripts/rocketmq-local.sh up` and \
+                set RMQ_NAMESRV_V6=[::1]:41876 RMQ_DATA_V6=/tmp/rmq-v6";
+    let ns = std::env::var("RMQ_NAMESRV_V6")
+        .unwrap_or_else(|_| panic!("RMQ_NAMESRV_V6 is not set. {hint}"));
+    let data =
+        std::env::var("RMQ_DATA_V6").unwrap_or_else(|_| panic!("RMQ_DATA_V6 is not set. {hint}"));
+    (ns, data)
+}

@@ -121,3 +121,26 @@ def wait_for(fn, timeout: float, interval: float = 0.2):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+HOW_TO_START_V6 = (
+    "The IPv6 and latency-fault tests need a third cluster, two brokers on ::1:\n"
+    "  RMQ_HOST=::1 RMQ_BROKERS=2 RMQ_NAMESRV_PORT=41876 RMQ_BROKER_PORT=42911 RMQ_DATA=/tmp/rmq-v6 \\\n"
+    "    scripts/rocketmq-local.sh up\n"
+    "  RMQ_NAMESRV_V6='[::1]:41876' (besides RMQ_NAMESRV) python3 -m pytest -q bindings/python/tests\n"
+    "and `down` with the same variables afterwards (`make test` does all of this itself)."
+)
+
+
+@pytest.fixture(scope="session")
+def v6_namesrv():
+    """The name server of the IPv6 cluster with broker-a and broker-b, from $RMQ_NAMESRV_V6."""
+    addr = os.environ.get("RMQ_NAMESRV_V6", "").strip()
+    if not addr:
+        pytest.fail("RMQ_NAMESRV_V6 is not set.\n" + HOW_TO_START_V6, pytrace=False)
+    host, _, port = addr.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+    except (OSError, ValueError) as e:
+        pytest.fail(f"no name server accepts connections at RMQ_NAMESRV_V6={addr} ({e}).\n" + HOW_TO_START_V6, pytrace=False)
+    return addr
