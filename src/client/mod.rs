@@ -5,5 +5,5 @@ pub mod namesrv;
 pub mod registry;
 pub mod route;
 
-pub use instance::ClientInstance;
+pub use instance::{ClientInstance, ConsumerMember};
 pub use route::{MessageQueue, TopicPublishInfo};
