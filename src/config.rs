@@ -8,8 +8,13 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
     Text,
-    Integer { min: i64, max: i64 },
+    Integer {
+        min: i64,
+        max: i64,
+    },
     Bool,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
 }
 
 #[derive(Debug)]
@@ -44,6 +49,18 @@ pub const API_TIMEOUT: &str = "client.api-timeout";
 pub const CONNECT_TIMEOUT: &str = "client.connect-timeout";
 pub const CALLBACK_EXECUTOR_THREADS: &str = "client.callback-executor-threads";
 pub const BROKER_REQUEST_THREADS: &str = "client.broker-request-threads";
+pub const CONSUMER_GROUP: &str = "consumer.group";
+pub const CONSUME_THREAD_NUMBER: &str = "consumer.consume-thread-number";
+pub const CONSUME_MESSAGE_BATCH_MAX_SIZE: &str = "consumer.consume-message-batch-max-size";
+pub const MAX_RECONSUME_TIMES: &str = "consumer.max-reconsume-times";
+pub const CONSUME_FROM_WHERE: &str = "consumer.consume-from-where";
+pub const CONSUME_TIMESTAMP: &str = "consumer.consume-timestamp";
+pub const ALLOCATE_STRATEGY: &str = "consumer.allocate-strategy";
+pub const PULL_BATCH_SIZE: &str = "consumer.pull-batch-size";
+pub const PULL_THRESHOLD_FOR_QUEUE: &str = "consumer.pull-threshold-for-queue";
+pub const PULL_THRESHOLD_SIZE_FOR_QUEUE: &str = "consumer.pull-threshold-size-for-queue";
+pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
+pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
@@ -154,6 +171,78 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::Integer { min: 1, max: 64 },
         description: "Threads that process requests the brokers start (transaction checks, consumer notifications), started on first use.",
     },
+    ConfigKey {
+        name: CONSUMER_GROUP,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Consumer group. Required for consumers.",
+    },
+    ConfigKey {
+        name: CONSUME_THREAD_NUMBER,
+        default: "8",
+        kind: ValueKind::Integer { min: 1, max: 256 },
+        description: "Threads of the consumer that run the listener (named rmq-c<consumer id>-N), started as work arrives. Java's 20 suits JVM listeners blocking on I/O; 8 keeps a small footprint and still overlaps I/O-bound listeners; raise it for listeners that block.",
+    },
+    ConfigKey {
+        name: CONSUME_MESSAGE_BATCH_MAX_SIZE,
+        default: "1",
+        kind: ValueKind::Integer { min: 1, max: 1024 },
+        description: "Most messages handed to one listener call.",
+    },
+    ConfigKey {
+        name: MAX_RECONSUME_TIMES,
+        default: "16",
+        kind: ValueKind::Integer { min: 0, max: 16384 },
+        description: "Deliveries retried after failures before a message goes to %DLQ%<group>.",
+    },
+    ConfigKey {
+        name: CONSUME_FROM_WHERE,
+        default: "last",
+        kind: ValueKind::OneOf(&["last", "first", "timestamp"]),
+        description: "Where a group without a stored offset starts: last (new messages only), first (everything kept), or timestamp (consumer.consume-timestamp).",
+    },
+    ConfigKey {
+        name: CONSUME_TIMESTAMP,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Start time for consume-from-where=timestamp, yyyyMMddHHmmss in local time; unset means 30 minutes before start.",
+    },
+    ConfigKey {
+        name: ALLOCATE_STRATEGY,
+        default: "averagely",
+        kind: ValueKind::OneOf(&["averagely", "averagely-by-circle", "consistent-hash"]),
+        description: "How the group's queues are shared among its consumers; every consumer of a group must use the same.",
+    },
+    ConfigKey {
+        name: PULL_BATCH_SIZE,
+        default: "32",
+        kind: ValueKind::Integer { min: 1, max: 1024 },
+        description: "Most messages asked for in one pull.",
+    },
+    ConfigKey {
+        name: PULL_THRESHOLD_FOR_QUEUE,
+        default: "1000",
+        kind: ValueKind::Integer { min: 1, max: 65535 },
+        description: "Pulling of a queue pauses while this many of its messages are unconsumed.",
+    },
+    ConfigKey {
+        name: PULL_THRESHOLD_SIZE_FOR_QUEUE,
+        default: "100",
+        kind: ValueKind::Integer { min: 1, max: 1024 },
+        description: "Pulling of a queue pauses while its unconsumed message bodies take this many MiB.",
+    },
+    ConfigKey {
+        name: CONSUME_TIMEOUT,
+        default: "900000",
+        kind: MS,
+        description: "A message whose listener call has run this long (ms) is sent back for a later retry and stops holding back its queue's offset; the call itself is not interrupted.",
+    },
+    ConfigKey {
+        name: AWAIT_TERMINATION_WHEN_SHUTDOWN,
+        default: "5000",
+        kind: ValueKind::Integer { min: 0, max: 3_600_000 },
+        description: "How long shutdown waits for listener calls still running (ms); messages unfinished then are delivered again later.",
+    },
 ];
 
 pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
@@ -185,6 +274,11 @@ impl Config {
             ValueKind::Bool => {
                 if value != "true" && value != "false" {
                     return Err(invalid("expected true or false".into()));
+                }
+            }
+            ValueKind::OneOf(words) => {
+                if !words.contains(&value) {
+                    return Err(invalid(format!("expected one of {}", words.join(", "))));
                 }
             }
             ValueKind::Integer { min, max } => {
@@ -271,6 +365,66 @@ impl Config {
             max_message_size: self.int(MAX_MESSAGE_SIZE) as usize,
             send_latency_fault_enable: self.get(SEND_LATENCY_FAULT_ENABLE) == Some("true"),
         })
+    }
+}
+
+impl Config {
+    pub fn consumer_config(&self) -> Result<ConsumerConfig> {
+        let group = self.get(CONSUMER_GROUP).ok_or_else(|| {
+            Error::InvalidArgument(format!("configuration key '{CONSUMER_GROUP}' is required"))
+        })?;
+        let word = |k: &str| self.get(k).unwrap_or_default().to_string();
+        Ok(ConsumerConfig {
+            client: self.client_config()?,
+            group: group.to_string(),
+            consume_thread_number: self.int(CONSUME_THREAD_NUMBER) as usize,
+            consume_message_batch_max_size: self.int(CONSUME_MESSAGE_BATCH_MAX_SIZE) as usize,
+            max_reconsume_times: self.int(MAX_RECONSUME_TIMES) as i32,
+            consume_from_where: word(CONSUME_FROM_WHERE),
+            consume_timestamp: self.get(CONSUME_TIMESTAMP).map(str::to_string),
+            allocate_strategy: word(ALLOCATE_STRATEGY),
+            pull_batch_size: self.int(PULL_BATCH_SIZE) as i32,
+            pull_threshold_for_queue: self.int(PULL_THRESHOLD_FOR_QUEUE) as usize,
+            pull_threshold_size_for_queue: self.int(PULL_THRESHOLD_SIZE_FOR_QUEUE) as usize
+                * 1024
+                * 1024,
+            consume_timeout: self.ms(CONSUME_TIMEOUT),
+            await_termination: Duration::from_millis(
+                self.int(AWAIT_TERMINATION_WHEN_SHUTDOWN) as u64
+            ),
+        })
+    }
+}
+
+/// Push consumer settings (`consumer.*` keys), checked by `PushConsumer::new`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerConfig {
+    pub client: ClientConfig,
+    pub group: String,
+    pub consume_thread_number: usize,
+    pub consume_message_batch_max_size: usize,
+    pub max_reconsume_times: i32,
+    /// "last", "first" or "timestamp".
+    pub consume_from_where: String,
+    /// yyyyMMddHHmmss (local time); None = 30 minutes before start.
+    pub consume_timestamp: Option<String>,
+    /// "averagely", "averagely-by-circle" or "consistent-hash".
+    pub allocate_strategy: String,
+    pub pull_batch_size: i32,
+    pub pull_threshold_for_queue: usize,
+    /// In bytes.
+    pub pull_threshold_size_for_queue: usize,
+    pub consume_timeout: Duration,
+    pub await_termination: Duration,
+}
+
+impl ConsumerConfig {
+    /// Defaults for everything but the name servers and the group.
+    pub fn new(name_servers: &str, group: &str) -> Result<ConsumerConfig> {
+        let mut c = Config::new();
+        c.set(NAME_SERVER, name_servers)?;
+        c.set(CONSUMER_GROUP, group)?;
+        c.consumer_config()
     }
 }
 

@@ -6,6 +6,7 @@
 //! with `extern "C"`).
 pub mod client;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod executor;
 pub mod ffi;
@@ -16,7 +17,8 @@ pub mod runtime;
 pub mod single_flight;
 
 pub use client::MessageQueue;
-pub use config::{ClientConfig, Config, ProducerConfig};
+pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};
+pub use consumer::{ConsumeResult, ExpressionType, PushConsumer};
 pub use error::{Error, Result};
 pub use producer::{Producer, SendResult, SendStatus};
 pub use protocol::message::{Message, MessageExt};

@@ -16,12 +16,12 @@ use super::route::TopicPublishInfo;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
-use crate::protocol::code::response;
+use crate::protocol::code::{request, response};
 use crate::protocol::header::{self, AUTO_CREATE_TOPIC_KEY, DEFAULT_TOPIC_QUEUE_NUMS};
 use crate::protocol::message::{decode_offset_msg_id, decode_stored_messages, MessageExt};
-use crate::protocol::route::MASTER_ID;
+use crate::protocol::route::{TopicRouteData, MASTER_ID};
 use crate::remoting::processor::{ProcessorRegistry, RequestProcessor};
-use crate::remoting::RemotingClient;
+use crate::remoting::{RemotingClient, RemotingCommand};
 use crate::runtime::Shared;
 use crate::single_flight::SingleFlight;
 
@@ -38,6 +38,37 @@ impl InstanceKey {
             client_id,
             name_servers,
         }
+    }
+}
+
+/// What the instance needs from a consumer in it: its heartbeat data, and a way to ask it for a
+/// rebalance when a broker says the group's members changed.
+pub trait ConsumerMember: Send + Sync {
+    /// The ConsumerData JSON object for heartbeats; None once the consumer is gone.
+    fn consumer_data(&self) -> Option<serde_json::Value>;
+    /// Asks for a rebalance soon; must not block.
+    fn rebalance_now(&self);
+}
+
+type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
+
+/// NOTIFY_CONSUMER_IDS_CHANGED: the group's consumers rebalance at once (oneway; no answer).
+struct ConsumerIdsChanged(Consumers);
+
+impl RequestProcessor for ConsumerIdsChanged {
+    fn process(&self, _remote_addr: &str, request: RemotingCommand) -> Option<RemotingCommand> {
+        let group = request.ext("consumerGroup").unwrap_or("");
+        let members: Vec<Arc<dyn ConsumerMember>> = self
+            .0
+            .lock()
+            .iter()
+            .filter(|(g, _)| g == group)
+            .map(|(_, m)| Arc::clone(m))
+            .collect();
+        for m in members {
+            m.rebalance_now();
+        }
+        None
     }
 }
 
@@ -58,6 +89,7 @@ pub struct ClientInstance {
     /// broker name -> broker id -> address, merged from every route seen.
     brokers: RwLock<HashMap<String, BTreeMap<i64, Arc<str>>>>,
     producer_groups: Mutex<Vec<String>>,
+    consumers: Consumers,
     shut_down: AtomicBool,
     stop: watch::Sender<bool>,
 }
@@ -74,6 +106,11 @@ impl ClientInstance {
             "rmq-broker-req",
             config.broker_request_threads,
         )));
+        let consumers: Consumers = Arc::default();
+        processors.register(
+            request::NOTIFY_CONSUMER_IDS_CHANGED,
+            Arc::new(ConsumerIdsChanged(Arc::clone(&consumers))),
+        );
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
             client_id: key.client_id.clone(),
@@ -97,6 +134,7 @@ impl ClientInstance {
             route_fetches: SingleFlight::default(),
             brokers: RwLock::new(HashMap::new()),
             producer_groups: Mutex::new(Vec::new()),
+            consumers,
             shut_down: AtomicBool::new(false),
             stop,
         });
@@ -151,9 +189,32 @@ impl ClientInstance {
 
     /// Removes a producer group; true when the instance has no member left.
     pub(crate) fn remove_producer(&self, group: &str) -> bool {
-        let mut groups = self.producer_groups.lock();
-        groups.retain(|g| g != group);
-        groups.is_empty()
+        self.producer_groups.lock().retain(|g| g != group);
+        self.is_empty()
+    }
+
+    /// Adds a consumer group; a group registered twice in one instance is an error, as in Java.
+    pub(crate) fn add_consumer(&self, group: &str, member: Arc<dyn ConsumerMember>) -> Result<()> {
+        let mut consumers = self.consumers.lock();
+        if consumers.iter().any(|(g, _)| g == group) {
+            return Err(Error::InvalidState(format!(
+                "consumer group '{group}' is already registered in client instance {}; \
+                 use another group or another instance-name",
+                self.client_id
+            )));
+        }
+        consumers.push((group.to_string(), member));
+        Ok(())
+    }
+
+    /// Removes a consumer group; true when the instance has no member left.
+    pub(crate) fn remove_consumer(&self, group: &str) -> bool {
+        self.consumers.lock().retain(|(g, _)| g != group);
+        self.is_empty()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.producer_groups.lock().is_empty() && self.consumers.lock().is_empty()
     }
 
     pub(crate) fn mark_shut_down(&self) {
@@ -252,20 +313,7 @@ impl ClientInstance {
                 reason: "the route has no writable queue on a master broker".into(),
             });
         }
-        let new_broker = {
-            let mut brokers = self.brokers.write();
-            let mut added = false;
-            for b in &info.route.broker_datas {
-                let addrs = b
-                    .broker_addrs
-                    .iter()
-                    .map(|(id, addr)| (*id, Arc::from(addr.as_str())))
-                    .collect();
-                let known = brokers.insert(b.broker_name.clone(), addrs);
-                added |= known.is_none();
-            }
-            added
-        };
+        let new_broker = self.merge_brokers(&info.route);
         let info = Arc::new(info);
         self.routes
             .write()
@@ -275,6 +323,45 @@ impl ClientInstance {
             self.send_heartbeats().await;
         }
         Ok(info)
+    }
+
+    /// Adds the route's broker addresses to the table; true when a broker was new.
+    fn merge_brokers(&self, route: &TopicRouteData) -> bool {
+        let mut brokers = self.brokers.write();
+        let mut added = false;
+        for b in &route.broker_datas {
+            let addrs = b
+                .broker_addrs
+                .iter()
+                .map(|(id, addr)| (*id, Arc::from(addr.as_str())))
+                .collect();
+            let known = brokers.insert(b.broker_name.clone(), addrs);
+            added |= known.is_none();
+        }
+        added
+    }
+
+    /// The topic's route as the name server has it, for consumers: no auto-create fallback
+    /// (a topic that does not exist has no queues to read). Not cached: consumers ask at each
+    /// rebalance. The broker table learns its brokers.
+    pub async fn subscribe_route(&self, topic: &str, deadline: Instant) -> Result<TopicRouteData> {
+        let deadline = deadline.min(Instant::now() + self.config.api_timeout);
+        let route = self
+            .name_servers
+            .query_route(&self.remoting, topic, deadline)
+            .await?;
+        if self.merge_brokers(&route) {
+            self.send_heartbeats().await;
+        }
+        Ok(route)
+    }
+
+    /// Address of a broker by name and id (0 = master).
+    pub fn broker_addr(&self, broker_name: &str, id: i64) -> Option<Arc<str>> {
+        self.brokers
+            .read()
+            .get(broker_name)
+            .and_then(|ids| ids.get(&id).cloned())
     }
 
     async fn refresh_routes(&self) {
@@ -287,21 +374,35 @@ impl ClientInstance {
         }
     }
 
-    /// HEART_BEAT to every master broker; returns how many answered SUCCESS.
+    /// HEART_BEAT to every master broker, or to every broker (slaves too) when the instance has
+    /// consumers, as Java; returns how many answered SUCCESS.
     pub async fn send_heartbeats(&self) -> usize {
         let groups = self.producer_groups.lock().clone();
-        if groups.is_empty() {
+        let members: Vec<Arc<dyn ConsumerMember>> = self
+            .consumers
+            .lock()
+            .iter()
+            .map(|(_, m)| Arc::clone(m))
+            .collect();
+        let consumer_data: Vec<serde_json::Value> =
+            members.iter().filter_map(|m| m.consumer_data()).collect();
+        if groups.is_empty() && consumer_data.is_empty() {
             return 0;
         }
-        let masters: Vec<Arc<str>> = self
+        let all = !consumer_data.is_empty();
+        let addrs: Vec<Arc<str>> = self
             .brokers
             .read()
             .values()
-            .filter_map(|ids| ids.get(&MASTER_ID).cloned())
+            .flat_map(|ids| {
+                ids.iter()
+                    .filter(|(id, _)| all || **id == MASTER_ID)
+                    .map(|(_, a)| Arc::clone(a))
+            })
             .collect();
         let mut ok = 0;
-        for addr in masters {
-            let cmd = header::heartbeat(&self.client_id, &groups, &[]);
+        for addr in addrs {
+            let cmd = header::heartbeat(&self.client_id, &groups, &consumer_data);
             let deadline = Instant::now() + self.config.api_timeout;
             if let Ok(resp) = self.remoting.invoke(&addr, &cmd, deadline).await {
                 if resp.code == response::SUCCESS {
@@ -370,8 +471,21 @@ impl ClientInstance {
         Ok(found)
     }
 
-    /// Tells every broker this client has a connection to that `group` is gone.
+    /// Tells every broker this client has a connection to that producer `group` is gone.
     pub async fn unregister_group(&self, group: &str) {
+        self.unregister_with(|| header::unregister_client(&self.client_id, group))
+            .await
+    }
+
+    /// Tells every broker this client has a connection to that consumer `group` is gone.
+    pub async fn unregister_consumer_group(&self, group: &str) {
+        self.unregister_with(|| {
+            crate::protocol::consumer::unregister_consumer(&self.client_id, group)
+        })
+        .await
+    }
+
+    async fn unregister_with(&self, cmd: impl Fn() -> RemotingCommand) {
         let addrs: Vec<Arc<str>> = self
             .brokers
             .read()
@@ -381,7 +495,7 @@ impl ClientInstance {
         for addr in addrs {
             // Only on connections already open: leaving must not dial anything.
             if let Some(conn) = self.remoting.existing(&addr) {
-                let cmd = header::unregister_client(&self.client_id, group);
+                let cmd = cmd();
                 let deadline = Instant::now() + self.config.api_timeout;
                 let _ = conn.invoke(&cmd, deadline).await;
             }

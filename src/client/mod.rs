@@ -8,5 +8,5 @@ pub mod nsaddr;
 pub mod registry;
 pub mod route;
 
-pub use instance::ClientInstance;
+pub use instance::{ClientInstance, ConsumerMember};
 pub use route::{MessageQueue, TopicPublishInfo};

@@ -9,7 +9,7 @@ use std::sync::{Arc, Once, Weak};
 
 use parking_lot::Mutex;
 
-use super::instance::{ClientInstance, InstanceKey};
+use super::instance::{ClientInstance, ConsumerMember, InstanceKey};
 use crate::config::ClientConfig;
 use crate::error::Result;
 use crate::runtime;
@@ -67,6 +67,22 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 /// The instance for `config`, shared or new, with `group` registered as a producer in it.
 pub fn register_producer(config: &ClientConfig, group: &str) -> Result<Arc<ClientInstance>> {
+    register(config, |i| i.add_producer(group))
+}
+
+/// The instance for `config`, shared or new, with `group` registered as a consumer in it.
+pub fn register_consumer(
+    config: &ClientConfig,
+    group: &str,
+    member: Arc<dyn ConsumerMember>,
+) -> Result<Arc<ClientInstance>> {
+    register(config, |i| i.add_consumer(group, member))
+}
+
+fn register(
+    config: &ClientConfig,
+    add: impl FnOnce(&ClientInstance) -> Result<()>,
+) -> Result<Arc<ClientInstance>> {
     install_fork_handlers();
     let shared = runtime::shared()?;
     let key = InstanceKey::new(client_id(config), name_server_set(config));
@@ -93,15 +109,27 @@ pub fn register_producer(config: &ClientConfig, group: &str) -> Result<Arc<Clien
             i
         }
     };
-    instance.add_producer(group)?;
+    add(&instance)?;
     Ok(instance)
 }
 
 /// Removes `group` from its instance; true when it was the last member, in which case the
 /// instance is out of the registry and marked shut down (the caller closes it).
 pub fn unregister_producer(instance: &Arc<ClientInstance>, group: &str) -> bool {
+    unregister(instance, |i| i.remove_producer(group))
+}
+
+/// Removes consumer `group` from its instance; as `unregister_producer`.
+pub fn unregister_consumer(instance: &Arc<ClientInstance>, group: &str) -> bool {
+    unregister(instance, |i| i.remove_consumer(group))
+}
+
+fn unregister(
+    instance: &Arc<ClientInstance>,
+    remove: impl FnOnce(&ClientInstance) -> bool,
+) -> bool {
     let mut guard = INSTANCES.lock();
-    if !instance.remove_producer(group) {
+    if !remove(instance) {
         return false;
     }
     instance.mark_shut_down();

@@ -3,10 +3,18 @@
 
 /// Request codes the client sends or answers.
 pub mod request {
+    pub const PULL_MESSAGE: i32 = 11;
     pub const QUERY_MESSAGE: i32 = 12;
+    pub const QUERY_CONSUMER_OFFSET: i32 = 14;
+    pub const UPDATE_CONSUMER_OFFSET: i32 = 15;
+    pub const SEARCH_OFFSET_BY_TIMESTAMP: i32 = 29;
+    pub const GET_MAX_OFFSET: i32 = 30;
     pub const VIEW_MESSAGE_BY_ID: i32 = 33;
     pub const HEART_BEAT: i32 = 34;
     pub const UNREGISTER_CLIENT: i32 = 35;
+    pub const CONSUMER_SEND_MSG_BACK: i32 = 36;
+    pub const GET_CONSUMER_LIST_BY_GROUP: i32 = 38;
+    pub const NOTIFY_CONSUMER_IDS_CHANGED: i32 = 40;
     pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
     pub const SEND_MESSAGE_V2: i32 = 310;
 }
@@ -23,9 +31,13 @@ pub mod response {
     pub const SERVICE_NOT_AVAILABLE: i32 = 14;
     pub const NO_PERMISSION: i32 = 16;
     pub const TOPIC_NOT_EXIST: i32 = 17;
+    pub const PULL_NOT_FOUND: i32 = 19;
+    pub const PULL_RETRY_IMMEDIATELY: i32 = 20;
+    pub const PULL_OFFSET_MOVED: i32 = 21;
     pub const QUERY_NOT_FOUND: i32 = 22;
     pub const NO_BUYER_ID: i32 = 204;
     pub const NOT_IN_CURRENT_UNIT: i32 = 205;
+    pub const FLOW_CONTROL: i32 = 215;
     pub const GO_AWAY: i32 = 1500;
 }
 

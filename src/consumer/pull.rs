@@ -1,0 +1,148 @@
+//! One long-polling pull loop per owned queue. The broker holds a pull for up to 15 s when
+//! nothing is new; the request is matched by opaque on the shared connection, so sends on the
+//! same connection go on meanwhile.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::subscription::Subscription;
+use super::{consume, Inner, ProcessQueue};
+use crate::client::{ClientInstance, MessageQueue};
+use crate::protocol::code::response;
+use crate::protocol::consumer::{self as req, PullRequest};
+use crate::protocol::message::{decode_stored_messages, MessageExt};
+
+/// How long the broker may hold a pull (Java BROKER_SUSPEND_MAX_TIME_MILLIS).
+pub(crate) const BROKER_SUSPEND: Duration = Duration::from_secs(15);
+/// The pull request's timeout; longer than the suspension (Java 30 s).
+pub(crate) const PULL_TIMEOUT: Duration = Duration::from_secs(30);
+const DELAY_ON_FLOW_CONTROL: Duration = Duration::from_millis(50);
+const DELAY_ON_BROKER_FLOW_CONTROL: Duration = Duration::from_millis(20);
+const DELAY_ON_ERROR: Duration = Duration::from_millis(1000);
+
+const PROPERTY_RETRY_TOPIC: &str = "RETRY_TOPIC";
+
+pub(crate) async fn pull_loop(
+    inner: Arc<Inner>,
+    instance: Arc<ClientInstance>,
+    mq: MessageQueue,
+    pq: Arc<ProcessQueue>,
+    sub: Subscription,
+) {
+    let retry = mq.topic.starts_with("%RETRY%");
+    loop {
+        if pq.is_dropped() || inner.is_stopping() {
+            return;
+        }
+        let (count, bytes) = pq.load();
+        if count >= inner.config.pull_threshold_for_queue
+            || bytes >= inner.config.pull_threshold_size_for_queue
+        {
+            if !inner.pause(DELAY_ON_FLOW_CONTROL).await {
+                return;
+            }
+            continue;
+        }
+        let Some(addr) = instance.master_addr(&mq.broker_name) else {
+            if !inner.pause(DELAY_ON_ERROR).await {
+                return;
+            }
+            continue;
+        };
+        let cmd = req::pull_message(&PullRequest {
+            group: &inner.group,
+            topic: &mq.topic,
+            broker_name: &mq.broker_name,
+            queue_id: mq.queue_id,
+            queue_offset: pq.next_offset(),
+            max_msg_nums: inner.config.pull_batch_size,
+            commit_offset: inner.offsets.get(&mq).unwrap_or(0),
+            suspend_timeout_ms: BROKER_SUSPEND.as_millis() as i64,
+            sub_version: sub.version,
+            expression_type: sub.kind.name(),
+        });
+        let deadline = Instant::now() + PULL_TIMEOUT;
+        let resp = tokio::select! {
+            _ = inner.stopped() => return,
+            r = instance.remoting().invoke(&addr, &cmd, deadline) => r,
+        };
+        let delay = match resp {
+            Err(_) => Some(DELAY_ON_ERROR),
+            Ok(resp) => {
+                let next = resp.ext_parse::<i64>("nextBeginOffset");
+                match (resp.code, next) {
+                    (response::SUCCESS, Some(next)) => {
+                        let msgs = match decode_stored_messages(resp.body) {
+                            Ok(m) => m,
+                            // Undecodable records are not skipped: pull them again later.
+                            Err(_) => {
+                                if !inner.pause(DELAY_ON_ERROR).await {
+                                    return;
+                                }
+                                continue;
+                            }
+                        };
+                        let kept = keep_matching(&inner, &sub, retry, msgs);
+                        if pq.is_dropped() {
+                            return;
+                        }
+                        pq.add(&kept, next);
+                        inner.offsets.advance(&mq, pq.commit_offset());
+                        consume::dispatch(&inner, &instance, &mq, &pq, kept);
+                        None
+                    }
+                    (response::PULL_NOT_FOUND | response::PULL_RETRY_IMMEDIATELY, Some(next)) => {
+                        pq.set_next(next);
+                        inner.offsets.advance(&mq, pq.commit_offset());
+                        None
+                    }
+                    (response::PULL_OFFSET_MOVED, Some(next)) => {
+                        // The broker corrected the offset: drop the queue, store the correction,
+                        // and let a rebalance take the queue again from there.
+                        let owned = inner.queues.lock().remove(&mq);
+                        pq.drop_queue();
+                        inner.offsets.set(&mq, next);
+                        let _ = super::offset::commit(&inner, &instance, &mq, next).await;
+                        inner.offsets.remove(&mq);
+                        inner.rebalance_now.notify_one();
+                        // Dropping the handle does not abort this task; it ends here.
+                        drop(owned);
+                        return;
+                    }
+                    (response::FLOW_CONTROL, _) => Some(DELAY_ON_BROKER_FLOW_CONTROL),
+                    _ => Some(DELAY_ON_ERROR),
+                }
+            }
+        };
+        if let Some(d) = delay {
+            if !inner.pause(d).await {
+                return;
+            }
+        }
+    }
+}
+
+/// The client-side filter (the broker matches tags by hash only) and the retry-topic fix-up:
+/// a message from `%RETRY%<group>` shows its original topic.
+fn keep_matching(
+    inner: &Inner,
+    sub: &Subscription,
+    retry: bool,
+    msgs: Vec<MessageExt>,
+) -> Vec<Arc<MessageExt>> {
+    msgs.into_iter()
+        .filter_map(|mut m| {
+            if retry {
+                if let Some(origin) = m.message.property(PROPERTY_RETRY_TOPIC).map(str::to_string) {
+                    let _ = m.message.set_topic(&origin);
+                }
+                // A retried message counts for the original topic's subscription.
+                let matches = inner
+                    .subscription(m.message.topic())
+                    .map(|s| s.matches(m.message.tags()))
+                    .unwrap_or(true);
+                return matches.then(|| Arc::new(m));
+            }
+            sub.matches(m.message.tags()).then(|| Arc::new(m))
+        })
+        .collect()
+}
