@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean
+        c-programs c-test c-test-asan bench clean config-doc
 
 all: build c-programs
 
@@ -64,6 +64,10 @@ c-test-asan: build $(OUT)/test_rmq_asan
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs
 	scripts/run-tests.sh
+
+# docs/configuration.md from the key table in src/config.rs (a test keeps them equal).
+config-doc:
+	$(CARGO) run --release --example gen_config_doc
 
 # A real local cluster, then the C, Python and Go examples end to end.
 demo: build $(OUT)/producer
