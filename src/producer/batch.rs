@@ -2,8 +2,8 @@
 //! list into batches that fit.
 //!
 //! The rules are Java's (`MessageBatch.generateFromList`): one topic, not a retry topic, no delay,
-//! the same WAIT flag; each message gets its own UNIQ_KEY and the batch one more; bodies are never
-//! compressed. The encoded batch is the body the broker limits to its maximum message size.
+//! the same WAIT flag; each message gets its own UNIQ_KEY; bodies are never compressed. Unlike
+//! Java, the batch itself carries no UNIQ_KEY (see `prepare`). The encoded batch is the body the broker limits to its maximum message size.
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -139,16 +139,15 @@ pub fn prepare(messages: &[Message], max_message_size: usize) -> Result<Prepared
             max: max_message_size,
         });
     }
-    // The batch's own properties: WAIT as its messages have it, and a UNIQ_KEY of its own.
-    let batch_id = ids::new_uniq_id();
-    let mut own: Vec<(String, String)> = Vec::with_capacity(2);
-    if let Some(w) = wait {
-        own.push((PROPERTY_WAIT_STORE_MSG_OK.to_string(), w.to_string()));
-    }
-    let properties: Arc<str> = encode_properties_with(
-        &own,
-        Some((PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, batch_id.as_str())),
-    );
+    // The batch's own properties: WAIT as its messages have it, and no UNIQ_KEY. Java gives the
+    // batch one too, but the broker appends the batch's properties to every message it stores,
+    // and readers that keep the last value of a name (the Java client) would then see that one
+    // id on every message of the batch instead of each message's own.
+    let own: Vec<(String, String)> = wait
+        .map(|w| (PROPERTY_WAIT_STORE_MSG_OK.to_string(), w.to_string()))
+        .into_iter()
+        .collect();
+    let properties: Arc<str> = encode_properties_with(&own, None);
     Ok(PreparedSend::batch(
         topic,
         msg_ids,
