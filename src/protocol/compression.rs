@@ -94,13 +94,14 @@ impl Default for CompressionPolicy {
 
 impl CompressionPolicy {
     /// The compressed body and its sysFlag bits when `body` is at least the threshold, else
-    /// `None` (send it as it is). Like Java, a codec failure also means "send it uncompressed".
+    /// `None` (send it as it is). Like Java, a codec failure also means "send it uncompressed";
+    /// unlike Java, so does a body that compression would not make smaller (noise, media).
     pub fn apply(&self, body: &[u8]) -> Option<(Vec<u8>, i32)> {
         if body.len() < self.threshold {
             return None;
         }
         let out = compress(self.codec, self.level, body).ok()?;
-        Some((out, self.codec.sys_flag()))
+        (out.len() < body.len()).then(|| (out, self.codec.sys_flag()))
     }
 }
 
@@ -214,6 +215,15 @@ mod tests {
         let (packed, flag) = p.apply(&sample(4096)).unwrap();
         assert_eq!(flag, 0x301);
         assert_eq!(decompress(flag, &packed).unwrap(), sample(4096));
+        // what does not shrink goes as it is
+        let mut x = 1u32;
+        let noise: Vec<u8> = (0..8192)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 24) as u8
+            })
+            .collect();
+        assert!(p.apply(&noise).is_none());
     }
 
     #[test]
