@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean
+        c-programs c-test c-test-asan bench clean config-doc
 
 all: build c-programs
 
@@ -41,10 +41,10 @@ $(OUT):
 	mkdir -p $(OUT)
 
 $(OUT)/test_rmq: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_faults: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
@@ -73,6 +73,10 @@ c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs
 	scripts/run-tests.sh
+
+# docs/configuration.md from the key table in src/config.rs (a test keeps them equal).
+config-doc:
+	$(CARGO) run --release --example gen_config_doc
 
 # A real local cluster, then the C, Python and Go examples end to end.
 demo: build $(OUT)/producer

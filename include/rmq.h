@@ -311,6 +311,65 @@ extern "C" {
 #endif // __cplusplus
 
 /**
+ * Sends `count` messages of one topic in one request (SEND_BATCH_MESSAGE) and waits for the
+ * broker's answer, retrying on another broker as rmq_producer_send_sync does. `messages` is an
+ * array of `count` message handles, all borrowed for the call. The Java rules hold: one topic,
+ * at least one message, not a %RETRY% topic, no delay level or timer, the same WAIT flag; bodies are not compressed;
+ * the encoded batch must fit producer.max-message-size (see rmq_producer_split_batch). A broken
+ * rule is RMQ_ERR_INVALID_ARGUMENT (or RMQ_ERR_MESSAGE_TOO_LARGE) and nothing is sent.
+ * Each message gets its own message id: rmq_send_result_message_count, rmq_send_result_msg_id_at
+ * and rmq_send_result_offset_msg_id_at give them in the order of `messages`
+ * (rmq_send_result_msg_id gives them all, joined by ','). Blocks the calling thread.
+ * Ownership: on success *out_result is owned by the caller; free it with
+ * rmq_send_result_destroy. `out_result` may be NULL if the result is not wanted.
+ */
+rmq_status_t rmq_producer_send_batch(struct rmq_producer_t *producer,
+                                     const struct rmq_message_t *const *messages,
+                                     size_t count,
+                                     struct rmq_send_result_t **out_result);
+
+/**
+ * Cuts `count` messages (an array of handles, borrowed for the call) into consecutive batches
+ * that each fit the producer's producer.max-message-size, keeping their order: writes the number
+ * of messages of each batch to `out_lengths` (room for `capacity` entries) and the number of
+ * batches to *out_batches (which may exceed `capacity`: then only the first `capacity` lengths
+ * are written; at most `count` are ever needed). Send batch i with rmq_producer_send_batch on the
+ * messages after those of batches 0..i. A message too large for a batch on its own is
+ * RMQ_ERR_MESSAGE_TOO_LARGE. `count` 0 gives 0 batches. Checks sizes only; the other batch rules are checked when sent.
+ * Does no I/O; the producer need not be started.
+ */
+rmq_status_t rmq_producer_split_batch(struct rmq_producer_t *producer,
+                                      const struct rmq_message_t *const *messages,
+                                      size_t count,
+                                      size_t *out_lengths,
+                                      size_t capacity,
+                                      size_t *out_batches);
+
+/**
+ * Number of messages the send stored: 1, or the size of a batch.
+ */
+rmq_status_t rmq_send_result_message_count(const struct rmq_send_result_t *result, size_t *out);
+
+/**
+ * Borrowed view of the message id (UNIQ_KEY) of message `index` of the send (0 for a single
+ * message; the batch order otherwise), valid until the result is destroyed. An index past the
+ * end is RMQ_ERR_NOT_FOUND.
+ */
+rmq_status_t rmq_send_result_msg_id_at(const struct rmq_send_result_t *result,
+                                       size_t index,
+                                       const char **out,
+                                       size_t *out_len);
+
+/**
+ * Borrowed view of the store id (for rmq_producer_view_message) of message `index` of the send,
+ * as rmq_send_result_msg_id_at.
+ */
+rmq_status_t rmq_send_result_offset_msg_id_at(const struct rmq_send_result_t *result,
+                                              size_t index,
+                                              const char **out,
+                                              size_t *out_len);
+
+/**
  * The calling thread's last error message: NUL-terminated, "" after a successful call.
  * Borrowed: valid until the next rmq_ call on this thread. Never NULL.
  */
@@ -357,6 +416,40 @@ rmq_status_t rmq_config_get(const struct rmq_config_t *config,
  * writes its length to *out_count.
  */
 const struct rmq_config_key_t *rmq_config_keys(size_t *out_count);
+
+/**
+ * Delays delivery by one of the broker's delay levels: 1 (1 s) to 18 (2 h) in the broker's
+ * default table (1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m 9m 10m 20m 30m 1h 2h); 0 removes the
+ * delay. Replaces any timer set with rmq_message_set_delay_ms, _delay_sec or _deliver_time_ms.
+ * Another level is RMQ_ERR_INVALID_ARGUMENT and leaves the message unchanged. Batches refuse
+ * delayed messages.
+ */
+rmq_status_t rmq_message_set_delay_level(struct rmq_message_t *message, int32_t level);
+
+/**
+ * The delay level set on the message, 0 when none.
+ */
+rmq_status_t rmq_message_delay_level(const struct rmq_message_t *message, int32_t *out);
+
+/**
+ * Delivers `delay_ms` milliseconds after the broker stores the message (a 5.x timer message;
+ * the broker rounds delivery down to its timer precision, 1 s by default, and refuses delays
+ * over its maximum, 3 days by default, with RMQ_ERR_BROKER_MESSAGE_ILLEGAL). 0 removes the
+ * delay; a negative value is RMQ_ERR_INVALID_ARGUMENT. Replaces any other delay.
+ */
+rmq_status_t rmq_message_set_delay_ms(struct rmq_message_t *message, int64_t delay_ms);
+
+/**
+ * As rmq_message_set_delay_ms, in seconds.
+ */
+rmq_status_t rmq_message_set_delay_sec(struct rmq_message_t *message, int64_t delay_sec);
+
+/**
+ * Delivers at `epoch_ms`, milliseconds since the Unix epoch (a 5.x timer message; rounded as
+ * for rmq_message_set_delay_ms; a time in the past is delivered at once). 0 removes the delay;
+ * a negative value is RMQ_ERR_INVALID_ARGUMENT. Replaces any other delay.
+ */
+rmq_status_t rmq_message_set_deliver_time_ms(struct rmq_message_t *message, int64_t epoch_ms);
 
 /**
  * Creates an empty message (no topic, empty body, WAIT=true as in Java).

@@ -1,9 +1,12 @@
 //! Configuration: one table of string keys (named like the rocketmq-spring properties, without
 //! the `rocketmq.` prefix) shared by the Rust API, the C ABI and, through it, Python and Go.
+pub mod reference;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::protocol::compression::{Codec, CompressionPolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
@@ -43,6 +46,9 @@ pub const RETRY_TIMES_WHEN_SEND_ASYNC_FAILED: &str = "producer.retry-times-when-
 pub const RETRY_NEXT_SERVER: &str = "producer.retry-next-server";
 pub const MAX_MESSAGE_SIZE: &str = "producer.max-message-size";
 pub const SEND_LATENCY_FAULT_ENABLE: &str = "producer.send-latency-fault-enable";
+pub const COMPRESS_MESSAGE_BODY_THRESHOLD: &str = "producer.compress-message-body-threshold";
+pub const COMPRESS_TYPE: &str = "producer.compress-type";
+pub const COMPRESS_LEVEL: &str = "producer.compress-level";
 pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
@@ -127,7 +133,25 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: MAX_MESSAGE_SIZE,
         default: "4194304",
         kind: ValueKind::Integer { min: 1, max: 16 * 1024 * 1024 - 64 * 1024 },
-        description: "Largest message body accepted, in bytes.",
+        description: "Largest message body accepted, in bytes, as sent: after compression; for a batch, all its messages encoded together.",
+    },
+    ConfigKey {
+        name: COMPRESS_MESSAGE_BODY_THRESHOLD,
+        default: "4096",
+        kind: ValueKind::Integer { min: 0, max: i32::MAX as i64 },
+        description: "Bodies of at least this many bytes are compressed before they are sent (batches never are).",
+    },
+    ConfigKey {
+        name: COMPRESS_TYPE,
+        default: "zlib",
+        kind: ValueKind::OneOf(Codec::NAMES),
+        description: "Codec of compressed bodies: zlib, lz4 or zstd. Readers decompress by the message's flag, whichever codec wrote it.",
+    },
+    ConfigKey {
+        name: COMPRESS_LEVEL,
+        default: "5",
+        kind: ValueKind::Integer { min: 0, max: 22 },
+        description: "Compression level: 0-9 for zlib, 1-22 for zstd; lz4 has no levels and ignores it.",
     },
     ConfigKey {
         name: SEND_LATENCY_FAULT_ENABLE,
@@ -271,14 +295,14 @@ impl Config {
         };
         match spec.kind {
             ValueKind::Text => {}
-            ValueKind::Bool => {
-                if value != "true" && value != "false" {
-                    return Err(invalid("expected true or false".into()));
-                }
-            }
             ValueKind::OneOf(words) => {
                 if !words.contains(&value) {
                     return Err(invalid(format!("expected one of {}", words.join(", "))));
+                }
+            }
+            ValueKind::Bool => {
+                if value != "true" && value != "false" {
+                    return Err(invalid("expected true or false".into()));
                 }
             }
             ValueKind::Integer { min, max } => {
@@ -364,6 +388,33 @@ impl Config {
             retry_next_server: self.get(RETRY_NEXT_SERVER) == Some("true"),
             max_message_size: self.int(MAX_MESSAGE_SIZE) as usize,
             send_latency_fault_enable: self.get(SEND_LATENCY_FAULT_ENABLE) == Some("true"),
+            compression: self.compression()?,
+        })
+    }
+
+    /// The compression keys together: the level must suit the codec.
+    fn compression(&self) -> Result<CompressionPolicy> {
+        let codec = self
+            .get(COMPRESS_TYPE)
+            .and_then(Codec::from_name)
+            .expect("choice keys are validated on set and have defaults");
+        let level = self.int(COMPRESS_LEVEL) as i32;
+        if !codec.levels().contains(&level) {
+            return Err(Error::InvalidConfigValue {
+                key: COMPRESS_LEVEL.to_string(),
+                value: level.to_string(),
+                reason: format!(
+                    "{} takes levels {} to {}",
+                    codec.name(),
+                    codec.levels().start(),
+                    codec.levels().end()
+                ),
+            });
+        }
+        Ok(CompressionPolicy {
+            threshold: self.int(COMPRESS_MESSAGE_BODY_THRESHOLD) as usize,
+            codec,
+            level,
         })
     }
 }
@@ -490,6 +541,7 @@ pub struct ProducerConfig {
     pub retry_next_server: bool,
     pub max_message_size: usize,
     pub send_latency_fault_enable: bool,
+    pub compression: CompressionPolicy,
 }
 
 impl ProducerConfig {
@@ -515,6 +567,7 @@ mod tests {
         assert_eq!(p.max_message_size, 4 * 1024 * 1024);
         assert!(!p.retry_next_server);
         assert!(!p.send_latency_fault_enable);
+        assert_eq!(p.compression, CompressionPolicy::default());
         assert_eq!(p.client.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(p.client.poll_name_server_interval, Duration::from_secs(30));
     }
@@ -541,6 +594,34 @@ mod tests {
         assert_eq!(c.get(RETRY_TIMES_WHEN_SEND_FAILED), Some("2"));
         assert_eq!(c.get(PRODUCER_GROUP), None);
         assert!(c.producer_config().is_err());
+    }
+
+    #[test]
+    fn compression_keys_are_checked_alone_and_together() {
+        let mut c = Config::new();
+        c.set(NAME_SERVER, "a:1").unwrap();
+        c.set(PRODUCER_GROUP, "G").unwrap();
+        let e = c.set(COMPRESS_TYPE, "gzip").unwrap_err().to_string();
+        assert!(
+            e.contains(COMPRESS_TYPE) && e.contains("zlib, lz4, zstd"),
+            "{e}"
+        );
+        assert!(c.set(COMPRESS_LEVEL, "23").is_err());
+        assert!(c.set(COMPRESS_MESSAGE_BODY_THRESHOLD, "-1").is_err());
+        c.set(COMPRESS_LEVEL, "12").unwrap();
+        let e = c.producer_config().unwrap_err().to_string();
+        assert!(
+            e.contains(COMPRESS_LEVEL) && e.contains("zlib takes levels 0 to 9"),
+            "{e}"
+        );
+        c.set(COMPRESS_TYPE, "zstd").unwrap();
+        c.set(COMPRESS_MESSAGE_BODY_THRESHOLD, "100").unwrap();
+        let p = c.producer_config().unwrap().compression;
+        assert_eq!((p.codec, p.level, p.threshold), (Codec::Zstd, 12, 100));
+        c.set(COMPRESS_LEVEL, "0").unwrap();
+        assert!(c.producer_config().is_err(), "zstd starts at level 1");
+        c.set(COMPRESS_TYPE, "lz4").unwrap();
+        assert_eq!(c.producer_config().unwrap().compression.codec, Codec::Lz4);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::executor::Executor;
 use crate::protocol::code::{request, response};
 use crate::protocol::header::{self, AUTO_CREATE_TOPIC_KEY, DEFAULT_TOPIC_QUEUE_NUMS};
-use crate::protocol::message::{decode_offset_msg_id, decode_stored_messages, MessageExt};
+use crate::protocol::message::{
+    decode_offset_msg_id, decode_stored_messages, decode_stored_records, MessageExt,
+};
 use crate::protocol::route::{TopicRouteData, MASTER_ID};
 use crate::remoting::processor::{ProcessorRegistry, RequestProcessor};
 use crate::remoting::{RemotingClient, RemotingCommand};
@@ -457,7 +459,13 @@ impl ClientInstance {
             let cmd = header::query_message(topic, key, max_num, begin_ms, end_ms);
             let resp = self.remoting.invoke(&addr, &cmd, deadline).await?;
             match resp.code {
-                response::SUCCESS => found.extend(decode_stored_messages(resp.body)?),
+                // One message that does not decode (say, a body that does not decompress) is
+                // left out; the others are still found.
+                response::SUCCESS => found.extend(
+                    decode_stored_records(resp.body)
+                        .into_iter()
+                        .filter_map(Result::ok),
+                ),
                 response::QUERY_NOT_FOUND => {}
                 code => return Err(Error::broker(code, resp.remark_str(), addr)),
             }

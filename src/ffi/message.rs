@@ -53,7 +53,7 @@ impl FfiMessage {
 
 pub(crate) static MESSAGES: Registry<Mutex<FfiMessage>> = Registry::new("message");
 
-fn with_msg<T>(
+pub(crate) fn with_msg<T>(
     msg: *const rmq_message_t,
     f: impl FnOnce(&mut FfiMessage) -> FfiResult<T>,
 ) -> FfiResult<T> {

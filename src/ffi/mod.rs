@@ -15,17 +15,21 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
+mod batch;
 mod boundary;
 mod callback;
 mod config;
+mod delay;
 mod handles;
 mod message;
 mod producer;
 mod status;
 mod version;
 
+pub use batch::*;
 pub use boundary::*;
 pub use config::*;
+pub use delay::*;
 pub use message::*;
 pub use producer::*;
 pub use status::*;

@@ -69,20 +69,20 @@ pub type rmq_send_callback_t =
     Option<unsafe extern "C" fn(params: *const rmq_send_callback_params_t, user_data: *mut c_void)>;
 
 pub(crate) struct FfiProducer {
-    producer: Producer,
+    pub(crate) producer: Producer,
 }
 
 static PRODUCERS: Registry<FfiProducer> = Registry::new("producer");
 
 /// A live producer handle of this process: one made before fork() is RMQ_ERR_FORKED in the child.
-fn producer_of(handle: *const rmq_producer_t) -> FfiResult<Arc<FfiProducer>> {
+pub(crate) fn producer_of(handle: *const rmq_producer_t) -> FfiResult<Arc<FfiProducer>> {
     let p = PRODUCERS.get(handle)?;
     if p.producer.is_forked() {
         return Err(crate::Error::Forked.into());
     }
     Ok(p)
 }
-static RESULTS: Registry<SendResult> = Registry::new("send result");
+pub(crate) static RESULTS: Registry<SendResult> = Registry::new("send result");
 
 /// Creates a producer from `config` (borrowed for the call; the producer copies it).
 /// `producer.group` and `name-server` must be set. Nothing is sent until rmq_producer_start.
@@ -323,7 +323,7 @@ pub extern "C" fn rmq_producer_destroy(producer: *mut rmq_producer_t) -> rmq_sta
     })
 }
 
-fn with_result<T>(
+pub(crate) fn with_result<T>(
     result: *const rmq_send_result_t,
     f: impl FnOnce(&SendResult) -> FfiResult<T>,
 ) -> FfiResult<T> {

@@ -4,6 +4,7 @@
 //! future on their own thread with `runtime::block_on`; the async API awaits it; async sends
 //! with a callback spawn it on the runtime and hand the outcome to the instance's callback
 //! executor.
+pub mod batch;
 mod send;
 
 use std::borrow::Cow;
@@ -247,7 +248,9 @@ impl Producer {
     /// Checks and encodes `msg` once for any number of attempts. Callers that guard the message
     /// with a lock release it before sending: nothing here holds on to `msg`.
     pub fn prepare(&self, msg: &Message) -> Result<PreparedSend> {
-        let prepared = PreparedSend::new(msg, self.inner.config.max_message_size)?;
+        let c = &self.inner.config;
+        let prepared =
+            PreparedSend::with_compression(msg, c.max_message_size, Some(&c.compression))?;
         match self.namespace() {
             Some(ns) => prepared.in_namespace(ns),
             None => Ok(prepared),

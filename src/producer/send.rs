@@ -10,6 +10,7 @@ use super::{SendResult, SendStatus};
 use crate::client::{namespace, MessageQueue};
 use crate::error::{Error, Result};
 use crate::protocol::code::response;
+use crate::protocol::compression::CompressionPolicy;
 use crate::protocol::header::{self, SendMessageHeader};
 use crate::protocol::ids;
 use crate::protocol::message::{validate_topic, Message, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX};
@@ -23,18 +24,36 @@ pub struct PreparedSend {
     properties: Arc<str>,
     body: Bytes,
     flag: i32,
+    /// Compression bits (see `protocol::compression`); 0 for a body sent as it is.
+    sys_flag: i32,
+    /// A SEND_BATCH_MESSAGE of several messages (`super::batch`).
+    batch: bool,
 }
 
 impl PreparedSend {
+    /// The message with its body as it is.
     pub fn new(msg: &Message, max_message_size: usize) -> Result<PreparedSend> {
+        Self::with_compression(msg, max_message_size, None)
+    }
+
+    /// The message, its body compressed when `compression` says so. `max_message_size` limits
+    /// the body as sent (compressed when compressed), which is what the broker limits.
+    pub fn with_compression(
+        msg: &Message,
+        max_message_size: usize,
+        compression: Option<&CompressionPolicy>,
+    ) -> Result<PreparedSend> {
         validate_topic(msg.topic())?;
-        let size = msg.body().len();
-        if size == 0 {
+        if msg.body().is_empty() {
             return Err(Error::InvalidArgument("message body is empty".into()));
         }
-        if size > max_message_size {
+        let (body, sys_flag) = match compression.and_then(|c| c.apply(msg.body())) {
+            Some((packed, flag)) => (Bytes::from(packed), flag),
+            None => (msg.body().clone(), 0),
+        };
+        if body.len() > max_message_size {
             return Err(Error::MessageTooLarge {
-                size,
+                size: body.len(),
                 max: max_message_size,
             });
         }
@@ -59,8 +78,10 @@ impl PreparedSend {
             topic: Arc::from(msg.topic()),
             msg_id,
             properties,
-            body: msg.body().clone(),
+            body,
             flag: msg.flag(),
+            sys_flag,
+            batch: false,
         })
     }
 
@@ -97,17 +118,51 @@ impl PreparedSend {
         Ok(self)
     }
 
+    /// A batch: `body` holds the encoded messages, `properties` the batch's own (`super::batch`).
+    pub(super) fn batch(
+        topic: &str,
+        msg_ids: String,
+        properties: Arc<str>,
+        body: Bytes,
+    ) -> PreparedSend {
+        PreparedSend {
+            topic: Arc::from(topic),
+            msg_id: msg_ids,
+            properties,
+            body,
+            flag: 0,
+            sys_flag: 0,
+            batch: true,
+        }
+    }
+
+    /// Bytes of the body as sent (compressed, or the encoded batch).
+    pub fn body_len(&self) -> usize {
+        self.body.len()
+    }
+
+    #[cfg(test)]
+    pub(super) fn batch_body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The sysFlag bits the request carries (compression).
+    pub fn sys_flag(&self) -> i32 {
+        self.sys_flag
+    }
+
     pub fn request(&self, group: &Arc<str>, mq: &MessageQueue) -> RemotingCommand {
         header::send_message_v2(
             SendMessageHeader {
                 producer_group: Arc::clone(group),
                 topic: Arc::clone(&self.topic),
                 queue_id: mq.queue_id,
-                sys_flag: 0,
+                sys_flag: self.sys_flag,
                 born_timestamp: ids::now_ms(),
                 flag: self.flag,
                 properties: Arc::clone(&self.properties),
                 broker_name: Arc::clone(&mq.broker_name),
+                batch: self.batch,
             },
             self.body.clone(),
         )
@@ -157,7 +212,10 @@ const DEFAULT_REGION: &str = "DefaultRegion";
 
 /// The properties string (`name 0x01 value 0x02` ...) of `props`, plus `extra` at the end, in
 /// one allocation of the exact size. Shared by every attempt of a send.
-fn encode_properties_with(props: &[(String, String)], extra: Option<(&str, &str)>) -> Arc<str> {
+pub(super) fn encode_properties_with(
+    props: &[(String, String)],
+    extra: Option<(&str, &str)>,
+) -> Arc<str> {
     let len: usize = props
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))

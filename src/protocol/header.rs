@@ -37,6 +37,8 @@ pub struct SendMessageHeader {
     pub flag: i32,
     pub properties: Arc<str>,
     pub broker_name: Arc<str>,
+    /// SEND_BATCH_MESSAGE: the body holds several encoded messages.
+    pub batch: bool,
 }
 
 impl TypedHeader for SendMessageHeader {
@@ -53,14 +55,19 @@ impl TypedHeader for SendMessageHeader {
         f("i", &self.properties);
         f("j", "0");
         f("k", "false");
-        f("m", "false");
+        f("m", if self.batch { "true" } else { "false" });
         f("n", &self.broker_name);
     }
 }
 
+/// SEND_MESSAGE_V2, or SEND_BATCH_MESSAGE when the header says `batch` (same header).
 pub fn send_message_v2(h: SendMessageHeader, body: Bytes) -> RemotingCommand {
-    RemotingCommand::request(request::SEND_MESSAGE_V2, ExtFields::Typed(Arc::new(h)))
-        .with_body(body)
+    let code = if h.batch {
+        request::SEND_BATCH_MESSAGE
+    } else {
+        request::SEND_MESSAGE_V2
+    };
+    RemotingCommand::request(code, ExtFields::Typed(Arc::new(h))).with_body(body)
 }
 
 pub fn view_message_by_id(commit_log_offset: i64) -> RemotingCommand {
@@ -139,6 +146,7 @@ mod tests {
                 flag: 0,
                 properties: "WAIT\u{1}true\u{2}".into(),
                 broker_name: "broker-a".into(),
+                batch: false,
             },
             Bytes::from_static(b"x"),
         );

@@ -141,6 +141,11 @@ fn month_window(now: i64) -> MonthWindow {
     }
 }
 
+/// Length of this process's UNIQ_KEYs: 32 on an IPv4 host, 56 on an IPv6 one.
+pub fn uniq_id_len() -> usize {
+    PREFIX.len() + 12
+}
+
 /// A new UNIQ_KEY: 32 hex characters on an IPv4 host.
 pub fn new_uniq_id() -> String {
     let now = now_ms();

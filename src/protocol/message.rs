@@ -4,12 +4,27 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::{Buf, Bytes};
 
+use super::compression::{self, SYSFLAG_COMPRESSED};
 use crate::error::{Error, Result};
 
 pub const PROPERTY_KEYS: &str = "KEYS";
 pub const PROPERTY_TAGS: &str = "TAGS";
 pub const PROPERTY_WAIT_STORE_MSG_OK: &str = "WAIT";
 pub const PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX: &str = "UNIQ_KEY";
+pub const PROPERTY_DELAY_TIME_LEVEL: &str = "DELAY";
+pub const PROPERTY_TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
+pub const PROPERTY_TIMER_DELAY_MS: &str = "TIMER_DELAY_MS";
+pub const PROPERTY_TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
+/// The delay kinds a message may carry; setting one removes the others.
+const DELAY_PROPERTIES: &[&str] = &[
+    PROPERTY_DELAY_TIME_LEVEL,
+    PROPERTY_TIMER_DELAY_SEC,
+    PROPERTY_TIMER_DELAY_MS,
+    PROPERTY_TIMER_DELIVER_MS,
+];
+/// Levels of the broker's default `messageDelayLevel` table: 1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m
+/// 8m 9m 10m 20m 30m 1h 2h.
+pub const MAX_DELAY_LEVEL: i32 = 18;
 const NAME_VALUE_SEPARATOR: char = '\u{1}';
 const PROPERTY_SEPARATOR: char = '\u{2}';
 /// Keys are joined with a single space, as Java's Message.setKeys(Collection) does.
@@ -200,6 +215,66 @@ impl Message {
         }
     }
 
+    /// Delays delivery by one of the broker's delay levels, 1 (1 s) to 18 (2 h); 0 removes the
+    /// delay. Replaces any timer set with `set_delay_ms`, `set_delay_sec` or `set_deliver_time_ms`.
+    pub fn set_delay_level(&mut self, level: i32) -> Result<()> {
+        if !(0..=MAX_DELAY_LEVEL).contains(&level) {
+            return Err(Error::InvalidArgument(format!(
+                "delay level {level} is not between 1 and {MAX_DELAY_LEVEL} (0 removes the delay)"
+            )));
+        }
+        self.set_delay(PROPERTY_DELAY_TIME_LEVEL, level as i64);
+        Ok(())
+    }
+
+    /// The delay level, or 0 when none is set.
+    pub fn delay_level(&self) -> i32 {
+        self.property(PROPERTY_DELAY_TIME_LEVEL)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Delivers `ms` milliseconds after the broker stores the message (5.x timer messages; the
+    /// broker rounds down to its timer precision, 1 s by default, and refuses delays over its
+    /// maximum, 3 days by default). 0 removes the delay; negative values are refused. Replaces
+    /// any other delay.
+    pub fn set_delay_ms(&mut self, ms: i64) -> Result<()> {
+        check_delay("delay in ms", ms)?;
+        self.set_delay(PROPERTY_TIMER_DELAY_MS, ms);
+        Ok(())
+    }
+
+    /// As `set_delay_ms`, in seconds.
+    pub fn set_delay_sec(&mut self, sec: i64) -> Result<()> {
+        check_delay("delay in seconds", sec)?;
+        self.set_delay(PROPERTY_TIMER_DELAY_SEC, sec);
+        Ok(())
+    }
+
+    /// Delivers at `epoch_ms` (milliseconds since the Unix epoch; 5.x timer messages). A time in
+    /// the past is delivered at once. 0 removes the delay; negative values are refused. Replaces
+    /// any other delay.
+    pub fn set_deliver_time_ms(&mut self, epoch_ms: i64) -> Result<()> {
+        check_delay("delivery time", epoch_ms)?;
+        self.set_delay(PROPERTY_TIMER_DELIVER_MS, epoch_ms);
+        Ok(())
+    }
+
+    /// Whether any delay (level or timer) is set.
+    pub fn has_delay(&self) -> bool {
+        self.properties
+            .iter()
+            .any(|(k, _)| DELAY_PROPERTIES.contains(&k.as_str()))
+    }
+
+    fn set_delay(&mut self, name: &str, value: i64) {
+        self.properties
+            .retain(|(k, _)| !DELAY_PROPERTIES.contains(&k.as_str()));
+        if value > 0 {
+            self.put_property(name, &value.to_string());
+        }
+    }
+
     pub fn remove_property(&mut self, name: &str) {
         self.properties.retain(|(k, _)| k != name);
     }
@@ -254,6 +329,15 @@ pub fn check_text(what: &str, s: &str) -> Result<()> {
             )))
         }
     }
+}
+
+fn check_delay(what: &str, value: i64) -> Result<()> {
+    if value < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{what} must not be negative, got {value} (0 removes the delay)"
+        )));
+    }
+    Ok(())
 }
 
 /// Refuses `s` when it is longer than `max` bytes, before anything is copied.
@@ -355,25 +439,36 @@ impl MessageExt {
 
 const MAGIC_V1: i32 = 0xDAA320A7u32 as i32;
 const MAGIC_V2: i32 = 0xDAA320ABu32 as i32;
-const SYSFLAG_COMPRESSED: i32 = 0x1;
 const SYSFLAG_BORNHOST_V6: i32 = 0x10;
 const SYSFLAG_STOREHOST_V6: i32 = 0x20;
 
-/// Decodes stored records back to back; stops at the first malformed one (error).
-pub fn decode_stored_messages(mut buf: Bytes) -> Result<Vec<MessageExt>> {
+/// Decodes stored records back to back; fails at the first record that does not decode.
+pub fn decode_stored_messages(buf: Bytes) -> Result<Vec<MessageExt>> {
+    decode_stored_records(buf).into_iter().collect()
+}
+
+/// Decodes stored records back to back, one result per record: a record whose body does not
+/// decompress (or whose fields are malformed) is an `Err` in its place and the others are still
+/// read; a record whose size is wrong ends the list with an `Err`, since nothing after it can be
+/// found.
+pub fn decode_stored_records(mut buf: Bytes) -> Vec<Result<MessageExt>> {
     let mut out = Vec::new();
     while buf.has_remaining() {
         if buf.len() < 4 {
-            return Err(Error::Protocol("stored message truncated".into()));
+            out.push(Err(Error::Protocol("stored message truncated".into())));
+            break;
         }
         let total = i32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
         if total < 4 || total as usize > buf.len() {
-            return Err(Error::Protocol(format!("bad stored message size {total}")));
+            out.push(Err(Error::Protocol(format!(
+                "bad stored message size {total}"
+            ))));
+            break;
         }
         let record = buf.split_to(total as usize);
-        out.push(decode_stored_message(record)?);
+        out.push(decode_stored_message(record));
     }
-    Ok(out)
+    out
 }
 
 fn decode_stored_message(mut r: Bytes) -> Result<MessageExt> {
@@ -414,12 +509,7 @@ fn decode_stored_message(mut r: Bytes) -> Result<MessageExt> {
             "bad stored body length {body_len}"
         )));
     }
-    let body = r.split_to(body_len as usize);
-    if sys_flag & SYSFLAG_COMPRESSED != 0 {
-        return Err(Error::Protocol(
-            "compressed stored messages are not supported yet".into(),
-        ));
-    }
+    let mut body = r.split_to(body_len as usize);
     let topic_len = if magic == MAGIC_V2 {
         need(&r, 2, "topic length")?;
         r.get_i16() as i32
@@ -442,6 +532,16 @@ fn decode_stored_message(mut r: Bytes) -> Result<MessageExt> {
     }
     let props = utf8(r.split_to(props_len as usize), "properties")?;
     let offset_msg_id = offset_msg_id(&store_host, commit_log_offset);
+    let mut sys_flag = sys_flag;
+    if sys_flag & SYSFLAG_COMPRESSED != 0 {
+        // As Java's decoder: the body is exposed decompressed and the compressed bit cleared
+        // (the codec bits stay, telling how it was stored).
+        body = Bytes::from(
+            compression::decompress(sys_flag, &body)
+                .map_err(|e| Error::Protocol(format!("stored message {offset_msg_id}: {e}")))?,
+        );
+        sys_flag &= !SYSFLAG_COMPRESSED;
+    }
     Ok(MessageExt {
         message: Message {
             topic,
@@ -631,6 +731,39 @@ mod tests {
     }
 
     #[test]
+    fn one_delay_kind_at_a_time() {
+        let mut m = Message::new("T", "b");
+        assert_eq!(m.delay_level(), 0);
+        assert!(!m.has_delay());
+        m.set_delay_level(3).unwrap();
+        assert_eq!(m.property("DELAY"), Some("3"));
+        assert_eq!(m.delay_level(), 3);
+        m.set_delay_ms(1500).unwrap();
+        assert_eq!(
+            (m.property("DELAY"), m.property("TIMER_DELAY_MS")),
+            (None, Some("1500"))
+        );
+        m.set_delay_sec(2).unwrap();
+        assert_eq!(m.property("TIMER_DELAY_MS"), None);
+        assert_eq!(m.property("TIMER_DELAY_SEC"), Some("2"));
+        m.set_deliver_time_ms(1_900_000_000_000).unwrap();
+        assert_eq!(m.property("TIMER_DELAY_SEC"), None);
+        assert_eq!(m.property("TIMER_DELIVER_MS"), Some("1900000000000"));
+        assert!(m.has_delay());
+        for bad in [-1, 19] {
+            let e = m.set_delay_level(bad).unwrap_err().to_string();
+            assert!(e.contains("between 1 and 18"), "{e}");
+        }
+        assert!(m.set_delay_ms(-5).is_err());
+        assert!(m.set_delay_sec(-5).is_err());
+        assert!(m.set_deliver_time_ms(-5).is_err());
+        // a refused value changes nothing
+        assert_eq!(m.property("TIMER_DELIVER_MS"), Some("1900000000000"));
+        m.set_deliver_time_ms(0).unwrap();
+        assert!(!m.has_delay());
+    }
+
+    #[test]
     fn topic_validation() {
         assert!(validate_topic("Good_topic-1%|x").is_ok());
         assert!(validate_topic("").is_err());
@@ -656,6 +789,16 @@ mod tests {
     }
 
     fn stored_record(magic: i32, topic: &str, props: &str, body: &[u8]) -> Bytes {
+        stored_record_with(magic, 0, topic, props, body)
+    }
+
+    fn stored_record_with(
+        magic: i32,
+        sys_flag: i32,
+        topic: &str,
+        props: &str,
+        body: &[u8],
+    ) -> Bytes {
         let mut b = BytesMut::new();
         b.put_i32(0); // size, patched below
         b.put_i32(magic);
@@ -664,7 +807,7 @@ mod tests {
         b.put_i32(5); // flag
         b.put_i64(9); // queue offset
         b.put_i64(1000); // physical offset
-        b.put_i32(0); // sysflag
+        b.put_i32(sys_flag);
         b.put_i64(111); // born
         b.put_slice(&[10, 0, 0, 1]);
         b.put_i32(4000);
@@ -712,6 +855,47 @@ mod tests {
         assert_eq!(m.offset_msg_id, offset_msg_id(&m.store_host, 1000));
         assert_eq!(msgs[1].message.topic(), "T2");
         assert_eq!(msgs[1].msg_id(), msgs[1].offset_msg_id);
+    }
+
+    #[test]
+    fn compressed_bodies_are_read_back_whichever_codec_wrote_them() {
+        use crate::protocol::compression::{compress, Codec};
+        let body: Vec<u8> = (0..20_000u32).map(|i| (i % 97) as u8).collect();
+        for codec in [Codec::Zlib, Codec::Lz4, Codec::Zstd] {
+            let packed = compress(codec, 5, &body).unwrap();
+            let rec = stored_record_with(MAGIC_V1, codec.sys_flag() | 0x2, "T", "", &packed);
+            let m = decode_stored_messages(rec).unwrap().remove(0);
+            assert_eq!(&m.message.body()[..], &body[..], "{codec:?}");
+            // the compressed bit is cleared as Java's decoder does; the others stay
+            assert_eq!(m.sys_flag, codec.sys_flag() & !1 | 0x2);
+        }
+        // bit 0 alone: a pre-4.9.4 zlib sender
+        let packed = compress(Codec::Zlib, 5, &body).unwrap();
+        let rec = stored_record_with(MAGIC_V1, 1, "T", "", &packed);
+        assert_eq!(
+            &decode_stored_messages(rec).unwrap()[0].message.body()[..],
+            &body[..]
+        );
+    }
+
+    #[test]
+    fn one_bad_body_spoils_only_its_own_record() {
+        let good = stored_record(MAGIC_V1, "T", "", b"fine");
+        let bad = stored_record_with(MAGIC_V1, 0x301, "T", "", b"not zlib");
+        let mut all = BytesMut::new();
+        for r in [&good, &bad, &good] {
+            all.extend_from_slice(r);
+        }
+        let records = decode_stored_records(all.clone().freeze());
+        assert_eq!(records.len(), 3);
+        assert!(records[0].is_ok() && records[2].is_ok());
+        let e = records[1].as_ref().unwrap_err().to_string();
+        assert!(
+            e.contains("zlib body") && e.contains("does not decompress"),
+            "{e}"
+        );
+        // all-or-nothing for a single view
+        assert!(decode_stored_messages(all.freeze()).is_err());
     }
 
     #[test]

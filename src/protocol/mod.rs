@@ -1,5 +1,6 @@
 //! Protocol vocabulary: codes, request headers, JSON bodies, message encoding, ids.
 pub mod code;
+pub mod compression;
 pub mod consumer;
 pub mod header;
 pub mod ids;

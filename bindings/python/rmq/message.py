@@ -48,6 +48,14 @@ def _keys_text(keys):
     return _ffi.text_n(" ".join(parts), "keys")
 
 
+def _check_int(what, value, high):
+    # ctypes silently truncates integers that do not fit the C type
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be int, not {type(value).__name__}")
+    if not -high - 1 <= value <= high:
+        raise ValueError(f"{what}={value} does not fit the C type")
+
+
 class Message(_ffi.Closeable):
     """A RocketMQ message backed by a native rmq_message_t.
 
@@ -148,6 +156,35 @@ class Message(_ffi.Closeable):
             *_ffi.text_n(name, "property name"),
             *_ffi.text_n(value, "property value"),
         )
+
+    # ------------------------------------------------------------------------------ delays
+    @property
+    def delay_level(self) -> int:
+        """Broker delay level: 1 (1 s) to 18 (2 h) in the broker's default table; 0 for none.
+        Setting it replaces any timer; other values raise InvalidArgumentError."""
+        return self._optional_int(_lib.rmq_message_delay_level, c_int32)
+
+    @delay_level.setter
+    def delay_level(self, level: int) -> None:
+        _check_int("delay level", level, 2**31 - 1)
+        self._set(_lib.rmq_message_set_delay_level, level)
+
+    def set_delay_ms(self, delay_ms: int) -> None:
+        """Delivers ``delay_ms`` ms after the broker stores the message (5.x timer; the broker
+        rounds down to its precision, 1 s by default). 0 removes the delay. Replaces any other."""
+        _check_int("delay_ms", delay_ms, 2**63 - 1)
+        self._set(_lib.rmq_message_set_delay_ms, delay_ms)
+
+    def set_delay_sec(self, delay_sec: int) -> None:
+        """As :meth:`set_delay_ms`, in seconds."""
+        _check_int("delay_sec", delay_sec, 2**63 - 1)
+        self._set(_lib.rmq_message_set_delay_sec, delay_sec)
+
+    def set_deliver_time_ms(self, epoch_ms: int) -> None:
+        """Delivers at ``epoch_ms`` (ms since the Unix epoch; 5.x timer). 0 removes the delay.
+        Replaces any other."""
+        _check_int("epoch_ms", epoch_ms, 2**63 - 1)
+        self._set(_lib.rmq_message_set_deliver_time_ms, epoch_ms)
 
     # ----------------------------------------------------------------------------- getters
     def _text(self, fn):

@@ -14,7 +14,7 @@ from typing import Mapping
 from . import _ffi
 from ._config import Config
 from .errors import Status, check, error_for
-from .message import Message
+from .message import Message, _check_int
 
 _lib = _ffi.lib
 _log = logging.getLogger("rmq")
@@ -58,6 +58,16 @@ class SendResult:
     def ok(self) -> bool:
         """True for SEND_OK."""
         return self.status == SendStatus.SEND_OK
+
+    @property
+    def msg_ids(self) -> list:
+        """The message ids, one per message stored: several for a batch, in its order."""
+        return self.msg_id.split(",")
+
+    @property
+    def offset_msg_ids(self) -> list:
+        """The store ids (for view_message), in the order of :attr:`msg_ids`."""
+        return self.offset_msg_id.split(",")
 
 
 def _copy_result(result) -> SendResult:
@@ -139,14 +149,6 @@ _INT64_MAX = 2**63 - 1
 _QUERY_FIRST_CAPACITY = 64
 
 
-def _check_int(what, value, high):
-    # ctypes silently truncates integers that do not fit the C type
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{what} must be int, not {type(value).__name__}")
-    if not -high - 1 <= value <= high:
-        raise ValueError(f"{what}={value} does not fit the C type")
-
-
 # ---------------------------------------------------------------------------------- Producer
 class Producer(_ffi.Closeable):
     """A RocketMQ producer.
@@ -222,6 +224,44 @@ class Producer(_ffi.Closeable):
                 _pending.pop(uid, None)
             raise
         return future
+
+    def _handles(self, messages):
+        if isinstance(messages, Message) or not hasattr(messages, "__iter__"):
+            raise TypeError("expected a list of rmq.Message")
+        msgs = list(messages)
+        return msgs, (c_void_p * max(len(msgs), 1))(*[self._msg(m) for m in msgs])
+
+    def send_batch(self, messages) -> SendResult:
+        """Sends a list of messages of one topic in one request and waits for the answer.
+
+        Java's rules hold: one topic, no %RETRY% topic, no delay, bodies not compressed, and the
+        encoded batch must fit producer.max-message-size (see :meth:`split_batches`); a broken
+        rule raises before anything is sent. ``result.msg_ids`` / ``result.offset_msg_ids``
+        list each message's ids in order."""
+        msgs, handles = self._handles(messages)
+        out = c_void_p()
+        check(_lib.rmq_producer_send_batch(self._handle, handles, len(msgs), byref(out)))
+        try:
+            return _copy_result(out.value)
+        finally:
+            _lib.rmq_send_result_destroy(out.value)
+
+    def split_batches(self, messages) -> list:
+        """Cuts a list of messages into consecutive lists that each fit producer.max-message-size
+        as a batch, in order. A message too large on its own raises MessageTooLargeError."""
+        msgs, handles = self._handles(messages)
+        lengths = (c_size_t * max(len(msgs), 1))()
+        count = c_size_t()
+        check(
+            _lib.rmq_producer_split_batch(
+                self._handle, handles, len(msgs), lengths, len(msgs), byref(count)
+            )
+        )
+        batches, start = [], 0
+        for n in lengths[: count.value]:
+            batches.append(msgs[start : start + n])
+            start += n
+        return batches
 
     def send_oneway(self, message: Message) -> None:
         """Sends once without waiting for or learning the outcome."""

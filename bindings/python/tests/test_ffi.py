@@ -46,7 +46,8 @@ HANDLE_STRUCTS = {"rmq_config_t", "rmq_message_t", "rmq_producer_t", "rmq_send_r
 
 def expected_ctype(ctype: str):
     """The ctypes type a C type must be declared as in _ffi.SIGNATURES."""
-    t = ctype.replace("const ", "").replace("struct ", "").strip()
+    # an array of handles (`const T *const *`) is a pointer to handles, like an out-handle
+    t = ctype.replace("const ", "").replace("struct ", "").replace("*const*", "**").strip()
     simple = {
         "void": None,
         "rmq_status_t": c_int32,
