@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::remoting::command::LanguageCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
@@ -34,10 +35,13 @@ pub const RETRY_TIMES_WHEN_SEND_FAILED: &str = "producer.retry-times-when-send-f
 pub const RETRY_TIMES_WHEN_SEND_ASYNC_FAILED: &str = "producer.retry-times-when-send-async-failed";
 pub const RETRY_NEXT_SERVER: &str = "producer.retry-next-server";
 pub const MAX_MESSAGE_SIZE: &str = "producer.max-message-size";
+pub const MAX_IN_FLIGHT_ASYNC_SENDS: &str = "producer.max-in-flight-async-sends";
+pub const BLOCK_WHEN_IN_FLIGHT_FULL: &str = "producer.block-when-in-flight-full";
 pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
 pub const CONNECT_TIMEOUT: &str = "client.connect-timeout";
+pub const CLIENT_LANGUAGE: &str = "client.language";
 pub const CALLBACK_EXECUTOR_THREADS: &str = "client.callback-executor-threads";
 pub const BROKER_REQUEST_THREADS: &str = "client.broker-request-threads";
 
@@ -91,6 +95,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "Largest message body accepted, in bytes.",
     },
     ConfigKey {
+        name: MAX_IN_FLIGHT_ASYNC_SENDS,
+        default: "10000",
+        kind: ValueKind::Integer { min: 1, max: 1_000_000 },
+        description: "Async sends a producer holds at once, each from acceptance until its callback has returned.",
+    },
+    ConfigKey {
+        name: BLOCK_WHEN_IN_FLIGHT_FULL,
+        default: "true",
+        kind: ValueKind::Bool,
+        description: "With the in-flight window full, an async send waits for a free slot (at most producer.send-message-timeout); false: it fails at once. A send from a library thread (a callback) never waits.",
+    },
+    ConfigKey {
         name: HEARTBEAT_BROKER_INTERVAL,
         default: "30000",
         kind: MS,
@@ -113,6 +129,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "3000",
         kind: MS,
         description: "TCP connect timeout in ms.",
+    },
+    ConfigKey {
+        name: CLIENT_LANGUAGE,
+        default: "RUST",
+        kind: ValueKind::Text,
+        description: "Language code sent to brokers in every request (JAVA, CPP, ..., RUST). Brokers older than 4.9.4 do not know RUST: use JAVA there. Per client instance.",
     },
     ConfigKey {
         name: CALLBACK_EXECUTOR_THREADS,
@@ -171,6 +193,12 @@ impl Config {
         if key == NAME_SERVER {
             parse_name_servers(value).map_err(|e| invalid(e.to_string()))?;
         }
+        if key == CLIENT_LANGUAGE && LanguageCode::from_name(value).is_none() {
+            return Err(invalid(format!(
+                "expected one of {}",
+                LanguageCode::names().join(", ")
+            )));
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -209,6 +237,10 @@ impl Config {
             connect_timeout: self.ms(CONNECT_TIMEOUT),
             callback_executor_threads: self.int(CALLBACK_EXECUTOR_THREADS) as usize,
             broker_request_threads: self.int(BROKER_REQUEST_THREADS) as usize,
+            language: self
+                .get(CLIENT_LANGUAGE)
+                .and_then(LanguageCode::from_name)
+                .unwrap_or(LanguageCode::RUST),
         })
     }
 
@@ -224,6 +256,8 @@ impl Config {
             retry_times_when_send_async_failed: self.int(RETRY_TIMES_WHEN_SEND_ASYNC_FAILED) as u32,
             retry_next_server: self.get(RETRY_NEXT_SERVER) == Some("true"),
             max_message_size: self.int(MAX_MESSAGE_SIZE) as usize,
+            max_in_flight_async_sends: self.int(MAX_IN_FLIGHT_ASYNC_SENDS) as usize,
+            block_when_in_flight_full: self.get(BLOCK_WHEN_IN_FLIGHT_FULL) == Some("true"),
         })
     }
 }
@@ -265,6 +299,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub callback_executor_threads: usize,
     pub broker_request_threads: usize,
+    /// Language code of every request sent (client.language).
+    pub language: LanguageCode,
 }
 
 impl ClientConfig {
@@ -284,6 +320,10 @@ pub struct ProducerConfig {
     pub retry_times_when_send_async_failed: u32,
     pub retry_next_server: bool,
     pub max_message_size: usize,
+    /// Async sends held at once, from acceptance until the callback returned.
+    pub max_in_flight_async_sends: usize,
+    /// With the window full: wait for a slot (true) or fail at once (false).
+    pub block_when_in_flight_full: bool,
 }
 
 impl ProducerConfig {
