@@ -20,13 +20,17 @@ mod callback;
 mod config;
 mod handles;
 mod message;
+mod ordered;
 mod producer;
+mod send_result;
 mod status;
 mod version;
 
 pub use boundary::*;
 pub use config::*;
 pub use message::*;
+pub use ordered::*;
 pub use producer::*;
+pub use send_result::*;
 pub use status::*;
 pub use version::*;
