@@ -18,5 +18,5 @@ pub mod single_flight;
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ProducerConfig};
 pub use error::{Error, Result};
-pub use producer::{Producer, SendResult, SendStatus};
+pub use producer::{Producer, QueueSelector, SendResult, SendStatus};
 pub use protocol::message::{Message, MessageExt};
