@@ -214,7 +214,7 @@ typedef struct rmq_send_result_view_t {
   int32_t queue_id;
   int64_t queue_offset;
   /**
-   * Transaction id; empty for plain sends.
+   * Transaction id as the broker reported it; empty when it reported none.
    */
   const char *transaction_id;
   size_t transaction_id_len;

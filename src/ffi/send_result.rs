@@ -29,7 +29,7 @@ pub struct rmq_send_result_view_t {
     pub broker_name_len: usize,
     pub queue_id: i32,
     pub queue_offset: i64,
-    /// Transaction id; empty for plain sends.
+    /// Transaction id as the broker reported it; empty when it reported none.
     pub transaction_id: *const c_char,
     pub transaction_id_len: usize,
     /// Region of the broker ("DefaultRegion" unless the broker says otherwise).
