@@ -31,6 +31,7 @@ from .errors import (
     status_name,
 )
 from .message import Message
+from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendResult, SendStatus
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
@@ -46,17 +47,21 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigKey",
+    "HashSelector",
     "InternalError",
     "InvalidArgumentError",
     "InvalidHandleError",
     "InvalidStateError",
     "Message",
+    "MessageQueue",
     "MessageTooLargeError",
     "NotFoundError",
     "Producer",
+    "RandomSelector",
     "RmqConnectionError",
     "RmqError",
     "RmqTimeoutError",
+    "RoundRobinSelector",
     "STATUS_TABLE",
     "SendResult",
     "SendStatus",
