@@ -773,6 +773,13 @@ rmq_status_t rmq_producer_send_sync(struct rmq_producer_t *producer,
  * On RMQ_OK, `callback` runs exactly once later with the outcome and `user_data`; on any other
  * status nothing was sent and the callback never runs. `callback` must not be NULL.
  * `user_data` is passed through untouched; it must stay valid until the callback has run.
+ * A transport failure is retried on another broker (producer.retry-times-when-send-async-failed).
+ * In-flight window: each accepted send holds a slot of producer.max-in-flight-async-sends until
+ * its callback has returned. With the window full this call waits for a slot (at most
+ * producer.send-message-timeout) or, with producer.block-when-in-flight-full=false, fails at
+ * once; both fail with RMQ_ERR_IN_FLIGHT_FULL. Called from a library thread (a send callback),
+ * it never waits: a full window is RMQ_ERR_IN_FLIGHT_FULL at once, since the slot it would wait
+ * for may be its own.
  */
 rmq_status_t rmq_producer_send_async(struct rmq_producer_t *producer,
                                      const struct rmq_message_t *message,
