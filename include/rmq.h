@@ -92,9 +92,59 @@ typedef struct rmq_config_key_t {
 } rmq_config_key_t;
 
 /**
- * Store status of a successful send (rmq_send_result_status).
+ * Which queue selector (rmq_queue_selector_t.kind). 0 is no selector and is refused.
  */
-typedef int32_t rmq_send_status_t;
+typedef int32_t rmq_selector_kind_t;
+
+/**
+ * A message queue: borrowed views of its topic and broker name (not NUL-terminated), and its
+ * queue id. Passed to selectors (valid until the selector returns) and to
+ * rmq_producer_send_*_to_queue (borrowed for the call).
+ */
+typedef struct rmq_message_queue_t {
+  const char *topic;
+  size_t topic_len;
+  const char *broker_name;
+  size_t broker_name_len;
+  int32_t queue_id;
+} rmq_message_queue_t;
+
+/**
+ * A queue selector callback: returns the index (0 .. count-1) of the queue in `queues` that the
+ * message goes to. `queues` (`count` entries, the topic's writable queues sorted by broker name
+ * and queue id, as Java lists them) and `message` (the message being sent; read it with the
+ * rmq_message_ getters, do not modify or destroy it) are borrowed until it returns; `arg` is the
+ * selector's `arg`, untouched. A negative index or one of `count` or more fails the send with
+ * RMQ_ERR_QUEUE_SELECTOR; nothing is sent.
+ * Thread: it runs on the thread that called rmq_producer_send_sync_select or
+ * rmq_producer_send_async_select, before that call returns (for async sends too), never on a
+ * library thread.
+ */
+typedef int32_t (*rmq_queue_select_fn)(const struct rmq_message_queue_t *queues,
+                                       size_t count,
+                                       const struct rmq_message_t *message,
+                                       void *arg);
+
+/**
+ * How an ordered send chooses its queue. Built by the caller (e.g. on the stack) and borrowed
+ * for the call. Unused fields are ignored.
+ */
+typedef struct rmq_queue_selector_t {
+  /**
+   * RMQ_SELECTOR_HASH, RMQ_SELECTOR_RANDOM, RMQ_SELECTOR_ROUND_ROBIN or RMQ_SELECTOR_CALLBACK.
+   */
+  rmq_selector_kind_t kind;
+  /**
+   * RMQ_SELECTOR_HASH: the sharding key, `key_len` bytes of UTF-8 (no terminator needed).
+   */
+  const char *key;
+  size_t key_len;
+  /**
+   * RMQ_SELECTOR_CALLBACK: the selector function (not NULL) and its argument.
+   */
+  rmq_queue_select_fn select;
+  void *arg;
+} rmq_queue_selector_t;
 
 /**
  * What an async send callback receives. Everything in it is borrowed until the callback
@@ -113,6 +163,11 @@ typedef struct rmq_send_callback_params_t {
    * NUL-terminated error message; "" when status is RMQ_OK. Never NULL.
    */
   const char *error_message;
+  /**
+   * The broker's own response code when a broker refused the send (any code, also those
+   * outside 1..9999 that map to RMQ_ERR_BROKER_OTHER); 0 otherwise.
+   */
+  int32_t broker_code;
 } rmq_send_callback_params_t;
 
 /**
@@ -125,6 +180,50 @@ typedef struct rmq_send_callback_params_t {
  * for on this thread); destroying its own producer from here fails with RMQ_ERR_INVALID_STATE.
  */
 typedef void (*rmq_send_callback_t)(const struct rmq_send_callback_params_t *params, void *user_data);
+
+/**
+ * Store status of a successful send (rmq_send_result_status).
+ */
+typedef int32_t rmq_send_status_t;
+
+/**
+ * Every field of a send result. The strings are borrowed views into the result (not
+ * NUL-terminated, never NULL, empty when absent), valid until the result is destroyed; inside
+ * a send callback, until the callback returns. This struct never grows: a later version adds a
+ * new struct and function instead.
+ */
+typedef struct rmq_send_result_view_t {
+  /**
+   * RMQ_SEND_OK, RMQ_SEND_FLUSH_DISK_TIMEOUT, ...
+   */
+  rmq_send_status_t status;
+  /**
+   * Message id (UNIQ_KEY).
+   */
+  const char *msg_id;
+  size_t msg_id_len;
+  /**
+   * Broker store id (for rmq_producer_view_message).
+   */
+  const char *offset_msg_id;
+  size_t offset_msg_id_len;
+  const char *topic;
+  size_t topic_len;
+  const char *broker_name;
+  size_t broker_name_len;
+  int32_t queue_id;
+  int64_t queue_offset;
+  /**
+   * Transaction id as the broker reported it; empty when it reported none.
+   */
+  const char *transaction_id;
+  size_t transaction_id_len;
+  /**
+   * Region of the broker ("DefaultRegion" unless the broker says otherwise).
+   */
+  const char *region_id;
+  size_t region_id_len;
+} rmq_send_result_view_t;
 
 /**
  * One row of the status table (rmq_status_descs).
@@ -140,6 +239,27 @@ typedef struct rmq_status_desc_t {
    */
   const char *description;
 } rmq_status_desc_t;
+
+/**
+ * Java's SelectMessageQueueByHash of `key`: abs(key.hashCode() % count) with Java's
+ * String.hashCode (over UTF-16 code units), so Java producers put a key on the same queue.
+ */
+#define RMQ_SELECTOR_HASH 1
+
+/**
+ * A random queue (Java's SelectMessageQueueByRandom).
+ */
+#define RMQ_SELECTOR_RANDOM 2
+
+/**
+ * The next queue of the producer's round-robin counter.
+ */
+#define RMQ_SELECTOR_ROUND_ROBIN 3
+
+/**
+ * The caller's `select` function with `arg`.
+ */
+#define RMQ_SELECTOR_CALLBACK 4
 
 /**
  * Stored (and flushed/replicated as the broker is configured).
@@ -222,6 +342,12 @@ typedef struct rmq_status_desc_t {
 #define RMQ_ERR_FORKED 11
 
 /**
+ * An ordered send's queue selector failed: it returned an index outside the queue list, or it
+ * raised (Python) or panicked (Go, Rust). Nothing was sent.
+ */
+#define RMQ_ERR_QUEUE_SELECTOR 12
+
+/**
  * No answer within the time budget.
  */
 #define RMQ_ERR_TIMEOUT 100
@@ -262,6 +388,14 @@ typedef struct rmq_status_desc_t {
 #define RMQ_ERR_CANCELLED 107
 
 /**
+ * The producer's window of async sends in flight (producer.max-in-flight-async-sends) is full:
+ * the send was refused at once (producer.block-when-in-flight-full=false, or called from a
+ * library callback thread) or no slot freed within producer.send-message-timeout. Nothing was
+ * sent; trying again later may succeed.
+ */
+#define RMQ_ERR_IN_FLIGHT_FULL 108
+
+/**
  * A bug in rmq: a panic was caught at the C boundary.
  */
 #define RMQ_ERR_PANIC 900
@@ -272,7 +406,8 @@ typedef struct rmq_status_desc_t {
 #define RMQ_ERR_BROKER_BASE 10000
 
 /**
- * A broker answer whose response code is outside 1..9999.
+ * A broker answer whose response code is outside 1..9999; rmq_last_error_broker_code() (or
+ * broker_code of rmq_send_callback_params_t) has the code itself.
  */
 #define RMQ_ERR_BROKER_OTHER 19999
 
@@ -374,6 +509,13 @@ rmq_status_t rmq_send_result_offset_msg_id_at(const struct rmq_send_result_t *re
  * Borrowed: valid until the next rmq_ call on this thread. Never NULL.
  */
 const char *rmq_last_error_message(void);
+
+/**
+ * The broker's own response code of the calling thread's last failed call when a broker
+ * refused it (any code, also those outside 1..9999 that map to RMQ_ERR_BROKER_OTHER); 0 when
+ * the last call succeeded or failed for another reason.
+ */
+int32_t rmq_last_error_broker_code(void);
 
 /**
  * The status of the calling thread's last failed call, RMQ_OK after a successful one.
@@ -568,7 +710,8 @@ rmq_status_t rmq_message_property(const struct rmq_message_t *message,
                                   size_t *out_len);
 
 /**
- * Number of properties, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...) included.
+ * Number of properties, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...) included; the user ones
+ * alone are counted by rmq_message_user_property_count.
  */
 rmq_status_t rmq_message_property_count(const struct rmq_message_t *message, size_t *out_count);
 
@@ -582,6 +725,25 @@ rmq_status_t rmq_message_property_at(const struct rmq_message_t *message,
                                      size_t *out_name_len,
                                      const char **out_value,
                                      size_t *out_value_len);
+
+/**
+ * Number of user properties: the properties whose names are not reserved (TAGS, KEYS, WAIT,
+ * UNIQ_KEY and the other names rmq_message_set_property refuses), i.e. those a user set.
+ */
+rmq_status_t rmq_message_user_property_count(const struct rmq_message_t *message,
+                                             size_t *out_count);
+
+/**
+ * Borrowed views of the name and value of user property number `index` (0-based, below
+ * rmq_message_user_property_count; same order as rmq_message_property_at without the reserved
+ * ones); RMQ_ERR_NOT_FOUND past the end. Lifetime as rmq_message_topic.
+ */
+rmq_status_t rmq_message_user_property_at(const struct rmq_message_t *message,
+                                          size_t index,
+                                          const char **out_name,
+                                          size_t *out_name_len,
+                                          const char **out_value,
+                                          size_t *out_value_len);
 
 /**
  * Borrowed view of the message id: its UNIQ_KEY property (messages read back from the broker
@@ -621,6 +783,54 @@ rmq_status_t rmq_message_store_timestamp(const struct rmq_message_t *message, in
 rmq_status_t rmq_message_born_timestamp(const struct rmq_message_t *message, int64_t *out);
 
 /**
+ * Ordered send: sends `message` (borrowed for the call) to the queue `selector` (borrowed for
+ * the call) chooses and waits for the broker's answer. One attempt: an ordered send is never
+ * retried on another queue (as Java's send with a selector). The selector runs on this thread.
+ * Blocks. A selector that fails gives RMQ_ERR_QUEUE_SELECTOR and nothing is sent.
+ * Ownership: as rmq_producer_send_sync (`out_result` may be NULL).
+ */
+rmq_status_t rmq_producer_send_sync_select(struct rmq_producer_t *producer,
+                                           const struct rmq_message_t *message,
+                                           const struct rmq_queue_selector_t *selector,
+                                           struct rmq_send_result_t **out_result);
+
+/**
+ * Async ordered send: `selector` (borrowed for the call) runs on this thread before the call
+ * returns, which blocks only while the topic's route is first fetched; the send then goes to
+ * that queue in the background. A transport failure is retried on the same queue
+ * (producer.retry-times-when-send-async-failed), never on another. Callback, user_data and the
+ * in-flight window as rmq_producer_send_async.
+ */
+rmq_status_t rmq_producer_send_async_select(struct rmq_producer_t *producer,
+                                            const struct rmq_message_t *message,
+                                            const struct rmq_queue_selector_t *selector,
+                                            rmq_send_callback_t callback,
+                                            void *user_data);
+
+/**
+ * Sends `message` to `queue` (both borrowed for the call) and waits for the broker's answer:
+ * Java's send(msg, mq). The queue's topic must be the message's (else
+ * RMQ_ERR_INVALID_ARGUMENT); a broker the topic's route does not list is
+ * RMQ_ERR_ROUTE_NOT_FOUND. One attempt, never another queue. Blocks. Ownership: as
+ * rmq_producer_send_sync.
+ */
+rmq_status_t rmq_producer_send_sync_to_queue(struct rmq_producer_t *producer,
+                                             const struct rmq_message_t *message,
+                                             const struct rmq_message_queue_t *queue,
+                                             struct rmq_send_result_t **out_result);
+
+/**
+ * Async send of `message` to `queue` (both borrowed for the call), retrying transport failures
+ * on that same queue. Queue rules as rmq_producer_send_sync_to_queue; callback, user_data and
+ * the in-flight window as rmq_producer_send_async.
+ */
+rmq_status_t rmq_producer_send_async_to_queue(struct rmq_producer_t *producer,
+                                              const struct rmq_message_t *message,
+                                              const struct rmq_message_queue_t *queue,
+                                              rmq_send_callback_t callback,
+                                              void *user_data);
+
+/**
  * Static NUL-terminated name of a send status ("SEND_OK", "FLUSH_DISK_TIMEOUT",
  * "FLUSH_SLAVE_TIMEOUT", "SLAVE_NOT_AVAILABLE"); "UNKNOWN" for any other value.
  */
@@ -656,6 +866,13 @@ rmq_status_t rmq_producer_send_sync(struct rmq_producer_t *producer,
  * On RMQ_OK, `callback` runs exactly once later with the outcome and `user_data`; on any other
  * status nothing was sent and the callback never runs. `callback` must not be NULL.
  * `user_data` is passed through untouched; it must stay valid until the callback has run.
+ * A transport failure is retried on another broker (producer.retry-times-when-send-async-failed).
+ * In-flight window: each accepted send holds a slot of producer.max-in-flight-async-sends until
+ * its callback has returned. With the window full this call waits for a slot (at most
+ * producer.send-message-timeout) or, with producer.block-when-in-flight-full=false, fails at
+ * once; both fail with RMQ_ERR_IN_FLIGHT_FULL. Called from a library thread (a send callback),
+ * it never waits: a full window is RMQ_ERR_IN_FLIGHT_FULL at once, since the slot it would wait
+ * for may be its own.
  */
 rmq_status_t rmq_producer_send_async(struct rmq_producer_t *producer,
                                      const struct rmq_message_t *message,
@@ -684,10 +901,12 @@ rmq_status_t rmq_producer_view_message(struct rmq_producer_t *producer,
  * the call), stored between `begin_timestamp_ms` and `end_timestamp_ms`, at most `max_num` per
  * broker, as Java's queryMessage. The broker indexes keys shortly after storing: a message sent
  * a moment ago may not be found yet. Blocks.
- * Writes up to `capacity` message handles to `out_messages` and the number found to *out_count
- * (which may exceed `capacity`; the rest are dropped). `out_messages` may be NULL when
- * `capacity` is 0. Ownership: each handle written is owned by the caller; free each with
- * rmq_message_destroy.
+ * Writes the number found to *out_count and, when it is at most `capacity`, that many message
+ * handles to `out_messages`. When more were found than fit, nothing is written to
+ * `out_messages`, *out_count still says how many were found, and the call fails with
+ * RMQ_ERR_BUFFER_TOO_SMALL (call again with that capacity; brokers may have stored more by
+ * then). `out_messages` may be NULL when `capacity` is 0. Ownership: each handle written is
+ * owned by the caller; free each with rmq_message_destroy.
  */
 rmq_status_t rmq_producer_query_message(struct rmq_producer_t *producer,
                                         const char *topic,
@@ -778,6 +997,13 @@ rmq_status_t rmq_send_result_clone(const struct rmq_send_result_t *result,
 void rmq_send_result_destroy(struct rmq_send_result_t *result);
 
 /**
+ * Writes every field of `result` to *out in one call (see rmq_send_result_view_t for how long
+ * the views live). *out is written only on success.
+ */
+rmq_status_t rmq_send_result_get(const struct rmq_send_result_t *result,
+                                 struct rmq_send_result_view_t *out);
+
+/**
  * Every status with its name and description, for generating bindings and messages.
  * Returns a static array (never free it) and writes its length to *out_count.
  */
@@ -795,7 +1021,8 @@ const char *rmq_status_str(rmq_status_t status);
 
 /**
  * Whether trying the same call again (later, or on another broker) may succeed: timeouts,
- * connection failures, and the broker answers the Java producer retries.
+ * connection failures, a full in-flight window, and the broker answers the Java producer
+ * retries.
  */
 bool rmq_status_is_retriable(rmq_status_t status);
 

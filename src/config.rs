@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::protocol::compression::{Codec, CompressionPolicy};
+use crate::remoting::command::LanguageCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
@@ -49,10 +50,13 @@ pub const SEND_LATENCY_FAULT_ENABLE: &str = "producer.send-latency-fault-enable"
 pub const COMPRESS_MESSAGE_BODY_THRESHOLD: &str = "producer.compress-message-body-threshold";
 pub const COMPRESS_TYPE: &str = "producer.compress-type";
 pub const COMPRESS_LEVEL: &str = "producer.compress-level";
+pub const MAX_IN_FLIGHT_ASYNC_SENDS: &str = "producer.max-in-flight-async-sends";
+pub const BLOCK_WHEN_IN_FLIGHT_FULL: &str = "producer.block-when-in-flight-full";
 pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
 pub const CONNECT_TIMEOUT: &str = "client.connect-timeout";
+pub const CLIENT_LANGUAGE: &str = "client.language";
 pub const CALLBACK_EXECUTOR_THREADS: &str = "client.callback-executor-threads";
 pub const BROKER_REQUEST_THREADS: &str = "client.broker-request-threads";
 pub const CONSUMER_GROUP: &str = "consumer.group";
@@ -160,6 +164,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "Latency fault tolerance: a broker that answered in 550 ms or more is left alone for 30 s to 10 min by its latency, one that failed for 10 min; sends prefer the other brokers meanwhile.",
     },
     ConfigKey {
+        name: MAX_IN_FLIGHT_ASYNC_SENDS,
+        default: "10000",
+        kind: ValueKind::Integer { min: 1, max: 1_000_000 },
+        description: "Async sends a producer holds at once, each from acceptance until its callback has returned.",
+    },
+    ConfigKey {
+        name: BLOCK_WHEN_IN_FLIGHT_FULL,
+        default: "true",
+        kind: ValueKind::Bool,
+        description: "With the in-flight window full, an async send waits for a free slot (at most producer.send-message-timeout); false: it fails at once. A send from a library thread (a callback) never waits.",
+    },
+    ConfigKey {
         name: HEARTBEAT_BROKER_INTERVAL,
         default: "30000",
         kind: MS,
@@ -182,6 +198,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "3000",
         kind: MS,
         description: "TCP connect timeout in ms.",
+    },
+    ConfigKey {
+        name: CLIENT_LANGUAGE,
+        default: "RUST",
+        kind: ValueKind::Text,
+        description: "Language code sent to brokers in every request (JAVA, CPP, ..., RUST). Brokers older than 4.9.4 do not know RUST: use JAVA there. Per client instance.",
     },
     ConfigKey {
         name: CALLBACK_EXECUTOR_THREADS,
@@ -324,6 +346,12 @@ impl Config {
         if key == NAMESPACE && !value.is_empty() {
             crate::client::namespace::validate(value).map_err(|e| invalid(e.to_string()))?;
         }
+        if key == CLIENT_LANGUAGE && LanguageCode::from_name(value).is_none() {
+            return Err(invalid(format!(
+                "expected one of {}",
+                LanguageCode::names().join(", ")
+            )));
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -372,6 +400,10 @@ impl Config {
             connect_timeout: self.ms(CONNECT_TIMEOUT),
             callback_executor_threads: self.int(CALLBACK_EXECUTOR_THREADS) as usize,
             broker_request_threads: self.int(BROKER_REQUEST_THREADS) as usize,
+            language: self
+                .get(CLIENT_LANGUAGE)
+                .and_then(LanguageCode::from_name)
+                .unwrap_or(LanguageCode::RUST),
         })
     }
 
@@ -389,6 +421,8 @@ impl Config {
             max_message_size: self.int(MAX_MESSAGE_SIZE) as usize,
             send_latency_fault_enable: self.get(SEND_LATENCY_FAULT_ENABLE) == Some("true"),
             compression: self.compression()?,
+            max_in_flight_async_sends: self.int(MAX_IN_FLIGHT_ASYNC_SENDS) as usize,
+            block_when_in_flight_full: self.get(BLOCK_WHEN_IN_FLIGHT_FULL) == Some("true"),
         })
     }
 
@@ -521,6 +555,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub callback_executor_threads: usize,
     pub broker_request_threads: usize,
+    /// Language code of every request sent (client.language).
+    pub language: LanguageCode,
 }
 
 impl ClientConfig {
@@ -542,6 +578,10 @@ pub struct ProducerConfig {
     pub max_message_size: usize,
     pub send_latency_fault_enable: bool,
     pub compression: CompressionPolicy,
+    /// Async sends held at once, from acceptance until the callback returned.
+    pub max_in_flight_async_sends: usize,
+    /// With the window full: wait for a slot (true) or fail at once (false).
+    pub block_when_in_flight_full: bool,
 }
 
 impl ProducerConfig {

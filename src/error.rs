@@ -48,6 +48,15 @@ pub enum Error {
     /// Shutdown came before the operation completed.
     #[error("cancelled: {0}")]
     Cancelled(String),
+    /// The queue selector of an ordered send failed: it chose an index outside the queue list,
+    /// or it panicked (in Python: raised; in Go: panicked).
+    #[error("queue selector failed: {0}")]
+    QueueSelector(String),
+    /// The window of async sends in flight (producer.max-in-flight-async-sends) is full and the
+    /// send was refused rather than wait: fail-fast policy, a library thread, or the wait for a
+    /// free slot took the whole send timeout.
+    #[error("too many async sends in flight: {0}")]
+    InFlightFull(String),
     #[error("{addr} answered {name} ({code}): {remark}")]
     Broker {
         code: i32,
@@ -110,6 +119,8 @@ impl Error {
             },
             Error::Resource(m) => Error::Resource(m.clone()),
             Error::Forked => Error::Forked,
+            Error::QueueSelector(m) => Error::QueueSelector(m.clone()),
+            Error::InFlightFull(m) => Error::InFlightFull(m.clone()),
             Error::Cancelled(m) => Error::Cancelled(m.clone()),
             Error::Broker {
                 code,

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
@@ -282,16 +282,49 @@ impl<T> Drop for Completion<T> {
     }
 }
 
-/// Counts callbacks owed to an owner, so it can wait until each has run.
+/// Counts callbacks owed to an owner, so it can wait until each has run, and bounds them.
 #[derive(Default)]
 pub struct Outstanding {
     count: Mutex<usize>,
     drained: Condvar,
+    /// Signalled each time one is done, for `add_bounded` waiters.
+    freed: Condvar,
 }
 
 impl Outstanding {
     pub fn add(&self) {
         *self.count.lock() += 1;
+    }
+
+    /// Counts one more if fewer than `max` are owed. When full it waits for one to be done
+    /// until `wait_until` (None: it does not wait), giving up early once `stopped()` holds.
+    /// True if counted.
+    pub fn add_bounded(
+        &self,
+        max: usize,
+        wait_until: Option<Instant>,
+        stopped: impl Fn() -> bool,
+    ) -> bool {
+        let mut n = self.count.lock();
+        loop {
+            if *n < max {
+                *n += 1;
+                return true;
+            }
+            let Some(deadline) = wait_until else {
+                return false;
+            };
+            if stopped() || Instant::now() >= deadline {
+                return false;
+            }
+            self.freed.wait_until(&mut n, deadline);
+        }
+    }
+
+    /// Wakes every `add_bounded` waiter, so they look at `stopped` again.
+    pub fn wake_waiters(&self) {
+        let _n = self.count.lock();
+        self.freed.notify_all();
     }
 
     pub fn done(&self) {
@@ -300,6 +333,7 @@ impl Outstanding {
         if *n == 0 {
             self.drained.notify_all();
         }
+        self.freed.notify_one();
     }
 
     pub fn get(&self) -> usize {
@@ -332,7 +366,6 @@ impl Outstanding {
 mod tests {
     use super::*;
     use std::sync::mpsc;
-    use std::time::Instant;
 
     #[test]
     fn runs_jobs_and_returns_values() {

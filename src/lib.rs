@@ -20,5 +20,5 @@ pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};
 pub use consumer::{ConsumeResult, ExpressionType, PushConsumer};
 pub use error::{Error, Result};
-pub use producer::{Producer, SendResult, SendStatus};
+pub use producer::{Producer, QueueSelector, SendResult, SendStatus};
 pub use protocol::message::{Message, MessageExt};

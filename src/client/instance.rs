@@ -121,7 +121,8 @@ impl ClientInstance {
                 shared,
                 config.connect_timeout,
                 Arc::clone(&processors) as _,
-            ),
+            )
+            .with_language(config.language),
             processors,
             callbacks: Executor::new("rmq-callback", config.callback_executor_threads),
             name_servers: NameServerList::new(config.name_servers.clone()),

@@ -9,6 +9,8 @@ use super::status::*;
 pub(crate) struct FfiError {
     pub status: rmq_status_t,
     pub message: String,
+    /// The broker's own response code when the broker refused; 0 otherwise.
+    pub broker_code: i32,
 }
 
 impl FfiError {
@@ -16,32 +18,43 @@ impl FfiError {
         FfiError {
             status,
             message: message.into(),
+            broker_code: 0,
         }
     }
 }
 
 impl From<crate::Error> for FfiError {
     fn from(e: crate::Error) -> FfiError {
-        FfiError::new(status_of(&e), e.to_string())
+        FfiError {
+            status: status_of(&e),
+            message: e.to_string(),
+            broker_code: e.response_code().unwrap_or(0),
+        }
     }
 }
 
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 
 thread_local! {
-    static LAST_ERROR: RefCell<(rmq_status_t, CString)> = RefCell::new((RMQ_OK, CString::default()));
+    /// (status, message, broker response code or 0) of the thread's last failed call.
+    static LAST_ERROR: RefCell<(rmq_status_t, CString, i32)> =
+        RefCell::new((RMQ_OK, CString::default(), 0));
 }
 
 pub(crate) fn set_last_error(status: rmq_status_t, message: &str) {
+    set_last_error_with_code(status, message, 0);
+}
+
+fn set_last_error_with_code(status: rmq_status_t, message: &str, broker_code: i32) {
     let msg = CString::new(message.replace('\0', "\\0")).unwrap_or_default();
-    LAST_ERROR.with(|e| *e.borrow_mut() = (status, msg));
+    LAST_ERROR.with(|e| *e.borrow_mut() = (status, msg, broker_code));
 }
 
 fn clear_last_error() {
     LAST_ERROR.with(|e| {
         let mut e = e.borrow_mut();
         if e.0 != RMQ_OK {
-            *e = (RMQ_OK, CString::default());
+            *e = (RMQ_OK, CString::default(), 0);
         }
     });
 }
@@ -64,7 +77,7 @@ pub(crate) fn guard(body: impl FnOnce() -> FfiResult) -> rmq_status_t {
             RMQ_OK
         }
         Ok(Err(e)) => {
-            set_last_error(e.status, &e.message);
+            set_last_error_with_code(e.status, &e.message, e.broker_code);
             e.status
         }
         Err(p) => {
@@ -82,7 +95,7 @@ pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> FfiResult<T>) -
             v
         }
         Ok(Err(e)) => {
-            set_last_error(e.status, &e.message);
+            set_last_error_with_code(e.status, &e.message, e.broker_code);
             fallback
         }
         Err(p) => {
@@ -201,6 +214,14 @@ pub(crate) unsafe fn write_str(s: &str, out: *mut *const c_char, out_len: *mut u
 #[no_mangle]
 pub extern "C" fn rmq_last_error_message() -> *const c_char {
     LAST_ERROR.with(|e| e.borrow().1.as_ptr())
+}
+
+/// The broker's own response code of the calling thread's last failed call when a broker
+/// refused it (any code, also those outside 1..9999 that map to RMQ_ERR_BROKER_OTHER); 0 when
+/// the last call succeeded or failed for another reason.
+#[no_mangle]
+pub extern "C" fn rmq_last_error_broker_code() -> i32 {
+    LAST_ERROR.with(|e| e.borrow().2)
 }
 
 /// The status of the calling thread's last failed call, RMQ_OK after a successful one.

@@ -333,7 +333,8 @@ pub unsafe extern "C" fn rmq_message_property(
     })
 }
 
-/// Number of properties, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...) included.
+/// Number of properties, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...) included; the user ones
+/// alone are counted by rmq_message_user_property_count.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_message_property_count(
     message: *const rmq_message_t,
@@ -362,6 +363,47 @@ pub unsafe extern "C" fn rmq_message_property_at(
         with_msg(message, |m| {
             let (k, v) = m.message.properties().get(index).ok_or_else(|| {
                 FfiError::new(RMQ_ERR_NOT_FOUND, format!("no property at index {index}"))
+            })?;
+            write_str(k, out_name, out_name_len)?;
+            write_str(v, out_value, out_value_len)
+        })
+    })
+}
+
+/// Number of user properties: the properties whose names are not reserved (TAGS, KEYS, WAIT,
+/// UNIQ_KEY and the other names rmq_message_set_property refuses), i.e. those a user set.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_user_property_count(
+    message: *const rmq_message_t,
+    out_count: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            *out_ptr(out_count, "out_count")? = m.message.user_properties().count();
+            Ok(())
+        })
+    })
+}
+
+/// Borrowed views of the name and value of user property number `index` (0-based, below
+/// rmq_message_user_property_count; same order as rmq_message_property_at without the reserved
+/// ones); RMQ_ERR_NOT_FOUND past the end. Lifetime as rmq_message_topic.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_message_user_property_at(
+    message: *const rmq_message_t,
+    index: usize,
+    out_name: *mut *const c_char,
+    out_name_len: *mut usize,
+    out_value: *mut *const c_char,
+    out_value_len: *mut usize,
+) -> rmq_status_t {
+    guard(|| {
+        with_msg(message, |m| {
+            let (k, v) = m.message.user_properties().nth(index).ok_or_else(|| {
+                FfiError::new(
+                    RMQ_ERR_NOT_FOUND,
+                    format!("no user property at index {index}"),
+                )
             })?;
             write_str(k, out_name, out_name_len)?;
             write_str(v, out_value, out_value_len)

@@ -22,7 +22,9 @@ mod config;
 mod delay;
 mod handles;
 mod message;
+mod ordered;
 mod producer;
+mod send_result;
 mod status;
 mod version;
 
@@ -31,6 +33,8 @@ pub use boundary::*;
 pub use config::*;
 pub use delay::*;
 pub use message::*;
+pub use ordered::*;
 pub use producer::*;
+pub use send_result::*;
 pub use status::*;
 pub use version::*;

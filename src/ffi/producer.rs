@@ -56,6 +56,9 @@ pub struct rmq_send_callback_params_t {
     pub result: *const rmq_send_result_t,
     /// NUL-terminated error message; "" when status is RMQ_OK. Never NULL.
     pub error_message: *const c_char,
+    /// The broker's own response code when a broker refused the send (any code, also those
+    /// outside 1..9999 that map to RMQ_ERR_BROKER_OTHER); 0 otherwise.
+    pub broker_code: i32,
 }
 
 /// Async send completion. Runs exactly once per send that rmq_producer_send_async accepted, on a
@@ -114,7 +117,7 @@ pub extern "C" fn rmq_producer_start(producer: *mut rmq_producer_t) -> rmq_statu
 
 /// Checks and encodes the message under its lock, released before anything is sent: another
 /// thread may read or change the message while the send is on the wire.
-fn prepare(p: &FfiProducer, message: *const rmq_message_t) -> FfiResult<PreparedSend> {
+pub(crate) fn prepare(p: &FfiProducer, message: *const rmq_message_t) -> FfiResult<PreparedSend> {
     let m: Arc<Mutex<FfiMessage>> = MESSAGES.get(message)?;
     let m = m.lock();
     Ok(p.producer.prepare(&m.message)?)
@@ -146,6 +149,13 @@ pub unsafe extern "C" fn rmq_producer_send_sync(
 /// On RMQ_OK, `callback` runs exactly once later with the outcome and `user_data`; on any other
 /// status nothing was sent and the callback never runs. `callback` must not be NULL.
 /// `user_data` is passed through untouched; it must stay valid until the callback has run.
+/// A transport failure is retried on another broker (producer.retry-times-when-send-async-failed).
+/// In-flight window: each accepted send holds a slot of producer.max-in-flight-async-sends until
+/// its callback has returned. With the window full this call waits for a slot (at most
+/// producer.send-message-timeout) or, with producer.block-when-in-flight-full=false, fails at
+/// once; both fail with RMQ_ERR_IN_FLIGHT_FULL. Called from a library thread (a send callback),
+/// it never waits: a full window is RMQ_ERR_IN_FLIGHT_FULL at once, since the slot it would wait
+/// for may be its own.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_producer_send_async(
     producer: *mut rmq_producer_t,
@@ -154,19 +164,27 @@ pub unsafe extern "C" fn rmq_producer_send_async(
     user_data: *mut c_void,
 ) -> rmq_status_t {
     guard(|| {
-        let Some(callback) = callback else {
-            return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "callback is NULL"));
-        };
+        let callback = send_callback(callback, user_data)?;
         let p = producer_of(producer)?;
         let prepared = prepare(&p, message)?;
-        let user_data = UserData(user_data);
-        p.producer
-            .send_prepared_with_callback(prepared, move |outcome| {
-                let user_data = user_data;
-                // SAFETY: the caller supplied this callback for exactly this use.
-                unsafe { run_send_callback(callback, outcome, user_data.0) };
-            })?;
+        p.producer.send_prepared_with_callback(prepared, callback)?;
         Ok(())
+    })
+}
+
+/// The core callback that hands an async send's outcome to a C callback and its user_data.
+pub(crate) fn send_callback(
+    callback: rmq_send_callback_t,
+    user_data: *mut c_void,
+) -> FfiResult<impl FnOnce(crate::Result<SendResult>) + Send + 'static> {
+    let Some(callback) = callback else {
+        return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "callback is NULL"));
+    };
+    let user_data = UserData(user_data);
+    Ok(move |outcome| {
+        let user_data = user_data;
+        // SAFETY: the caller supplied this callback for exactly this use.
+        unsafe { run_send_callback(callback, outcome, user_data.0) };
     })
 }
 
@@ -182,6 +200,7 @@ unsafe fn run_send_callback(
                 status: RMQ_OK,
                 result: handle,
                 error_message: c"".as_ptr(),
+                broker_code: 0,
             };
             callback(&params, user_data);
             RESULTS.remove(handle);
@@ -193,6 +212,7 @@ unsafe fn run_send_callback(
                 status,
                 result: std::ptr::null(),
                 error_message: message.as_ptr(),
+                broker_code: e.response_code().unwrap_or(0),
             };
             callback(&params, user_data);
         }
@@ -238,10 +258,12 @@ pub unsafe extern "C" fn rmq_producer_view_message(
 /// the call), stored between `begin_timestamp_ms` and `end_timestamp_ms`, at most `max_num` per
 /// broker, as Java's queryMessage. The broker indexes keys shortly after storing: a message sent
 /// a moment ago may not be found yet. Blocks.
-/// Writes up to `capacity` message handles to `out_messages` and the number found to *out_count
-/// (which may exceed `capacity`; the rest are dropped). `out_messages` may be NULL when
-/// `capacity` is 0. Ownership: each handle written is owned by the caller; free each with
-/// rmq_message_destroy.
+/// Writes the number found to *out_count and, when it is at most `capacity`, that many message
+/// handles to `out_messages`. When more were found than fit, nothing is written to
+/// `out_messages`, *out_count still says how many were found, and the call fails with
+/// RMQ_ERR_BUFFER_TOO_SMALL (call again with that capacity; brokers may have stored more by
+/// then). `out_messages` may be NULL when `capacity` is 0. Ownership: each handle written is
+/// owned by the caller; free each with rmq_message_destroy.
 #[no_mangle]
 pub unsafe extern "C" fn rmq_producer_query_message(
     producer: *mut rmq_producer_t,
@@ -270,7 +292,16 @@ pub unsafe extern "C" fn rmq_producer_query_message(
             end_timestamp_ms,
         )?;
         *out_count = found.len();
-        for (i, ext) in found.into_iter().take(capacity).enumerate() {
+        if found.len() > capacity {
+            return Err(FfiError::new(
+                RMQ_ERR_BUFFER_TOO_SMALL,
+                format!(
+                    "{} messages found, room for {capacity}; *out_count has the number found",
+                    found.len()
+                ),
+            ));
+        }
+        for (i, ext) in found.into_iter().enumerate() {
             *out_messages.add(i) =
                 MESSAGES.insert(Arc::new(Mutex::new(FfiMessage::from_stored(ext))));
         }

@@ -35,6 +35,9 @@ pub const RMQ_ERR_NOT_FOUND: rmq_status_t = 9;
 pub const RMQ_ERR_BUFFER_TOO_SMALL: rmq_status_t = 10;
 /// The handle was created before fork() in the parent process; create a new one in the child.
 pub const RMQ_ERR_FORKED: rmq_status_t = 11;
+/// An ordered send's queue selector failed: it returned an index outside the queue list, or it
+/// raised (Python) or panicked (Go, Rust). Nothing was sent.
+pub const RMQ_ERR_QUEUE_SELECTOR: rmq_status_t = 12;
 /// No answer within the time budget.
 pub const RMQ_ERR_TIMEOUT: rmq_status_t = 100;
 /// A TCP connection could not be opened.
@@ -51,11 +54,17 @@ pub const RMQ_ERR_ROUTE_NOT_FOUND: rmq_status_t = 105;
 pub const RMQ_ERR_RESOURCE: rmq_status_t = 106;
 /// The operation was cancelled by shutdown before it completed.
 pub const RMQ_ERR_CANCELLED: rmq_status_t = 107;
+/// The producer's window of async sends in flight (producer.max-in-flight-async-sends) is full:
+/// the send was refused at once (producer.block-when-in-flight-full=false, or called from a
+/// library callback thread) or no slot freed within producer.send-message-timeout. Nothing was
+/// sent; trying again later may succeed.
+pub const RMQ_ERR_IN_FLIGHT_FULL: rmq_status_t = 108;
 /// A bug in rmq: a panic was caught at the C boundary.
 pub const RMQ_ERR_PANIC: rmq_status_t = 900;
 /// Broker answers map to RMQ_ERR_BROKER_BASE + the broker's response code.
 pub const RMQ_ERR_BROKER_BASE: rmq_status_t = 10000;
-/// A broker answer whose response code is outside 1..9999.
+/// A broker answer whose response code is outside 1..9999; rmq_last_error_broker_code() (or
+/// broker_code of rmq_send_callback_params_t) has the code itself.
 pub const RMQ_ERR_BROKER_OTHER: rmq_status_t = 19999;
 /// Broker SYSTEM_ERROR (1).
 pub const RMQ_ERR_BROKER_SYSTEM_ERROR: rmq_status_t = 10001;
@@ -124,6 +133,11 @@ const LOCAL_STATUSES: &[(rmq_status_t, &str, &str)] = &[
         "RMQ_ERR_FORKED",
         "handle created before fork() in the parent process",
     ),
+    (
+        RMQ_ERR_QUEUE_SELECTOR,
+        "RMQ_ERR_QUEUE_SELECTOR",
+        "the queue selector returned an index out of range, raised or panicked",
+    ),
     (RMQ_ERR_TIMEOUT, "RMQ_ERR_TIMEOUT", "timed out"),
     (RMQ_ERR_CONNECT, "RMQ_ERR_CONNECT", "cannot connect"),
     (
@@ -147,6 +161,11 @@ const LOCAL_STATUSES: &[(rmq_status_t, &str, &str)] = &[
         RMQ_ERR_CANCELLED,
         "RMQ_ERR_CANCELLED",
         "cancelled by shutdown before it completed",
+    ),
+    (
+        RMQ_ERR_IN_FLIGHT_FULL,
+        "RMQ_ERR_IN_FLIGHT_FULL",
+        "too many async sends in flight (producer.max-in-flight-async-sends)",
     ),
     (
         RMQ_ERR_PANIC,
@@ -177,6 +196,8 @@ pub(crate) fn status_of(e: &Error) -> rmq_status_t {
         Error::Resource(_) => RMQ_ERR_RESOURCE,
         Error::Forked => RMQ_ERR_FORKED,
         Error::Cancelled(_) => RMQ_ERR_CANCELLED,
+        Error::QueueSelector(_) => RMQ_ERR_QUEUE_SELECTOR,
+        Error::InFlightFull(_) => RMQ_ERR_IN_FLIGHT_FULL,
         Error::Broker { code, .. } => broker_status(*code),
     }
 }
@@ -262,7 +283,8 @@ pub extern "C" fn rmq_status_str(status: rmq_status_t) -> *const c_char {
 }
 
 /// Whether trying the same call again (later, or on another broker) may succeed: timeouts,
-/// connection failures, and the broker answers the Java producer retries.
+/// connection failures, a full in-flight window, and the broker answers the Java producer
+/// retries.
 #[no_mangle]
 pub extern "C" fn rmq_status_is_retriable(status: rmq_status_t) -> bool {
     matches!(
@@ -272,6 +294,7 @@ pub extern "C" fn rmq_status_is_retriable(status: rmq_status_t) -> bool {
             | RMQ_ERR_CONNECTION_CLOSED
             | RMQ_ERR_IO
             | RMQ_ERR_ROUTE_NOT_FOUND
+            | RMQ_ERR_IN_FLIGHT_FULL
     ) || SEND_RETRY_RESPONSE_CODES
         .iter()
         .any(|c| broker_status(*c) == status)

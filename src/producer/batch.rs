@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::send::{encode_properties_with, PreparedSend, RetryPolicy};
-use super::{Producer, SendResult};
+use super::{Producer, SendResult, Target};
 use crate::error::{Error, Result};
 use crate::protocol::ids;
 use crate::protocol::message::{
@@ -180,7 +180,7 @@ impl Producer {
     pub async fn send_batch(&self, messages: &[Message]) -> Result<SendResult> {
         let instance = self.running()?;
         let prepared = self.prepare_batch(messages)?;
-        self.send_prepared(&instance, &prepared, RetryPolicy::Sync)
+        self.send_prepared(&instance, &prepared, RetryPolicy::Sync, &Target::Any)
             .await
     }
 }

@@ -5,7 +5,9 @@
 //! with a callback spawn it on the runtime and hand the outcome to the instance's callback
 //! executor.
 pub mod batch;
+mod selector;
 mod send;
+mod window;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -15,6 +17,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+pub use selector::{hash_index, java_string_hash, QueueSelector};
 pub use send::PreparedSend;
 use send::{Next, RetryBudget, RetryPolicy};
 
@@ -47,6 +50,14 @@ pub struct SendResult {
     pub queue_offset: i64,
     pub transaction_id: Option<String>,
     pub region_id: Cow<'static, str>,
+}
+
+/// Where a send may go.
+pub(crate) enum Target {
+    /// Any writable queue, round robin; a retry avoids the broker that just failed.
+    Any,
+    /// This queue only (ordered sends): a retry never moves elsewhere.
+    Queue(MessageQueue),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +187,8 @@ impl Producer {
             let was = *state;
             *state = State::ShutDown;
             self.inner.cancel.fire();
+            // Senders waiting for a slot of the in-flight window give up now.
+            self.inner.outstanding.wake_waiters();
             if was != State::Running {
                 return;
             }
@@ -312,13 +325,17 @@ impl Producer {
             })
     }
 
-    fn budget(&self, policy: RetryPolicy, deadline: Instant) -> RetryBudget {
+    fn budget(&self, policy: RetryPolicy, target: &Target, deadline: Instant) -> RetryBudget {
         let c = &self.inner.config;
-        let retries = match policy {
-            RetryPolicy::Sync => c.retry_times_when_send_failed,
-            RetryPolicy::Async => c.retry_times_when_send_async_failed,
+        let retries = match (policy, target) {
+            (RetryPolicy::Sync, Target::Any) => c.retry_times_when_send_failed,
+            // Java's sendSelectImpl / send(msg, mq): one attempt, no retry elsewhere.
+            (RetryPolicy::Sync, Target::Queue(_)) => 0,
+            // Java's async retries go to the same broker when the queue was chosen for them.
+            (RetryPolicy::Async, _) => c.retry_times_when_send_async_failed,
         };
-        RetryBudget::new(1 + retries, deadline, policy, c.retry_next_server)
+        let retry_not_stored = c.retry_next_server && matches!(target, Target::Any);
+        RetryBudget::new(1 + retries, deadline, policy, retry_not_stored)
     }
 
     /// A failure caused by this producer's own shutdown (its connections closed under a send
@@ -337,16 +354,20 @@ impl Producer {
         instance: &ClientInstance,
         prepared: &PreparedSend,
         policy: RetryPolicy,
+        target: &Target,
     ) -> Result<SendResult> {
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let info = self.unless_shut_down(instance.publish_info(&prepared.topic, deadline).await)?;
-        let mut budget = self.budget(policy, deadline);
+        let mut budget = self.budget(policy, target, deadline);
         loop {
             if self.inner.cancel.is_fired() {
                 return Err(shut_down_error());
             }
             budget.begin_attempt()?;
-            let mq = self.pick_queue(&info, budget.last_broker.as_deref())?;
+            let mq = match target {
+                Target::Any => self.pick_queue(&info, budget.last_broker.as_deref())?,
+                Target::Queue(mq) => mq,
+            };
             let began = Instant::now();
             let result = match Self::master(instance, mq) {
                 Ok(addr) => {
@@ -403,11 +424,29 @@ impl Producer {
     }
 
     pub fn send_prepared_blocking(&self, prepared: &PreparedSend) -> Result<SendResult> {
+        self.send_prepared_to_blocking(prepared, Target::Any)
+    }
+
+    /// A blocking send of `prepared` to `mq` only (an ordered send): one attempt.
+    pub fn send_prepared_to_queue_blocking(
+        &self,
+        prepared: &PreparedSend,
+        mq: MessageQueue,
+    ) -> Result<SendResult> {
+        self.check_queue(&prepared.topic, &mq)?;
+        self.send_prepared_to_blocking(prepared, Target::Queue(mq))
+    }
+
+    fn send_prepared_to_blocking(
+        &self,
+        prepared: &PreparedSend,
+        target: Target,
+    ) -> Result<SendResult> {
         let instance = self.running()?;
         runtime::block_on(
             instance.shared(),
             "send",
-            self.send_prepared(&instance, prepared, RetryPolicy::Sync),
+            self.send_prepared(&instance, prepared, RetryPolicy::Sync, &target),
         )?
     }
 
@@ -415,7 +454,7 @@ impl Producer {
     pub async fn send(&self, msg: &Message) -> Result<SendResult> {
         let instance = self.running()?;
         let prepared = self.prepare(msg)?;
-        self.send_prepared(&instance, &prepared, RetryPolicy::Sync)
+        self.send_prepared(&instance, &prepared, RetryPolicy::Sync, &Target::Any)
             .await
     }
 
@@ -423,7 +462,9 @@ impl Producer {
     /// instance's callback executor (`client.callback-executor-threads`), never on an I/O
     /// thread. Shutdown makes pending sends fail with `Error::Cancelled`. Invalid messages and a
     /// producer that is not running fail here, before anything is sent, and the callback is
-    /// then not called.
+    /// then not called. With `producer.max-in-flight-async-sends` sends in flight this waits for
+    /// a free slot or fails with `Error::InFlightFull` (see `producer.block-when-in-flight-full`;
+    /// on a library thread, a callback for instance, it never waits).
     pub fn send_with_callback<F>(&self, msg: &Message, callback: F) -> Result<()>
     where
         F: FnOnce(Result<SendResult>) + Send + 'static,
@@ -436,10 +477,40 @@ impl Producer {
     where
         F: FnOnce(Result<SendResult>) + Send + 'static,
     {
+        self.send_prepared_with_callback_to(prepared, Target::Any, callback)
+    }
+
+    /// An async send of `prepared` to `mq` only (an ordered send): transport failures are
+    /// retried on that same queue.
+    pub fn send_prepared_to_queue_with_callback<F>(
+        &self,
+        prepared: PreparedSend,
+        mq: MessageQueue,
+        callback: F,
+    ) -> Result<()>
+    where
+        F: FnOnce(Result<SendResult>) + Send + 'static,
+    {
+        self.check_queue(&prepared.topic, &mq)?;
+        self.send_prepared_with_callback_to(prepared, Target::Queue(mq), callback)
+    }
+
+    fn send_prepared_with_callback_to<F>(
+        &self,
+        prepared: PreparedSend,
+        target: Target,
+        callback: F,
+    ) -> Result<()>
+    where
+        F: FnOnce(Result<SendResult>) + Send + 'static,
+    {
         let instance = self.running()?;
         let executor = instance.callback_executor().clone();
         let owner = self.inner.id;
-        self.inner.outstanding.add();
+        // The slot is held from here until the callback has returned (CallbackDone).
+        window::admit(&self.inner.outstanding, &self.inner.config, || {
+            self.inner.cancel.is_fired()
+        })?;
         let inner = Arc::clone(&self.inner);
         // Fires exactly once: with the outcome, or with Cancelled if the task is dropped.
         let completion = Completion::new(move |outcome| {
@@ -457,7 +528,7 @@ impl Producer {
             let outcome = tokio::select! {
                 biased;
                 _ = this.inner.cancel.fired() => Err(shut_down_error()),
-                r = this.send_prepared(&instance, &prepared, RetryPolicy::Async) => r,
+                r = this.send_prepared(&instance, &prepared, RetryPolicy::Async, &target) => r,
             };
             completion.complete(outcome);
         });

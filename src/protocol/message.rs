@@ -185,6 +185,14 @@ impl Message {
         &self.properties
     }
 
+    /// The properties a user set (or could set): every one whose name is not reserved
+    /// (`is_reserved_property`), in the order of `properties`.
+    pub fn user_properties(&self) -> impl Iterator<Item = &(String, String)> {
+        self.properties
+            .iter()
+            .filter(|(k, _)| !is_reserved_property(k))
+    }
+
     /// A user property. Reserved names, blank names or values, NUL and the separator
     /// characters 0x01/0x02 are refused: the broker would drop or misread them.
     pub fn put_user_property(&mut self, name: &str, value: &str) -> Result<()> {
@@ -197,7 +205,7 @@ impl Message {
                 "user property name and value must not be blank".into(),
             ));
         }
-        if RESERVED_PROPERTY_NAMES.contains(&name) {
+        if is_reserved_property(name) {
             return Err(Error::InvalidArgument(format!(
                 "property name '{name}' is reserved by RocketMQ"
             )));
@@ -310,6 +318,12 @@ impl Message {
         }
         Ok(())
     }
+}
+
+/// Whether `name` is a property name only the client and broker may set (TAGS, KEYS, UNIQ_KEY,
+/// ...); every other name is a user property.
+pub fn is_reserved_property(name: &str) -> bool {
+    RESERVED_PROPERTY_NAMES.contains(&name)
 }
 
 /// The one rule for text that enters a message (topic, tags, keys, property names and values):

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::command::{RemotingCommand, SerializeType};
+use super::command::{LanguageCode, RemotingCommand, SerializeType};
 use super::connection::Connection;
 use super::connection::RequestHandler;
 use crate::error::{Error, Result};
@@ -24,6 +24,8 @@ pub struct RemotingClient {
     ser: SerializeType,
     handler: Arc<dyn RequestHandler>,
     shut_down: AtomicBool,
+    /// Written in every request and response instead of the command's own, when set.
+    language: Option<LanguageCode>,
 }
 
 impl RemotingClient {
@@ -42,7 +44,14 @@ impl RemotingClient {
             ser: SerializeType::RocketMq,
             handler,
             shut_down: AtomicBool::new(false),
+            language: None,
         }
+    }
+
+    /// Every command goes out with `language` as its language code (client.language).
+    pub fn with_language(mut self, language: LanguageCode) -> Self {
+        self.language = Some(language);
+        self
     }
 
     /// Requests go with JSON headers instead of binary ones.
@@ -109,6 +118,9 @@ impl RemotingClient {
             Arc::clone(&self.handler),
         )
         .await?;
+        if let Some(language) = self.language {
+            conn.set_language(language);
+        }
         self.conns
             .lock()
             .insert(addr.to_string(), Arc::clone(&conn));

@@ -16,11 +16,20 @@ pub const MAX_FRAME_LENGTH: usize = 16 * 1024 * 1024 - 4;
 /// Encodes the frame prefix and header; the body is left to the caller so it can be written
 /// without a copy (vectored write). The length field accounts for `cmd.body`.
 pub fn encode_head(cmd: &RemotingCommand, ser: SerializeType) -> Result<BytesMut> {
+    encode_head_as(cmd, ser, cmd.language)
+}
+
+/// `encode_head` with `language` in place of the command's own (client.language).
+pub fn encode_head_as(
+    cmd: &RemotingCommand,
+    ser: SerializeType,
+    language: LanguageCode,
+) -> Result<BytesMut> {
     let mut out = BytesMut::with_capacity(256);
     out.put_u64(0); // placeholder for both length fields
     match ser {
-        SerializeType::Json => write_json_header(cmd, &mut out),
-        SerializeType::RocketMq => write_binary_header(cmd, &mut out)?,
+        SerializeType::Json => write_json_header(cmd, language, &mut out),
+        SerializeType::RocketMq => write_binary_header(cmd, language, &mut out)?,
     }
     let header_len = out.len() - 8;
     if header_len > 0xFF_FFFF {
@@ -94,7 +103,7 @@ pub fn decode_frame_body(mut frame: Bytes) -> Result<RemotingCommand> {
 // ---- JSON header --------------------------------------------------------------------------
 
 /// Writes the header as fastjson would: keys sorted, nulls omitted, all ext values strings.
-fn write_json_header(cmd: &RemotingCommand, out: &mut BytesMut) {
+fn write_json_header(cmd: &RemotingCommand, language: LanguageCode, out: &mut BytesMut) {
     out.put_slice(b"{\"code\":");
     put_int(out, cmd.code as i64);
     if !cmd.ext_fields.is_empty() {
@@ -123,7 +132,7 @@ fn write_json_header(cmd: &RemotingCommand, out: &mut BytesMut) {
     out.put_slice(b",\"flag\":");
     put_int(out, cmd.flag as i64);
     out.put_slice(b",\"language\":");
-    put_json_str(out, cmd.language.name());
+    put_json_str(out, language.name());
     out.put_slice(b",\"opaque\":");
     put_int(out, cmd.opaque as i64);
     if let Some(remark) = &cmd.remark {
@@ -229,7 +238,11 @@ pub fn fits_binary_header(cmd: &RemotingCommand) -> bool {
     short.contains(&cmd.code) && short.contains(&cmd.version)
 }
 
-fn write_binary_header(cmd: &RemotingCommand, out: &mut BytesMut) -> Result<()> {
+fn write_binary_header(
+    cmd: &RemotingCommand,
+    language: LanguageCode,
+    out: &mut BytesMut,
+) -> Result<()> {
     if !fits_binary_header(cmd) {
         return Err(Error::Protocol(format!(
             "code {} / version {} do not fit the 16-bit binary header; use JSON",
@@ -237,7 +250,7 @@ fn write_binary_header(cmd: &RemotingCommand, out: &mut BytesMut) -> Result<()> 
         )));
     }
     out.put_i16(cmd.code as i16);
-    out.put_u8(cmd.language.0);
+    out.put_u8(language.0);
     out.put_i16(cmd.version as i16);
     out.put_i32(cmd.opaque);
     out.put_i32(cmd.flag);

@@ -32,6 +32,11 @@ impl LanguageCode {
         Self::NAMES.get(self.0 as usize).copied().unwrap_or("OTHER")
     }
 
+    /// Every name a broker knows, by code.
+    pub fn names() -> &'static [&'static str] {
+        &Self::NAMES
+    }
+
     pub fn from_name(name: &str) -> Option<LanguageCode> {
         Self::NAMES
             .iter()

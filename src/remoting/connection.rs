@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use parking_lot::{Condvar, Mutex};
 use tokio::sync::oneshot;
 
 use super::codec;
-use super::command::{RemotingCommand, SerializeType};
+use super::command::{LanguageCode, RemotingCommand, SerializeType};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Reactor, Readiness, Shared};
 
@@ -176,7 +176,11 @@ pub struct Connection {
     pending: Mutex<HashMap<i32, Waiter>>,
     closed: AtomicBool,
     handler: Arc<dyn RequestHandler>,
+    /// Language code written in place of each command's own; NO_LANGUAGE: the command's.
+    language: AtomicU8,
 }
+
+const NO_LANGUAGE: u8 = u8::MAX;
 
 impl Connection {
     /// Connects and registers the socket with the reactor of `shared`.
@@ -239,6 +243,7 @@ impl Connection {
             pending: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             handler,
+            language: AtomicU8::new(NO_LANGUAGE),
         });
         conn.reactor.register(
             conn.token,
@@ -545,8 +550,16 @@ impl Connection {
             SerializeType::RocketMq if !codec::fits_binary_header(cmd) => SerializeType::Json,
             ser => ser,
         };
-        let head = codec::encode_head(cmd, ser)?;
+        let head = match self.language.load(Ordering::Relaxed) {
+            NO_LANGUAGE => codec::encode_head(cmd, ser)?,
+            code => codec::encode_head_as(cmd, ser, LanguageCode(code))?,
+        };
         self.send_frame(head, cmd.body.clone())
+    }
+
+    /// Every command written from now on says it comes from `language` (client.language).
+    pub fn set_language(&self, language: LanguageCode) {
+        self.language.store(language.0, Ordering::Relaxed);
     }
 
     /// Writes a frame (header + body) directly if nothing is queued, else queues it.

@@ -27,7 +27,9 @@ func rmqGoSendCallback(params *C.rmq_send_callback_params_t, handle C.uintptr_t)
 	if params.status == C.RMQ_OK {
 		res, err = copySendResult(params.result)
 	} else {
-		err = newError(int(params.status), C.GoString(params.error_message))
+		e := newError(int(params.status), C.GoString(params.error_message))
+		e.BrokerCode = int(params.broker_code)
+		err = e
 	}
 	callback(res, err)
 }

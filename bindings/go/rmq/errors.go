@@ -27,6 +27,9 @@ type Error struct {
 	Name string
 	// Message is the library's description of this failure (rmq_last_error_message()).
 	Message string
+	// BrokerCode is the broker's own response code when a broker refused the call (any code,
+	// also those outside 1..9999 that are StatusBrokerOther), else 0.
+	BrokerCode int
 }
 
 func (e *Error) Error() string {
@@ -52,11 +55,17 @@ func (e *Error) IsBrokerError() bool {
 	return e.Status > C.RMQ_ERR_BROKER_BASE && e.Status <= C.RMQ_ERR_BROKER_OTHER
 }
 
-// ResponseCode is the broker's response code of a broker error (Status - RMQ_ERR_BROKER_BASE).
-// It is 0 if IsBrokerError is false, and for StatusBrokerOther, which stands for any code
-// outside 1..9999 (the library does not say which).
+// ResponseCode is the broker's own response code of a broker error: BrokerCode, which the
+// library keeps also for StatusBrokerOther (codes outside 1..9999), else Status -
+// RMQ_ERR_BROKER_BASE. It is 0 if IsBrokerError is false.
 func (e *Error) ResponseCode() int {
-	if !e.IsBrokerError() || e.Status == C.RMQ_ERR_BROKER_OTHER {
+	if !e.IsBrokerError() {
+		return 0
+	}
+	if e.BrokerCode != 0 {
+		return e.BrokerCode
+	}
+	if e.Status == C.RMQ_ERR_BROKER_OTHER {
 		return 0
 	}
 	return e.Status - C.RMQ_ERR_BROKER_BASE

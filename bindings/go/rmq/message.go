@@ -246,18 +246,37 @@ func (m *Message) Property(name string) (string, bool) {
 // Properties returns a copy of every property, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...)
 // included.
 func (m *Message) Properties() map[string]string {
+	return m.propertyMap(false)
+}
+
+// UserProperties returns a copy of the user properties only: those whose names are not
+// reserved (TAGS, KEYS, WAIT, UNIQ_KEY and the others SetProperty refuses).
+func (m *Message) UserProperties() map[string]string {
+	return m.propertyMap(true)
+}
+
+func (m *Message) propertyMap(userOnly bool) map[string]string {
 	props := map[string]string{}
 	m.read(func(h *C.rmq_message_t) {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		var count C.size_t
-		if C.rmq_message_property_count(h, &count) != C.RMQ_OK {
+		st := C.rmq_message_property_count(h, &count)
+		if userOnly {
+			st = C.rmq_message_user_property_count(h, &count)
+		}
+		if st != C.RMQ_OK {
 			return
 		}
 		for i := C.size_t(0); i < count; i++ {
 			var k, v *C.char
 			var kn, vn C.size_t
-			if C.rmq_message_property_at(h, i, &k, &kn, &v, &vn) != C.RMQ_OK {
+			if userOnly {
+				st = C.rmq_message_user_property_at(h, i, &k, &kn, &v, &vn)
+			} else {
+				st = C.rmq_message_property_at(h, i, &k, &kn, &v, &vn)
+			}
+			if st != C.RMQ_OK {
 				return
 			}
 			props[goString(k, kn)] = goString(v, vn)

@@ -21,6 +21,7 @@ static rmq_status_t rmq_go_send_async(rmq_producer_t *producer, const rmq_messag
 import "C"
 
 import (
+	"errors"
 	"math"
 	"runtime"
 	"runtime/cgo"
@@ -64,42 +65,37 @@ type SendResult struct {
 	BrokerName  string
 	QueueID     int32
 	QueueOffset int64
+	// TransactionID is the transaction id as the broker reported it ("" when none).
+	TransactionID string
+	// RegionID is the broker's region.
+	RegionID string
 }
 
-// copySendResult copies a (borrowed or owned) C send result into Go memory.
+// Queue is the queue the message was written to.
+func (r *SendResult) Queue() MessageQueue {
+	return MessageQueue{Topic: r.Topic, BrokerName: r.BrokerName, QueueID: r.QueueID}
+}
+
+// copySendResult copies a (borrowed or owned) C send result into Go memory, in one C call.
 func copySendResult(r *C.rmq_send_result_t) (*SendResult, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var st C.rmq_send_status_t
-	if err := check(C.rmq_send_result_status(r, &st)); err != nil {
+	var v C.rmq_send_result_view_t
+	if err := check(C.rmq_send_result_get(r, &v)); err != nil {
 		return nil, err
 	}
-	res := &SendResult{Status: SendStatus(st)}
+	res := &SendResult{
+		Status:        SendStatus(v.status),
+		MsgID:         goString(v.msg_id, v.msg_id_len),
+		OffsetMsgID:   goString(v.offset_msg_id, v.offset_msg_id_len),
+		Topic:         goString(v.topic, v.topic_len),
+		BrokerName:    goString(v.broker_name, v.broker_name_len),
+		QueueID:       int32(v.queue_id),
+		QueueOffset:   int64(v.queue_offset),
+		TransactionID: goString(v.transaction_id, v.transaction_id_len),
+		RegionID:      goString(v.region_id, v.region_id_len),
+	}
 	res.StatusName = res.Status.String()
-	for _, f := range []struct {
-		dst *string
-		get func(out **C.char, n *C.size_t) C.rmq_status_t
-	}{
-		{&res.MsgID, func(out **C.char, n *C.size_t) C.rmq_status_t { return C.rmq_send_result_msg_id(r, out, n) }},
-		{&res.OffsetMsgID, func(out **C.char, n *C.size_t) C.rmq_status_t { return C.rmq_send_result_offset_msg_id(r, out, n) }},
-		{&res.Topic, func(out **C.char, n *C.size_t) C.rmq_status_t { return C.rmq_send_result_topic(r, out, n) }},
-		{&res.BrokerName, func(out **C.char, n *C.size_t) C.rmq_status_t { return C.rmq_send_result_broker_name(r, out, n) }},
-	} {
-		s, err := viewString(f.get)
-		if err != nil {
-			return nil, err
-		}
-		*f.dst = s
-	}
-	var qid C.int32_t
-	if err := check(C.rmq_send_result_queue_id(r, &qid)); err != nil {
-		return nil, err
-	}
-	var off C.int64_t
-	if err := check(C.rmq_send_result_queue_offset(r, &off)); err != nil {
-		return nil, err
-	}
-	res.QueueID, res.QueueOffset = int32(qid), int64(off)
 	return res, nil
 }
 
@@ -264,6 +260,11 @@ var liveAsyncHandles atomic.Int64
 // a time unless client.callback-executor-threads says more, so a callback should return quickly and hand longer work to
 // another goroutine. It may call methods of the producer, Close included. A panic in a
 // callback crashes the program, as in any goroutine.
+//
+// With producer.max-in-flight-async-sends sends in flight (each counted until its callback has
+// returned) SendAsync waits for one to complete, at most producer.send-message-timeout, or
+// fails with StatusInFlightFull at once when producer.block-when-in-flight-full is false. From
+// inside a callback it never waits: it fails with StatusInFlightFull.
 func (p *Producer) SendAsync(msg *Message, callback func(*SendResult, error)) error {
 	if callback == nil {
 		return invalidArgument("callback is nil")
@@ -337,19 +338,19 @@ func (p *Producer) QueryMessage(topic, key string, maxNum int, begin, end time.T
 		if err != nil {
 			return err
 		}
-		// maxNum is per broker, so more may be found than asked for; the library drops what
-		// does not fit but reports the total, and then the query is made again, larger.
+		// maxNum is per broker, so more may be found than asked for: then the library hands
+		// nothing over, says how many with StatusBufferTooSmall, and the query is made again
+		// with room for them all.
 		capacity := maxNum
 		for attempt := 0; ; attempt++ {
 			var found int
 			msgs, found, err = producerQuery(ph, ct, ck, int32(maxNum), begin.UnixMilli(), end.UnixMilli(), capacity)
-			if err != nil || found <= capacity || attempt == 2 {
-				return err
+			var e *Error
+			if attempt < 3 && errors.As(err, &e) && e.Status == StatusBufferTooSmall {
+				capacity = found
+				continue
 			}
-			for _, m := range msgs {
-				m.Close()
-			}
-			capacity = found
+			return err
 		}
 	})
 	return msgs, err
@@ -367,7 +368,7 @@ func producerQuery(ph *C.rmq_producer_t, topic, key *C.char, maxNum int32, begin
 			arr, C.size_t(capacity), &count)
 	})
 	if err != nil {
-		return nil, 0, err
+		return nil, int(count), err
 	}
 	n := min(int(count), capacity)
 	msgs := make([]*Message, 0, n)

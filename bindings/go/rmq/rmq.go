@@ -59,7 +59,9 @@ func check(status C.rmq_status_t) error {
 // lastError builds the *Error of a failed call; same threading rule as check.
 func lastError(status C.rmq_status_t) *Error {
 	msg := C.GoString(C.rmq_last_error_message())
-	return newError(int(status), msg)
+	e := newError(int(status), msg)
+	e.BrokerCode = int(C.rmq_last_error_broker_code())
+	return e
 }
 
 func newError(status int, message string) *Error {

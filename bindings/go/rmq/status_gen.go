@@ -30,6 +30,8 @@ const (
 	StatusBufferTooSmall = 10
 	// StatusForked is RMQ_ERR_FORKED: handle created before fork() in the parent process.
 	StatusForked = 11
+	// StatusQueueSelector is RMQ_ERR_QUEUE_SELECTOR: the queue selector returned an index out of range, raised or panicked.
+	StatusQueueSelector = 12
 	// StatusTimeout is RMQ_ERR_TIMEOUT: timed out.
 	StatusTimeout = 100
 	// StatusConnect is RMQ_ERR_CONNECT: cannot connect.
@@ -46,6 +48,8 @@ const (
 	StatusResource = 106
 	// StatusCancelled is RMQ_ERR_CANCELLED: cancelled by shutdown before it completed.
 	StatusCancelled = 107
+	// StatusInFlightFull is RMQ_ERR_IN_FLIGHT_FULL: too many async sends in flight (producer.max-in-flight-async-sends).
+	StatusInFlightFull = 108
 	// StatusPanic is RMQ_ERR_PANIC: internal error (panic caught at the C boundary).
 	StatusPanic = 900
 	// StatusBrokerOther is RMQ_ERR_BROKER_OTHER: broker answered an unlisted response code.
@@ -161,6 +165,8 @@ var (
 	ErrBufferTooSmall = &Error{Status: StatusBufferTooSmall, Name: "RMQ_ERR_BUFFER_TOO_SMALL", Message: "buffer too small"}
 	// ErrForked matches RMQ_ERR_FORKED.
 	ErrForked = &Error{Status: StatusForked, Name: "RMQ_ERR_FORKED", Message: "handle created before fork() in the parent process"}
+	// ErrQueueSelector matches RMQ_ERR_QUEUE_SELECTOR.
+	ErrQueueSelector = &Error{Status: StatusQueueSelector, Name: "RMQ_ERR_QUEUE_SELECTOR", Message: "the queue selector returned an index out of range, raised or panicked"}
 	// ErrTimeout matches RMQ_ERR_TIMEOUT.
 	ErrTimeout = &Error{Status: StatusTimeout, Name: "RMQ_ERR_TIMEOUT", Message: "timed out"}
 	// ErrConnect matches RMQ_ERR_CONNECT.
@@ -177,6 +183,8 @@ var (
 	ErrResource = &Error{Status: StatusResource, Name: "RMQ_ERR_RESOURCE", Message: "a local resource ran out (memory, file descriptors, threads)"}
 	// ErrCancelled matches RMQ_ERR_CANCELLED.
 	ErrCancelled = &Error{Status: StatusCancelled, Name: "RMQ_ERR_CANCELLED", Message: "cancelled by shutdown before it completed"}
+	// ErrInFlightFull matches RMQ_ERR_IN_FLIGHT_FULL.
+	ErrInFlightFull = &Error{Status: StatusInFlightFull, Name: "RMQ_ERR_IN_FLIGHT_FULL", Message: "too many async sends in flight (producer.max-in-flight-async-sends)"}
 	// ErrPanic matches RMQ_ERR_PANIC.
 	ErrPanic = &Error{Status: StatusPanic, Name: "RMQ_ERR_PANIC", Message: "internal error (panic caught at the C boundary)"}
 	// ErrBrokerOther matches RMQ_ERR_BROKER_OTHER.
@@ -281,6 +289,7 @@ var generatedStatuses = []statusRow{
 	{StatusNotFound, "RMQ_ERR_NOT_FOUND"},
 	{StatusBufferTooSmall, "RMQ_ERR_BUFFER_TOO_SMALL"},
 	{StatusForked, "RMQ_ERR_FORKED"},
+	{StatusQueueSelector, "RMQ_ERR_QUEUE_SELECTOR"},
 	{StatusTimeout, "RMQ_ERR_TIMEOUT"},
 	{StatusConnect, "RMQ_ERR_CONNECT"},
 	{StatusConnectionClosed, "RMQ_ERR_CONNECTION_CLOSED"},
@@ -289,6 +298,7 @@ var generatedStatuses = []statusRow{
 	{StatusRouteNotFound, "RMQ_ERR_ROUTE_NOT_FOUND"},
 	{StatusResource, "RMQ_ERR_RESOURCE"},
 	{StatusCancelled, "RMQ_ERR_CANCELLED"},
+	{StatusInFlightFull, "RMQ_ERR_IN_FLIGHT_FULL"},
 	{StatusPanic, "RMQ_ERR_PANIC"},
 	{StatusBrokerOther, "RMQ_ERR_BROKER_OTHER"},
 	{StatusBrokerSystemError, "RMQ_ERR_BROKER_SYSTEM_ERROR"},

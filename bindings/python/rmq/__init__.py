@@ -34,6 +34,7 @@ from .errors import (
     status_name,
 )
 from .message import Message
+from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendResult, SendStatus
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
@@ -50,19 +51,23 @@ __all__ = [
     "ConfigError",
     "ConfigKey",
     "ForkedError",
+    "HashSelector",
     "InternalError",
     "InvalidArgumentError",
     "InvalidHandleError",
     "InvalidStateError",
     "Message",
+    "MessageQueue",
     "MessageTooLargeError",
     "NotFoundError",
     "OperationCancelledError",
     "Producer",
     "ResourceError",
+    "RandomSelector",
     "RmqConnectionError",
     "RmqError",
     "RmqTimeoutError",
+    "RoundRobinSelector",
     "STATUS_TABLE",
     "SendResult",
     "SendStatus",

@@ -61,16 +61,72 @@ class StatusDescT(Structure):
 class SendCallbackParamsT(Structure):
     """rmq_send_callback_params_t (borrowed until the callback returns)."""
 
-    _fields_ = [("status", status_t), ("result", c_void_p), ("error_message", c_char_p)]
+    _fields_ = [
+        ("status", status_t),
+        ("result", c_void_p),
+        ("error_message", c_char_p),
+        ("broker_code", c_int32),
+    ]
 
 
 #: rmq_send_callback_t
 SEND_CALLBACK = CFUNCTYPE(None, POINTER(SendCallbackParamsT), c_void_p)
 
+
+class MessageQueueT(Structure):
+    """rmq_message_queue_t (views borrowed as the header says)."""
+
+    _fields_ = [
+        ("topic", c_void_p),
+        ("topic_len", c_size_t),
+        ("broker_name", c_void_p),
+        ("broker_name_len", c_size_t),
+        ("queue_id", c_int32),
+    ]
+
+
+#: rmq_queue_select_fn
+QUEUE_SELECT_FN = CFUNCTYPE(c_int32, POINTER(MessageQueueT), c_size_t, c_void_p, c_void_p)
+
+
+class QueueSelectorT(Structure):
+    """rmq_queue_selector_t."""
+
+    _fields_ = [
+        ("kind", c_int32),
+        ("key", c_char_p),
+        ("key_len", c_size_t),
+        ("select", QUEUE_SELECT_FN),
+        ("arg", c_void_p),
+    ]
+
+
+class SendResultViewT(Structure):
+    """rmq_send_result_view_t (views borrowed while the result lives)."""
+
+    _fields_ = [
+        ("status", c_int32),
+        ("msg_id", c_void_p),
+        ("msg_id_len", c_size_t),
+        ("offset_msg_id", c_void_p),
+        ("offset_msg_id_len", c_size_t),
+        ("topic", c_void_p),
+        ("topic_len", c_size_t),
+        ("broker_name", c_void_p),
+        ("broker_name_len", c_size_t),
+        ("queue_id", c_int32),
+        ("queue_offset", c_int64),
+        ("transaction_id", c_void_p),
+        ("transaction_id_len", c_size_t),
+        ("region_id", c_void_p),
+        ("region_id_len", c_size_t),
+    ]
+
 #: name -> (restype, argtypes), in the order of include/rmq.h.
 SIGNATURES = {
     "rmq_last_error_message": (c_char_p, []),
     "rmq_last_error_status": (status_t, []),
+    "rmq_last_error_broker_code": (c_int32, []),
     "rmq_config_create": (handle_t, []),
     "rmq_config_destroy": (None, [handle_t]),
     "rmq_config_set": (status_t, [handle_t, c_char_p, c_char_p]),
@@ -94,6 +150,11 @@ SIGNATURES = {
     "rmq_message_property": (status_t, [handle_t, c_char_p, _out_view, _out_size]),
     "rmq_message_property_count": (status_t, [handle_t, _out_size]),
     "rmq_message_property_at": (
+        status_t,
+        [handle_t, c_size_t, _out_view, _out_size, _out_view, _out_size],
+    ),
+    "rmq_message_user_property_count": (status_t, [handle_t, _out_size]),
+    "rmq_message_user_property_at": (
         status_t,
         [handle_t, c_size_t, _out_view, _out_size, _out_view, _out_size],
     ),
@@ -123,6 +184,22 @@ SIGNATURES = {
         status_t,
         [handle_t, POINTER(c_void_p), c_size_t, POINTER(c_size_t), c_size_t, _out_size],
     ),
+    "rmq_producer_send_sync_select": (
+        status_t,
+        [handle_t, handle_t, POINTER(QueueSelectorT), _out_handle],
+    ),
+    "rmq_producer_send_async_select": (
+        status_t,
+        [handle_t, handle_t, POINTER(QueueSelectorT), SEND_CALLBACK, c_void_p],
+    ),
+    "rmq_producer_send_sync_to_queue": (
+        status_t,
+        [handle_t, handle_t, POINTER(MessageQueueT), _out_handle],
+    ),
+    "rmq_producer_send_async_to_queue": (
+        status_t,
+        [handle_t, handle_t, POINTER(MessageQueueT), SEND_CALLBACK, c_void_p],
+    ),
     "rmq_producer_shutdown": (status_t, [handle_t]),
     "rmq_producer_destroy": (status_t, [handle_t]),
     "rmq_send_result_status": (status_t, [handle_t, POINTER(send_status_t)]),
@@ -136,6 +213,7 @@ SIGNATURES = {
     "rmq_send_result_msg_id_at": (status_t, [handle_t, c_size_t, _out_view, _out_size]),
     "rmq_send_result_offset_msg_id_at": (status_t, [handle_t, c_size_t, _out_view, _out_size]),
     "rmq_send_result_clone": (status_t, [handle_t, _out_handle]),
+    "rmq_send_result_get": (status_t, [handle_t, POINTER(SendResultViewT)]),
     "rmq_send_result_destroy": (None, [handle_t]),
     "rmq_status_descs": (POINTER(StatusDescT), [_out_size]),
     "rmq_status_name": (c_char_p, [status_t]),

@@ -17,15 +17,17 @@ class RmqError(Exception):
     """A failed rmq call: ``status`` (int), ``name`` ("RMQ_ERR_TIMEOUT"), ``message`` (the
     library's explanation) and ``description`` (the generic text of the status)."""
 
-    def __init__(self, status: int, message: str = ""):
+    def __init__(self, status: int, message: str = "", broker_code: int = 0):
         self.status = status_enum(status)
+        #: The broker's own response code when a broker refused the call, else 0.
+        self.broker_code = broker_code
         self.name = status_name(status)
         self.description = _ffi.text(_lib.rmq_status_str(status))
         self.message = message or self.description
         super().__init__(f"{self.name} ({int(status)}): {self.message}")
 
     def __reduce__(self):
-        return (error_for, (int(self.status), self.message))
+        return (error_for, (int(self.status), self.message, self.broker_code))
 
     @property
     def is_retriable(self) -> bool:
@@ -95,10 +97,12 @@ class InternalError(RmqError):
 
 class BrokerError(RmqError):
     """The broker refused the request (statuses >= 10000); ``response_code`` is the broker's
-    code, or None for RMQ_ERR_BROKER_OTHER (the code is then in ``message``)."""
+    own code, also for RMQ_ERR_BROKER_OTHER (codes outside 1..9999)."""
 
     @property
     def response_code(self):
+        if self.broker_code:
+            return self.broker_code
         if self.name == "RMQ_ERR_BROKER_OTHER":
             return None
         return int(self.status) - _BROKER_BASE
@@ -181,18 +185,18 @@ def is_retriable(status: int) -> bool:
     return bool(_lib.rmq_status_is_retriable(status))
 
 
-def error_for(status: int, message: str = "") -> RmqError:
+def error_for(status: int, message: str = "", broker_code: int = 0) -> RmqError:
     """The exception for a status (does not raise it)."""
     cls = _CLASS_BY_STATUS.get(status) or _class_for(status, status_name(status))
-    return cls(status, message)
+    return cls(status, message, broker_code)
 
 
 def check(status: int) -> None:
-    """Raises the error for a failed call; reads rmq_last_error_message() at once, on the
-    calling thread, before any other rmq_ call."""
+    """Raises the error for a failed call; reads rmq_last_error_message() (and the broker's
+    code) at once, on the calling thread, before any other rmq_ call."""
     if status != 0:
         message = _ffi.text(_lib.rmq_last_error_message())
-        raise error_for(status, message)
+        raise error_for(status, message, _lib.rmq_last_error_broker_code())
 
 
 def last_error() -> RmqError:

@@ -218,18 +218,23 @@ class Message(_ffi.Closeable):
     @property
     def properties(self) -> dict:
         """All properties in order, system ones (TAGS, KEYS, WAIT, UNIQ_KEY, ...) included."""
+        return self._property_map(_lib.rmq_message_property_count, _lib.rmq_message_property_at)
+
+    @property
+    def user_properties(self) -> dict:
+        """The user properties only: those whose names are not reserved (TAGS, KEYS, WAIT,
+        UNIQ_KEY and the others :meth:`set_property` refuses)."""
+        return self._property_map(_lib.rmq_message_user_property_count, _lib.rmq_message_user_property_at)
+
+    def _property_map(self, count_fn, at_fn) -> dict:
         count = c_size_t()
         name, name_len = c_void_p(), c_size_t()
         value, value_len = c_void_p(), c_size_t()
         result = {}
         with self._lock:
-            check(_lib.rmq_message_property_count(self._handle, byref(count)))
+            check(count_fn(self._handle, byref(count)))
             for i in range(count.value):
-                check(
-                    _lib.rmq_message_property_at(
-                        self._handle, i, byref(name), byref(name_len), byref(value), byref(value_len)
-                    )
-                )
+                check(at_fn(self._handle, i, byref(name), byref(name_len), byref(value), byref(value_len)))
                 k = ctypes.string_at(name.value, name_len.value) if name_len.value else b""
                 v = ctypes.string_at(value.value, value_len.value) if value_len.value else b""
                 result[_ffi.text(k)] = _ffi.text(v)

@@ -2,6 +2,7 @@
 
 import atexit
 import concurrent.futures
+import ctypes
 import enum
 import itertools
 import logging
@@ -13,8 +14,9 @@ from typing import Mapping
 
 from . import _ffi
 from ._config import Config
-from .errors import Status, check, error_for
+from .errors import RmqError, Status, check, error_for
 from .message import Message, _check_int
+from .ordered import MessageQueue, _Call
 
 _lib = _ffi.lib
 _log = logging.getLogger("rmq")
@@ -45,6 +47,15 @@ class SendResult:
     broker_name: str
     queue_id: int
     queue_offset: int
+    #: Transaction id as the broker reported it ("" when none).
+    transaction_id: str = ""
+    #: Region of the broker.
+    region_id: str = ""
+
+    @property
+    def queue(self) -> MessageQueue:
+        """The queue the message was written to."""
+        return MessageQueue(self.topic, self.broker_name, self.queue_id)
 
     @property
     def status_name(self) -> str:
@@ -71,23 +82,27 @@ class SendResult:
 
 
 def _copy_result(result) -> SendResult:
-    """Copies a (borrowed or owned) rmq_send_result_t* into a SendResult."""
-    status, queue_id, queue_offset = c_int32(), c_int32(), c_int64()
-    check(_lib.rmq_send_result_status(result, byref(status)))
-    check(_lib.rmq_send_result_queue_id(result, byref(queue_id)))
-    check(_lib.rmq_send_result_queue_offset(result, byref(queue_offset)))
+    """Copies a (borrowed or owned) rmq_send_result_t* into a SendResult, in one C call."""
+    v = _ffi.SendResultViewT()
+    check(_lib.rmq_send_result_get(result, byref(v)))
+
+    def text(ptr, n):
+        return _ffi.text(ctypes.string_at(ptr, n)) if n else ""
+
     try:
-        st = SendStatus(status.value)
+        st = SendStatus(v.status)
     except ValueError:
-        st = status.value
+        st = v.status
     return SendResult(
         status=st,
-        msg_id=_ffi.text(_ffi.view(_lib.rmq_send_result_msg_id, result)),
-        offset_msg_id=_ffi.text(_ffi.view(_lib.rmq_send_result_offset_msg_id, result)),
-        topic=_ffi.text(_ffi.view(_lib.rmq_send_result_topic, result)),
-        broker_name=_ffi.text(_ffi.view(_lib.rmq_send_result_broker_name, result)),
-        queue_id=queue_id.value,
-        queue_offset=queue_offset.value,
+        msg_id=text(v.msg_id, v.msg_id_len),
+        offset_msg_id=text(v.offset_msg_id, v.offset_msg_id_len),
+        topic=text(v.topic, v.topic_len),
+        broker_name=text(v.broker_name, v.broker_name_len),
+        queue_id=v.queue_id,
+        queue_offset=v.queue_offset,
+        transaction_id=text(v.transaction_id, v.transaction_id_len),
+        region_id=text(v.region_id, v.region_id_len),
     )
 
 
@@ -113,7 +128,8 @@ def _on_send_done(params, user_data):
                 outcome, failed = _copy_result(p.result), False
             else:
                 raw = p.error_message
-                outcome, failed = error_for(p.status, _ffi.text(raw) if raw else ""), True
+                outcome = error_for(p.status, _ffi.text(raw) if raw else "", p.broker_code)
+                failed = True
         except BaseException as e:  # copying failed: report it through the future
             outcome, failed = e, True
         if failed:
@@ -194,31 +210,74 @@ class Producer(_ffi.Closeable):
             raise TypeError(f"expected rmq.Message, not {type(message).__name__}")
         return message.handle
 
-    def send(self, message: Message) -> SendResult:
-        """Sends and waits for the broker's answer (at most producer.send-message-timeout)."""
+    def _target(self, message, queue, selector):
+        """(C send function for sync, for async, extra arguments, selector call or None)."""
+        if queue is not None and selector is not None:
+            raise TypeError("give queue or selector, not both")
+        if queue is not None:
+            if not isinstance(queue, MessageQueue):
+                raise TypeError(f"queue must be rmq.MessageQueue, not {type(queue).__name__}")
+            q, keep = queue._c()
+            return _lib.rmq_producer_send_sync_to_queue, _lib.rmq_producer_send_async_to_queue, (byref(q), keep), None
+        if selector is not None:
+            call = _Call(selector, message)
+            return _lib.rmq_producer_send_sync_select, _lib.rmq_producer_send_async_select, (byref(call.c), None), call
+        return _lib.rmq_producer_send_sync, _lib.rmq_producer_send_async, None, None
+
+    @staticmethod
+    def _checked(status, call):
+        try:
+            check(status)
+        except RmqError as e:
+            if call is None:
+                raise
+            call.raise_for(e)
+
+    def send(self, message: Message, *, queue=None, selector=None) -> SendResult:
+        """Sends and waits for the broker's answer (at most producer.send-message-timeout).
+
+        ``queue=rmq.MessageQueue(...)`` sends to that queue; ``selector=`` (see :mod:`rmq.ordered`)
+        chooses one on this thread. Either makes an ordered send: one attempt, never another
+        queue."""
+        msg = self._msg(message)
+        sync_fn, _, extra, call = self._target(message, queue, selector)
         out = c_void_p()
-        check(_lib.rmq_producer_send_sync(self._handle, self._msg(message), byref(out)))
+        if extra is None:
+            status = sync_fn(self._handle, msg, byref(out))
+        else:
+            status = sync_fn(self._handle, msg, extra[0], byref(out))
+        self._checked(status, call)
         try:
             return _copy_result(out.value)
         finally:
             _lib.rmq_send_result_destroy(out.value)
 
-    def send_async(self, message: Message) -> "concurrent.futures.Future":
+    def send_async(self, message: Message, *, queue=None, selector=None) -> "concurrent.futures.Future":
         """Sends without waiting; the Future resolves to a SendResult or raises RmqError.
 
-        Errors found before sending (bad message, producer not running) raise here. The Future
-        cannot be cancelled; its done-callbacks run on a library "rmq-callback-N" thread and
-        should return quickly. Wait with a timeout, e.g. ``future.result(timeout=10)``. A send
-        still in flight when the producer shuts down raises OperationCancelledError.
+        Errors found before sending (bad message, producer not running, a failing selector)
+        raise here. ``queue``/``selector`` as for :meth:`send`; a selector runs on this thread
+        before the call returns, and transport failures are retried on the same queue. With
+        producer.max-in-flight-async-sends sends in flight this waits for one to complete, or
+        raises RMQ_ERR_IN_FLIGHT_FULL (producer.block-when-in-flight-full=false, or when called
+        from a done-callback, which never waits). The Future cannot be cancelled; its
+        done-callbacks run on a library "rmq-callback-N" thread and should return quickly. Wait
+        with a timeout, e.g. ``future.result(timeout=10)``. A send still in flight when the
+        producer shuts down raises OperationCancelledError.
         """
         msg = self._msg(message)
+        _, async_fn, extra, call = self._target(message, queue, selector)
         future = concurrent.futures.Future()
         future.set_running_or_notify_cancel()
         with _pending_lock:
             uid = next(_ids)
             _pending[uid] = (future, self)
         try:
-            check(_lib.rmq_producer_send_async(self._handle, msg, _SEND_CALLBACK, uid))
+            if extra is None:
+                status = async_fn(self._handle, msg, _SEND_CALLBACK, uid)
+            else:
+                status = async_fn(self._handle, msg, extra[0], _SEND_CALLBACK, uid)
+            self._checked(status, call)
         except BaseException:
             with _pending_lock:
                 _pending.pop(uid, None)
@@ -288,23 +347,20 @@ class Producer(_ffi.Closeable):
         _check_int("max_num", max_num, 2**31 - 1)
         _check_int("begin_ms", begin_ms, _INT64_MAX)
         _check_int("end_ms", end_ms, _INT64_MAX)
-        capacity = min(max(max_num, 1), _QUERY_FIRST_CAPACITY)  # grown below if more were found
-        for _ in range(4):
+        capacity = min(max(max_num, 1), _QUERY_FIRST_CAPACITY)
+        for attempt in range(4):
             handles = (c_void_p * capacity)()
             count = c_size_t()
-            check(
-                _lib.rmq_producer_query_message(
-                    self._handle, t, k, max_num, begin_ms, end_ms, handles, capacity, byref(count)
-                )
+            status = _lib.rmq_producer_query_message(
+                self._handle, t, k, max_num, begin_ms, end_ms, handles, capacity, byref(count)
             )
-            found = [Message._adopt(h) for h in handles[: min(count.value, capacity)]]
-            if count.value <= capacity:
-                return found
-            # More were found than fit: the extra ones were dropped; ask again with room for all.
-            for m in found:
-                m.close()
-            capacity = count.value
-        return found
+            if status == Status.RMQ_ERR_BUFFER_TOO_SMALL and attempt < 3:
+                # More were found than fit (max_num is per broker): nothing was handed over and
+                # count says how many; ask again with room for them all.
+                capacity = count.value
+                continue
+            check(status)
+            return [Message._adopt(h) for h in handles[: count.value]]
 
     def shutdown(self) -> None:
         """Stops the producer (idempotent): the Futures of async sends still in flight resolve

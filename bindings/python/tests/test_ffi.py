@@ -69,6 +69,9 @@ def expected_ctype(ctype: str):
         "rmq_send_callback_t": _ffi.SEND_CALLBACK,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
+        "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
+        "rmq_message_queue_t*": POINTER(_ffi.MessageQueueT),
+        "rmq_send_result_view_t*": POINTER(_ffi.SendResultViewT),
     }
     if t in simple:
         return simple[t]
@@ -106,6 +109,9 @@ def _header_struct_fields(name):
         ("rmq_config_key_t", _ffi.ConfigKeyT),
         ("rmq_status_desc_t", _ffi.StatusDescT),
         ("rmq_send_callback_params_t", _ffi.SendCallbackParamsT),
+        ("rmq_message_queue_t", _ffi.MessageQueueT),
+        ("rmq_queue_selector_t", _ffi.QueueSelectorT),
+        ("rmq_send_result_view_t", _ffi.SendResultViewT),
     ],
 )
 def test_struct_layouts_match_header(cname, pytype):
