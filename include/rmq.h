@@ -308,7 +308,7 @@ typedef struct rmq_status_desc_t {
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * The calling thread's last error message: NUL-terminated, "" after a successful call.
@@ -718,7 +718,7 @@ const char *rmq_version(void);
 uint32_t rmq_version_number(void);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif /* __cplusplus */
 
 #endif  /* RMQ_H */
