@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean
+        c-programs c-test c-test-asan bench clean install go-lib packaging-test
 
 all: build c-programs
 
@@ -31,7 +31,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-go-vet: build
+go-vet: go-lib
 	cd bindings/go && go vet ./...
 	cd examples/go && go vet ./...
 
@@ -73,6 +73,27 @@ demo: build $(OUT)/producer
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
 
+# C and C++: header, librmq.so.X.Y.Z with its SONAME links, librmq.a, rmq.pc and the CMake
+# package under PREFIX (DESTDIR stages it elsewhere).
+PREFIX ?= /usr/local
+LIBDIR ?= lib
+install: build
+	PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" DESTDIR="$(DESTDIR)" scripts/install.sh
+
+# Go: the static library inside the Go module (bindings/go/rmq/lib/<GOOS>_<GOARCH>/), so
+# programs that require the module build with plain `go build`. Not committed (see .gitignore).
+GO_LIB_DIR = bindings/go/rmq/lib/$(shell go env GOOS)_$(shell go env GOARCH)
+go-lib: build
+	mkdir -p $(GO_LIB_DIR)
+	cp $(LIB) $(GO_LIB_DIR)/librmq.a.tmp
+	strip --strip-debug $(GO_LIB_DIR)/librmq.a.tmp
+	mv $(GO_LIB_DIR)/librmq.a.tmp $(GO_LIB_DIR)/librmq.a
+
+# A new user's view (needs RMQ_NAMESRV; make test runs it): the header in C89..C++11, make
+# install + pkg-config + CMake, the wheel in a fresh venv, a Go module outside the tree.
+packaging-test: go-lib
+	scripts/test-packaging.sh
+
 clean:
 	$(CARGO) clean
-	rm -rf $(OUT)
+	rm -rf $(OUT) bindings/go/rmq/lib
