@@ -5,8 +5,9 @@
         r = p.send(rmq.Message("TopicA", b"hello", tags="t", keys=["k1"]))
         print(r.msg_id, r.offset_msg_id, r.queue_id, r.queue_offset)
 
-The library is found through $RMQ_LIBRARY, else the repository's target/release or
-target/debug build.
+The native library is the one installed inside the package (``pip install ./bindings/python``
+builds it into the wheel). $RMQ_LIBRARY, when set, names another library file to load instead;
+in a source checkout without an installed wheel, the repository's target/release build is used.
 """
 
 from . import _ffi
@@ -31,7 +32,7 @@ from .errors import (
     status_name,
 )
 from .message import Message
-from .producer import Producer, SendResult, SendStatus
+from .producer import Producer, SendFuture, SendResult, SendStatus
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
 library_version = _ffi.version
@@ -58,6 +59,7 @@ __all__ = [
     "RmqError",
     "RmqTimeoutError",
     "STATUS_TABLE",
+    "SendFuture",
     "SendResult",
     "SendStatus",
     "Status",

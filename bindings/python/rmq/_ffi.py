@@ -135,11 +135,16 @@ SIGNATURES = {
 
 
 def _candidates():
+    """$RMQ_LIBRARY alone when set; else the library inside the installed package (the wheel
+    puts it there as ``_librmq*``); else the build of the repository this file sits in."""
     env = os.environ.get(LIBRARY_ENV)
     if env:
         return [Path(env)]
-    repo = Path(__file__).resolve().parent.parent.parent.parent
-    return [repo / "target" / "release" / _LIB_FILE, repo / "target" / "debug" / _LIB_FILE]
+    here = Path(__file__).resolve().parent
+    bundled = sorted(here.glob("_librmq*.so")) + sorted(here.glob("_librmq*.pyd"))
+    bundled += sorted(here.glob("_librmq*.dylib"))
+    repo = here.parent.parent.parent
+    return bundled + [repo / "target" / "release" / _LIB_FILE, repo / "target" / "debug" / _LIB_FILE]
 
 
 def _load():
@@ -155,8 +160,9 @@ def _load():
     raise ImportError(
         "rmq: cannot load the rmq C library; tried:\n  "
         + "\n  ".join(tried)
-        + f"\nBuild it with `cargo build --release` in the rmq repository, or set {LIBRARY_ENV}"
-        " to the full path of the library file."
+        + "\nInstall the package with `pip install ./bindings/python` (it builds the library"
+        f" into the wheel), or build it with `cargo build --release`, or set {LIBRARY_ENV} to"
+        " the full path of the library file."
     )
 
 

@@ -1,5 +1,6 @@
 """Producer and SendResult (rmq_producer_*, rmq_send_result_*)."""
 
+import asyncio
 import atexit
 import concurrent.futures
 import enum
@@ -9,9 +10,9 @@ import threading
 import weakref
 from ctypes import byref, c_int32, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Generator, Mapping
 
-from . import _ffi
+from . import _blocking, _ffi
 from ._config import Config
 from .errors import Status, check, error_for
 from .message import Message
@@ -79,6 +80,34 @@ def _copy_result(result) -> SendResult:
         queue_id=queue_id.value,
         queue_offset=queue_offset.value,
     )
+
+
+class SendFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The Future of :meth:`Producer.send_async`: a :class:`concurrent.futures.Future` that
+    resolves to a :class:`SendResult`, and that can also be awaited in a running asyncio loop
+    (``await producer.send_async(msg)``). Awaiting uses no thread: the library's callback thread
+    completes an asyncio future through ``loop.call_soon_threadsafe``."""
+
+    def result(self, timeout: "float | None" = None) -> "SendResult":
+        return super().result(timeout)  # type: ignore[no-any-return]
+
+    def __await__(self) -> Generator[Any, None, "SendResult"]:
+        loop = asyncio.get_running_loop()
+        waiter: "asyncio.Future[SendResult]" = loop.create_future()
+
+        def settle(done: concurrent.futures.Future) -> None:  # type: ignore[type-arg]
+            # on the loop's thread: the waiter may have been cancelled meanwhile
+            if waiter.cancelled():
+                return
+            exc = done.exception()
+            if exc is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(done.result())
+
+        # runs on the library callback thread (or here, when already done)
+        self.add_done_callback(lambda done: loop.call_soon_threadsafe(settle, done))
+        return waiter.__await__()
 
 
 # ------------------------------------------------------------------------------ async sends
@@ -193,23 +222,31 @@ class Producer(_ffi.Closeable):
         return message.handle
 
     def send(self, message: Message) -> SendResult:
-        """Sends and waits for the broker's answer (at most producer.send-message-timeout)."""
-        out = c_void_p()
-        check(_lib.rmq_producer_send_sync(self._handle, self._msg(message), byref(out)))
-        try:
-            return _copy_result(out.value)
-        finally:
-            _lib.rmq_send_result_destroy(out.value)
+        """Sends and waits for the broker's answer (at most producer.send-message-timeout).
+        On the main thread a Ctrl-C interrupts the wait at once (KeyboardInterrupt); the send
+        itself then completes or fails on its own."""
+        handle, msg = self._handle, self._msg(message)
 
-    def send_async(self, message: Message) -> "concurrent.futures.Future":
+        def send_sync() -> SendResult:
+            out = c_void_p()
+            check(_lib.rmq_producer_send_sync(handle, msg, byref(out)))
+            try:
+                return _copy_result(out.value)
+            finally:
+                _lib.rmq_send_result_destroy(out.value)
+
+        return _blocking.call(send_sync)
+
+    def send_async(self, message: Message) -> SendFuture:
         """Sends without waiting; the Future resolves to a SendResult or raises RmqError.
+        In asyncio code, await it: ``result = await producer.send_async(msg)``.
 
         Errors found before sending (bad message, producer not running) raise here. The Future
         cannot be cancelled; its done-callbacks run on a library "rmq-callback-N" thread and
         should return quickly. Wait with a timeout, e.g. ``future.result(timeout=10)``.
         """
         msg = self._msg(message)
-        future = concurrent.futures.Future()
+        future = SendFuture()
         future.set_running_or_notify_cancel()
         with _pending_lock:
             uid = next(_ids)
