@@ -40,6 +40,7 @@ pub const API_TIMEOUT: &str = "client.api-timeout";
 pub const CONNECT_TIMEOUT: &str = "client.connect-timeout";
 pub const CALLBACK_EXECUTOR_THREADS: &str = "client.callback-executor-threads";
 pub const BROKER_REQUEST_THREADS: &str = "client.broker-request-threads";
+pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
@@ -126,6 +127,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::Integer { min: 1, max: 64 },
         description: "Threads that process requests the brokers start (transaction checks, consumer notifications), started on first use.",
     },
+    ConfigKey {
+        name: LOG_LEVEL,
+        default: "off",
+        kind: ValueKind::Text,
+        description: "Lowest level of library log records to deliver once a client starts: off, error, warn, info, debug or trace. Raises the level of the logger set with rmq_set_logger; with none set, records go to standard error. RMQ_LOG_LEVEL does the same without code changes.",
+    },
 ];
 
 pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
@@ -171,6 +178,9 @@ impl Config {
         if key == NAME_SERVER {
             parse_name_servers(value).map_err(|e| invalid(e.to_string()))?;
         }
+        if key == LOG_LEVEL {
+            crate::log::Level::parse(value).map_err(invalid)?;
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -209,6 +219,8 @@ impl Config {
             connect_timeout: self.ms(CONNECT_TIMEOUT),
             callback_executor_threads: self.int(CALLBACK_EXECUTOR_THREADS) as usize,
             broker_request_threads: self.int(BROKER_REQUEST_THREADS) as usize,
+            log_level: crate::log::Level::parse(self.get(LOG_LEVEL).unwrap_or("off"))
+                .unwrap_or(None),
         })
     }
 
@@ -265,6 +277,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     pub callback_executor_threads: usize,
     pub broker_request_threads: usize,
+    /// client.log-level: raises the process's log level when a client starts.
+    pub log_level: Option<crate::log::Level>,
 }
 
 impl ClientConfig {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod ffi;
+pub mod log;
 pub mod producer;
 pub mod protocol;
 pub mod remoting;

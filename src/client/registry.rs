@@ -63,6 +63,9 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 /// The instance for `config`, shared or new, with `group` registered as a producer in it.
 pub fn register_producer(config: &ClientConfig, group: &str) -> Result<Arc<ClientInstance>> {
     install_fork_handlers();
+    if let Some(level) = config.log_level {
+        crate::log::raise_config_level(level);
+    }
     let shared = runtime::shared()?;
     let key = InstanceKey::new(client_id(config), name_server_set(config));
     let mut guard = INSTANCES.lock();

@@ -19,6 +19,7 @@ mod boundary;
 mod callback;
 mod config;
 mod handles;
+mod log;
 mod message;
 mod producer;
 mod status;
@@ -26,6 +27,7 @@ mod version;
 
 pub use boundary::*;
 pub use config::*;
+pub use log::*;
 pub use message::*;
 pub use producer::*;
 pub use status::*;
