@@ -4,6 +4,7 @@ pub mod instance;
 pub mod namesrv;
 pub mod registry;
 pub mod route;
+pub(crate) mod route_log;
 
 pub use instance::ClientInstance;
 pub use route::{MessageQueue, TopicPublishInfo};

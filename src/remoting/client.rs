@@ -1,6 +1,6 @@
 //! RemotingClient: one shared connection per remote address, created on demand and replaced after
 //! it drops (reconnect), until `shutdown`, after which nothing is dialled again.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +24,8 @@ pub struct RemotingClient {
     ser: SerializeType,
     handler: Arc<dyn RequestHandler>,
     shut_down: AtomicBool,
+    /// Addresses connected before: a new connection to one of them is a recovery (logged).
+    connected_before: Mutex<HashSet<String>>,
 }
 
 impl RemotingClient {
@@ -42,6 +44,7 @@ impl RemotingClient {
             ser: SerializeType::RocketMq,
             handler,
             shut_down: AtomicBool::new(false),
+            connected_before: Mutex::new(HashSet::new()),
         }
     }
 
@@ -101,17 +104,30 @@ impl RemotingClient {
 
     async fn dial(&self, addr: &str) -> Result<Arc<Connection>> {
         self.check_open()?;
-        let conn = Connection::connect(
+        let conn = match Connection::connect(
             &self.shared,
             addr,
             self.connect_timeout,
             self.ser,
             Arc::clone(&self.handler),
         )
-        .await?;
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                crate::log_warn!("rmq::remoting", "{e}");
+                return Err(e);
+            }
+        };
         self.conns
             .lock()
             .insert(addr.to_string(), Arc::clone(&conn));
+        let first = self.connected_before.lock().insert(addr.to_string());
+        if !first {
+            crate::log_info!("rmq::remoting", "connection to {addr} re-established");
+        } else {
+            crate::log_debug!("rmq::remoting", "connected to {addr}");
+        }
         // shutdown() may have run while we dialled; it must not leave this one open.
         if self.shut_down.load(Ordering::Acquire) {
             self.close_all();

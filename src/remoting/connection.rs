@@ -268,6 +268,19 @@ impl Connection {
         if runtime::check_pid(self.pid).is_err() {
             return;
         }
+        if reason == "client shut down" || reason == "connection dropped" {
+            crate::log_debug!(
+                "rmq::remoting",
+                "connection to {} closed: {reason}",
+                self.addr
+            );
+        } else {
+            crate::log_warn!(
+                "rmq::remoting",
+                "connection to {} lost: {reason}",
+                self.addr
+            );
+        }
         self.queue.lock().failed = Some(reason.to_string());
         // Wakes a caller polling the socket and tells the peer; the fds close on drop.
         // SAFETY: the fd is owned by `self.stream`, open for the duration of the call.
