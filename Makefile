@@ -41,10 +41,10 @@ $(OUT):
 	mkdir -p $(OUT)
 
 $(OUT)/test_rmq: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_log.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_log.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@

@@ -12,6 +12,7 @@
 
 int other_translation_unit_version(void);
 void test_input(const char *namesrv, const char *topic, int *passed, int *failed); /* test_input.c */
+void test_log(int *passed, int *failed); /* test_log.c */
 
 static int passed, failed;
 
@@ -395,6 +396,7 @@ int main(void) {
     test_dead_name_server();
     test_destroy_inside_callback();
     test_input(namesrv, topic, &passed, &failed);
+    test_log(&passed, &failed);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

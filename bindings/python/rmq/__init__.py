@@ -31,6 +31,7 @@ from .errors import (
     is_retriable,
     status_name,
 )
+from ._log import log_records_dropped, set_log_level
 from .message import Message
 from .producer import Producer, SendFuture, SendResult, SendStatus
 
@@ -66,9 +67,11 @@ __all__ = [
     "TransportError",
     "config_keys",
     "error_for",
+    "log_records_dropped",
     "is_retriable",
     "library_path",
     "library_version",
     "library_version_number",
+    "set_log_level",
     "status_name",
 ]

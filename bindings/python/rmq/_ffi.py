@@ -20,6 +20,7 @@ from ctypes import (
     c_int64,
     c_size_t,
     c_uint32,
+    c_uint64,
     c_void_p,
 )
 from pathlib import Path
@@ -66,6 +67,16 @@ class SendCallbackParamsT(Structure):
 
 #: rmq_send_callback_t
 SEND_CALLBACK = CFUNCTYPE(None, POINTER(SendCallbackParamsT), c_void_p)
+
+
+class LogRecordT(Structure):
+    """rmq_log_record_t (borrowed until the logger returns)."""
+
+    _fields_ = [("level", c_int32), ("target", c_char_p), ("message", c_char_p)]
+
+
+#: rmq_log_callback_t
+LOG_CALLBACK = CFUNCTYPE(None, POINTER(LogRecordT), c_void_p)
 
 #: name -> (restype, argtypes), in the order of include/rmq.h.
 SIGNATURES = {
@@ -129,6 +140,8 @@ SIGNATURES = {
     "rmq_send_status_name": (c_char_p, [send_status_t]),
     "rmq_status_str": (c_char_p, [status_t]),
     "rmq_status_is_retriable": (c_bool, [status_t]),
+    "rmq_set_logger": (status_t, [LOG_CALLBACK, c_void_p, c_int32]),
+    "rmq_log_dropped": (c_uint64, []),
     "rmq_version": (c_char_p, []),
     "rmq_version_number": (c_uint32, []),
 }
