@@ -66,7 +66,7 @@ test: lint c-programs
 	scripts/run-tests.sh
 
 # A real local cluster, then the C, Python and Go examples end to end.
-demo: build $(OUT)/producer
+demo: go-lib $(OUT)/producer
 	scripts/demo.sh
 
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
