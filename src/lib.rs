@@ -15,6 +15,7 @@ pub mod protocol;
 pub mod remoting;
 pub mod runtime;
 pub mod single_flight;
+pub mod suggest;
 
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ProducerConfig};

@@ -195,7 +195,12 @@ impl Connection {
         {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(connect_err(e.to_string())),
-            Err(_) => return Err(connect_err(format!("no answer within {timeout:?}"))),
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "no answer within {} ms",
+                    timeout.as_millis()
+                )))
+            }
         };
         stream
             .set_nodelay(true)
@@ -300,10 +305,14 @@ impl Connection {
         }
     }
 
-    fn timeout_error(&self, cmd: &RemotingCommand) -> Error {
+    /// "no response from ADDR to SEND_MESSAGE_V2 (310) within 3000 ms": the time the request
+    /// was given, in whole milliseconds.
+    fn timeout_error(&self, cmd: &RemotingCommand, started: Instant, deadline: Instant) -> Error {
         Error::Timeout(format!(
-            "no response from {} to request code {} in time",
-            self.addr, cmd.code
+            "no response from {} to {} within {} ms",
+            self.addr,
+            crate::protocol::code::describe_request(cmd.code),
+            deadline.saturating_duration_since(started).as_millis()
         ))
     }
 
@@ -317,8 +326,9 @@ impl Connection {
         cmd: &RemotingCommand,
         deadline: Instant,
     ) -> Result<RemotingCommand> {
+        let started = Instant::now();
         if runtime::on_blocking_driver() {
-            return self.invoke_on_caller_thread(cmd, deadline);
+            return self.invoke_on_caller_thread(cmd, started, deadline);
         }
         let (tx, rx) = oneshot::channel();
         self.register(cmd.opaque, Waiter::Async(tx))?;
@@ -330,7 +340,7 @@ impl Connection {
         let result = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
-            Err(_) => Err(self.timeout_error(cmd)),
+            Err(_) => Err(self.timeout_error(cmd, started, deadline)),
         };
         drop(guard);
         result
@@ -350,6 +360,7 @@ impl Connection {
     fn invoke_on_caller_thread(
         &self,
         cmd: &RemotingCommand,
+        started: Instant,
         deadline: Instant,
     ) -> Result<RemotingCommand> {
         let slot = BlockingSlot::for_this_thread();
@@ -376,7 +387,7 @@ impl Connection {
                         return r;
                     }
                 }
-                Err(self.timeout_error(cmd))
+                Err(self.timeout_error(cmd, started, deadline))
             }
         }
     }
