@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean config-doc
+        c-programs c-test c-test-asan bench clean config-doc install go-lib packaging-test
 
 all: build c-programs
 
@@ -31,7 +31,7 @@ fmt-check:
 clippy:
 	$(CARGO) clippy --release --all-targets -- -D warnings
 
-go-vet: build
+go-vet: go-lib
 	cd bindings/go && go vet ./...
 	cd examples/go && go vet ./...
 
@@ -41,10 +41,10 @@ $(OUT):
 	mkdir -p $(OUT)
 
 $(OUT)/test_rmq: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_faults: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
@@ -79,13 +79,34 @@ config-doc:
 	$(CARGO) run --release --example gen_config_doc
 
 # A real local cluster, then the C, Python and Go examples end to end.
-demo: build $(OUT)/producer
+demo: go-lib $(OUT)/producer
 	scripts/demo.sh
 
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
 
+# C and C++: header, librmq.so.X.Y.Z with its SONAME links, librmq.a, rmq.pc and the CMake
+# package under PREFIX (DESTDIR stages it elsewhere).
+PREFIX ?= /usr/local
+LIBDIR ?= lib
+install: build
+	PREFIX="$(PREFIX)" LIBDIR="$(LIBDIR)" DESTDIR="$(DESTDIR)" scripts/install.sh
+
+# Go: the static library inside the Go module (bindings/go/rmq/lib/<GOOS>_<GOARCH>/), so
+# programs that require the module build with plain `go build`. Not committed (see .gitignore).
+GO_LIB_DIR = bindings/go/rmq/lib/$(shell go env GOOS)_$(shell go env GOARCH)
+go-lib: build
+	mkdir -p $(GO_LIB_DIR)
+	cp $(LIB) $(GO_LIB_DIR)/librmq.a.tmp
+	strip --strip-debug $(GO_LIB_DIR)/librmq.a.tmp
+	mv $(GO_LIB_DIR)/librmq.a.tmp $(GO_LIB_DIR)/librmq.a
+
+# A new user's view (needs RMQ_NAMESRV; make test runs it): the header in C89..C++11, make
+# install + pkg-config + CMake, the wheel in a fresh venv, a Go module outside the tree.
+packaging-test: go-lib
+	scripts/test-packaging.sh
+
 clean:
 	$(CARGO) clean
-	rm -rf $(OUT)
+	rm -rf $(OUT) bindings/go/rmq/lib

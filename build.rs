@@ -10,6 +10,12 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=Cargo.toml");
 
+    // The shared library's SONAME carries the ABI major version, so programs linked against
+    // librmq.so.0 keep loading it across compatible releases (make install adds the symlinks).
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librmq.so.0");
+    }
+
     let version = env::var("CARGO_PKG_VERSION").unwrap();
     let mut parts = version
         .split('.')
@@ -42,10 +48,22 @@ fn main() {
     };
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("rmq.h");
     generated.write_to_file(&out);
-    let new_bytes = fs::read(&out).unwrap();
-    let target = crate_dir.join("include").join("rmq.h");
-    if fs::read(&target).ok().as_deref() != Some(new_bytes.as_slice()) {
-        fs::create_dir_all(target.parent().unwrap()).unwrap();
-        fs::write(&target, new_bytes).unwrap();
+    // cbindgen ends its C++ guards with // comments; C89 has none, so they become /* */ and
+    // the header compiles as C89 -pedantic too.
+    let text = fs::read_to_string(&out).unwrap();
+    let new_bytes = text
+        .replace("#endif // __cplusplus", "#endif /* __cplusplus */")
+        .replace("#endif  // __cplusplus", "#endif /* __cplusplus */")
+        .replace("}  // extern \"C\"", "}  /* extern \"C\" */")
+        .into_bytes();
+    // The Go module carries its own copy, so a Go program needs the module's source alone.
+    for target in [
+        crate_dir.join("include").join("rmq.h"),
+        crate_dir.join("bindings/go/rmq/rmq.h"),
+    ] {
+        if fs::read(&target).ok().as_deref() != Some(new_bytes.as_slice()) {
+            fs::create_dir_all(target.parent().unwrap()).unwrap();
+            fs::write(&target, &new_bytes).unwrap();
+        }
     }
 }

@@ -92,6 +92,36 @@ typedef struct rmq_config_key_t {
 } rmq_config_key_t;
 
 /**
+ * Severity of a log record; a logger receives the records at its level and more severe ones.
+ */
+typedef int32_t rmq_log_level_t;
+
+/**
+ * One log record, borrowed until the logger returns.
+ */
+typedef struct rmq_log_record_t {
+  /**
+   * RMQ_LOG_ERROR .. RMQ_LOG_TRACE.
+   */
+  rmq_log_level_t level;
+  /**
+   * NUL-terminated part of the library the record comes from, e.g. "rmq::remoting".
+   */
+  const char *target;
+  /**
+   * NUL-terminated UTF-8 message, without a trailing newline.
+   */
+  const char *message;
+} rmq_log_record_t;
+
+/**
+ * Receives log records on the library's log thread ("rmq-log"): one record at a time, never on
+ * an I/O thread or a caller's thread, never while the library holds a lock. It may call rmq_
+ * functions, rmq_set_logger included.
+ */
+typedef void (*rmq_log_callback_t)(const struct rmq_log_record_t *record, void *user_data);
+
+/**
  * Which queue selector (rmq_queue_selector_t.kind). 0 is no selector and is refused.
  */
 typedef int32_t rmq_selector_kind_t;
@@ -239,6 +269,36 @@ typedef struct rmq_status_desc_t {
    */
   const char *description;
 } rmq_status_desc_t;
+
+/**
+ * No records (as a logger level: the logger is removed).
+ */
+#define RMQ_LOG_OFF 0
+
+/**
+ * Failures the library could not handle.
+ */
+#define RMQ_LOG_ERROR 1
+
+/**
+ * Connection losses, failed route refreshes, send retries, no name server answering at start.
+ */
+#define RMQ_LOG_WARN 2
+
+/**
+ * Connections re-established, route changes.
+ */
+#define RMQ_LOG_INFO 3
+
+/**
+ * Connections made and closed on purpose, first routes of topics.
+ */
+#define RMQ_LOG_DEBUG 4
+
+/**
+ * Everything.
+ */
+#define RMQ_LOG_TRACE 5
 
 /**
  * Java's SelectMessageQueueByHash of `key`: abs(key.hashCode() % count) with Java's
@@ -443,7 +503,7 @@ typedef struct rmq_status_desc_t {
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
 /**
  * Sends `count` messages of one topic in one request (SEND_BATCH_MESSAGE) and waits for the
@@ -592,6 +652,26 @@ rmq_status_t rmq_message_set_delay_sec(struct rmq_message_t *message, int64_t de
  * a negative value is RMQ_ERR_INVALID_ARGUMENT. Replaces any other delay.
  */
 rmq_status_t rmq_message_set_deliver_time_ms(struct rmq_message_t *message, int64_t epoch_ms);
+
+/**
+ * Sets the process's logger: `callback` receives the library's records of `level` and more
+ * severe ones (RMQ_LOG_ERROR .. RMQ_LOG_TRACE), with `user_data`, on the log thread "rmq-log".
+ * Without a logger the library prints nothing and writes no files, unless the environment
+ * variable RMQ_LOG_LEVEL or the key client.log-level asks for records (then they go to
+ * standard error); both also raise the level given here.
+ *
+ * Records wait in a bounded queue; when the logger does not keep up, new records are dropped
+ * and counted (rmq_log_dropped) and a warning says so. A NULL callback or RMQ_LOG_OFF removes
+ * the logger. When this returns, the previous logger is not running and will not be called
+ * again (except when called from that logger itself), so its user_data may be freed.
+ * RMQ_ERR_INVALID_ARGUMENT for a level outside RMQ_LOG_OFF .. RMQ_LOG_TRACE.
+ */
+rmq_status_t rmq_set_logger(rmq_log_callback_t callback, void *user_data, rmq_log_level_t level);
+
+/**
+ * Log records dropped since the process started because the logger did not keep up.
+ */
+uint64_t rmq_log_dropped(void);
 
 /**
  * Creates an empty message (no topic, empty body, WAIT=true as in Java).
@@ -1038,7 +1118,7 @@ const char *rmq_version(void);
 uint32_t rmq_version_number(void);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif /* __cplusplus */
 
 #endif  /* RMQ_H */

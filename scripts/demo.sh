@@ -17,9 +17,9 @@ else
 fi
 
 echo; echo "=== C example"
-target/c/producer "$ns" RmqDemoTopic
+target/c/producer "$ns" RmqExampleTopic
 echo; echo "=== Python example"
-PYTHONPATH=bindings/python python3 examples/python/producer.py "$ns"
+PYTHONPATH=bindings/python python3 examples/python/producer.py "$ns" RmqExampleTopic
 echo; echo "=== Go example"
-(cd examples/go && go run ./producer -namesrv "$ns")
+(cd examples/go && go run ./producer -namesrv "$ns" -topic RmqExampleTopic)
 echo; echo "demo: done"

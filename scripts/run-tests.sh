@@ -1,34 +1,75 @@
 #!/usr/bin/env bash
 # Runs every test suite against real Apache RocketMQ clusters that this script starts on loopback
-# and always stops: the main one (DefaultCluster, broker-a; ports 19876/20911 unless
-# RMQ_TEST_NAMESRV_PORT/RMQ_TEST_BROKER_PORT say otherwise) and a second one beside it for the
-# tests with two clusters in one process (SecondCluster, broker-b; ports 19877/21911 unless
-# RMQ_TEST_NAMESRV_2_PORT/RMQ_TEST_BROKER_2_PORT say otherwise), and a third one with two brokers
-# on the IPv6 loopback for the IPv6 and latency-fault tests (V6Cluster, broker-a and broker-b on
-# [::1]; ports 19878/22911 and 22921 unless RMQ_TEST_NAMESRV_V6_PORT/RMQ_TEST_BROKER_V6_PORT say
-# otherwise). The suites get RMQ_NAMESRV, RMQ_NAMESRV_2, RMQ_NAMESRV_V6 and RMQ_DATA_V6 (where the
-# cluster script finds the third cluster's pids: the fault test pauses one of its brokers). Suites: Rust (unit, fake-peer, real broker), C (plain and ASan/UBSan), Python
-# (pytest), Go (go test). Each runs even if an earlier one failed.
+# and always stops: the main one (DefaultCluster, broker-a); a second one beside it for the tests
+# with two clusters in one process (SecondCluster, broker-b); and a third one with two brokers on
+# the IPv6 loopback for the IPv6 and latency-fault tests (V6Cluster, broker-a and broker-b on
+# [::1]). Each run picks free ports for all three (override: RMQ_TEST_NAMESRV_PORT/
+# RMQ_TEST_BROKER_PORT, RMQ_TEST_NAMESRV_2_PORT/RMQ_TEST_BROKER_2_PORT and
+# RMQ_TEST_NAMESRV_V6_PORT/RMQ_TEST_BROKER_V6_PORT, the last one for broker-a, broker-b on +10)
+# and keeps their state in a private temporary directory, so two checkouts running `make test` at
+# once never touch each other's clusters. The suites get RMQ_NAMESRV, RMQ_NAMESRV_2,
+# RMQ_NAMESRV_V6 and RMQ_DATA_V6 (where the cluster script finds the third cluster's pids: the
+# fault test pauses one of its brokers). Suites: Rust (unit, fake-peer, real broker), C (plain
+# and ASan/UBSan), Python (pytest), Go (go test), packaging (scripts/test-packaging.sh). Each runs
+# even if an earlier one failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-export RMQ_NAMESRV_PORT="${RMQ_TEST_NAMESRV_PORT:-19876}"
-export RMQ_BROKER_PORT="${RMQ_TEST_BROKER_PORT:-20911}"
+# A free TCP port on 127.0.0.1; with "broker", one whose neighbours PORT-2 and PORT+1 (which the
+# broker also binds) are free too. Free when chosen: another run choosing at the same moment is
+# the remaining (small) risk, and its cluster would then fail to start, not stop ours.
+free_port() {
+  python3 - "$@" <<'PY'
+import socket, sys
+mode = sys.argv[1] if len(sys.argv) > 1 else ""
+def free(port, host):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+def broker_free(port, host):
+    # the broker binds PORT and PORT-2 on its host, and PORT+1 (HA) on every address
+    return free(port, host) and free(port - 2, host) and free(port + 1, "0.0.0.0") and free(port + 1, "::")
+for _ in range(200):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()
+    if port < 1026 or port > 65000:
+        continue
+    ok = {
+        "": lambda: True,
+        "broker": lambda: broker_free(port, "127.0.0.1"),
+        "v6": lambda: free(port, "::1"),
+        "v6-brokers": lambda: broker_free(port, "::1") and broker_free(port + 10, "::1"),
+    }[mode]()
+    if ok:
+        print(port); sys.exit(0)
+sys.exit("run-tests: no free port found")
+PY
+}
+
+state=$(mktemp -d "${TMPDIR:-/tmp}/rmq-test-run.XXXXXX")
+export RMQ_NAMESRV_PORT="${RMQ_TEST_NAMESRV_PORT:-$(free_port)}"
+export RMQ_BROKER_PORT="${RMQ_TEST_BROKER_PORT:-$(free_port broker)}"
+export RMQ_DATA="$state/cluster-1"
 export RMQ_NAMESRV="127.0.0.1:$RMQ_NAMESRV_PORT"
-second_namesrv_port="${RMQ_TEST_NAMESRV_2_PORT:-19877}"
-second_broker_port="${RMQ_TEST_BROKER_2_PORT:-21911}" # also binds 21909 and 21912
+second_namesrv_port="${RMQ_TEST_NAMESRV_2_PORT:-$(free_port)}"
+second_broker_port="${RMQ_TEST_BROKER_2_PORT:-$(free_port broker)}"
 export RMQ_NAMESRV_2="127.0.0.1:$second_namesrv_port"
-v6_namesrv_port="${RMQ_TEST_NAMESRV_V6_PORT:-19878}"
-v6_broker_port="${RMQ_TEST_BROKER_V6_PORT:-22911}" # and 22921; also binds each -2 and +1
+v6_namesrv_port="${RMQ_TEST_NAMESRV_V6_PORT:-$(free_port v6)}"
+v6_broker_port="${RMQ_TEST_BROKER_V6_PORT:-$(free_port v6-brokers)}" # and +10 for broker-b
 export RMQ_NAMESRV_V6="[::1]:$v6_namesrv_port"
-export RMQ_DATA_V6="${TMPDIR:-/tmp}/rmq-local-$v6_namesrv_port"
+export RMQ_DATA_V6="$state/cluster-v6"
+echo "run-tests: cluster 1 on $RMQ_NAMESRV_PORT/$RMQ_BROKER_PORT, cluster 2 on $second_namesrv_port/$second_broker_port, IPv6 cluster on $v6_namesrv_port/$v6_broker_port, state in $state"
 cluster=scripts/rocketmq-local.sh
 
 # Each cluster has its own ports and data directory (named after its name server port), so the
 # two start and stop in parallel.
 first_cluster() { RMQ_CLUSTER=DefaultCluster RMQ_BROKER_NAME=broker-a "$cluster" "$@"; }
 second_cluster() {
-  env -u RMQ_DATA RMQ_NAMESRV_PORT="$second_namesrv_port" RMQ_BROKER_PORT="$second_broker_port" \
+  env RMQ_DATA="$state/cluster-2" RMQ_NAMESRV_PORT="$second_namesrv_port" RMQ_BROKER_PORT="$second_broker_port" \
     RMQ_CLUSTER=SecondCluster RMQ_BROKER_NAME=broker-b "$cluster" "$@"
 }
 v6_cluster() {
@@ -42,8 +83,9 @@ for tool in cargo cc python3 go java mvn; do
 done
 python3 -c 'import pytest' 2>/dev/null || { echo "run-tests: pytest is required: python3 -m pip install pytest" >&2; exit 1; }
 
-all_clusters_down >/dev/null 2>&1 || true   # leftovers of an interrupted run
-trap all_clusters_down EXIT
+# the state (cluster logs) stays for a look when something failed
+trap 'all_clusters_down; if ((failed == 0)); then rm -rf "$state"; else echo "run-tests: cluster logs in $state"; fi' EXIT
+failed=0
 start=$(date +%s)
 # the second cluster's output is prefixed so the two can be told apart
 ( second_cluster up 2>&1 | while IFS= read -r line; do echo "[second cluster] $line"; done ) &
@@ -53,9 +95,9 @@ v6_up=$!
 first_cluster up; first_rc=$?
 wait "$second_up"; second_rc=$?
 wait "$v6_up"; v6_rc=$?
-((first_rc == 0)) || { echo "run-tests: the local RocketMQ cluster did not start" >&2; exit 1; }
-((second_rc == 0)) || { echo "run-tests: the second local RocketMQ cluster did not start" >&2; exit 1; }
-((v6_rc == 0)) || { echo "run-tests: the IPv6 two-broker cluster did not start" >&2; exit 1; }
+((first_rc == 0)) || { failed=1; echo "run-tests: the local RocketMQ cluster did not start" >&2; exit 1; }
+((second_rc == 0)) || { failed=1; echo "run-tests: the second local RocketMQ cluster did not start" >&2; exit 1; }
+((v6_rc == 0)) || { failed=1; echo "run-tests: the IPv6 two-broker cluster did not start" >&2; exit 1; }
 echo "run-tests: all three clusters up in $(( $(date +%s) - start )) s"
 
 passed=0 failed=0 failures=()
@@ -76,6 +118,7 @@ suite c make --no-print-directory c-test
 suite c-asan make --no-print-directory c-test-asan
 suite python python3 -m pytest -q bindings/python/tests
 suite go bash -c 'cd bindings/go && go test -count=1 ./...'
+suite packaging scripts/test-packaging.sh
 
 echo
 echo "run-tests: $(( $(date +%s) - start )) s with the clusters up${failures:+; failed: ${failures[*]}}"

@@ -71,6 +71,7 @@ pub const PULL_THRESHOLD_FOR_QUEUE: &str = "consumer.pull-threshold-for-queue";
 pub const PULL_THRESHOLD_SIZE_FOR_QUEUE: &str = "consumer.pull-threshold-size-for-queue";
 pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
+pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
@@ -289,6 +290,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::Integer { min: 0, max: 3_600_000 },
         description: "How long shutdown waits for listener calls still running (ms); messages unfinished then are delivered again later.",
     },
+    ConfigKey {
+        name: LOG_LEVEL,
+        default: "off",
+        kind: ValueKind::Text,
+        description: "Lowest level of library log records to deliver once a client starts: off, error, warn, info, debug or trace. Raises the level of the logger set with rmq_set_logger; with none set, records go to standard error. RMQ_LOG_LEVEL does the same without code changes.",
+    },
 ];
 
 pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
@@ -352,6 +359,9 @@ impl Config {
                 LanguageCode::names().join(", ")
             )));
         }
+        if key == LOG_LEVEL {
+            crate::log::Level::parse(value).map_err(invalid)?;
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -404,6 +414,8 @@ impl Config {
                 .get(CLIENT_LANGUAGE)
                 .and_then(LanguageCode::from_name)
                 .unwrap_or(LanguageCode::RUST),
+            log_level: crate::log::Level::parse(self.get(LOG_LEVEL).unwrap_or("off"))
+                .unwrap_or(None),
         })
     }
 
@@ -557,6 +569,8 @@ pub struct ClientConfig {
     pub broker_request_threads: usize,
     /// Language code of every request sent (client.language).
     pub language: LanguageCode,
+    /// client.log-level: raises the process's log level when a client starts.
+    pub log_level: Option<crate::log::Level>,
 }
 
 impl ClientConfig {

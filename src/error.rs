@@ -13,7 +13,7 @@ pub enum Error {
     /// The object is in the wrong lifecycle state for the call (not started, shut down, ...).
     #[error("invalid state: {0}")]
     InvalidState(String),
-    #[error("unknown configuration key '{0}'")]
+    #[error("unknown configuration key '{0}'{hint}", hint = crate::suggest::config_key_hint(.0))]
     UnknownConfigKey(String),
     #[error("invalid value '{value}' for configuration key '{key}': {reason}")]
     InvalidConfigValue {

@@ -10,11 +10,13 @@ pub mod consumer;
 pub mod error;
 pub mod executor;
 pub mod ffi;
+pub mod log;
 pub mod producer;
 pub mod protocol;
 pub mod remoting;
 pub mod runtime;
 pub mod single_flight;
+pub mod suggest;
 
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};

@@ -18,18 +18,24 @@
         }                                                                           \
     } while (0)
 
+/* One line per send result, the same in the C, Python and Go examples:
+ * MODE STATUS msgId=... offsetMsgId=... queue=BROKER/TOPIC/QUEUE offset=N */
 static void print_result(const char *how, const rmq_send_result_t *r) {
-    const char *id, *offset_id, *broker;
-    size_t id_len, offset_len, broker_len;
+    const char *id, *offset_id, *broker, *topic;
+    size_t id_len, offset_len, broker_len, topic_len;
+    rmq_send_status_t status;
     int32_t queue;
     int64_t offset;
+    TRY(rmq_send_result_status(r, &status));
     TRY(rmq_send_result_msg_id(r, &id, &id_len));
     TRY(rmq_send_result_offset_msg_id(r, &offset_id, &offset_len));
     TRY(rmq_send_result_broker_name(r, &broker, &broker_len));
+    TRY(rmq_send_result_topic(r, &topic, &topic_len));
     TRY(rmq_send_result_queue_id(r, &queue));
     TRY(rmq_send_result_queue_offset(r, &offset));
-    printf("%-5s msgId=%.*s offsetMsgId=%.*s queue=%.*s:%d offset=%lld\n", how, (int)id_len, id,
-           (int)offset_len, offset_id, (int)broker_len, broker, queue, (long long)offset);
+    printf("%-6s %s msgId=%.*s offsetMsgId=%.*s queue=%.*s/%.*s/%d offset=%lld\n", how,
+           rmq_send_status_name(status), (int)id_len, id, (int)offset_len, offset_id,
+           (int)broker_len, broker, (int)topic_len, topic, queue, (long long)offset);
 }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;

@@ -3,9 +3,9 @@
 
     python3 examples/python/producer.py [NAMESRV [TOPIC]]
 
-NAMESRV defaults to $RMQ_NAMESRV, else 127.0.0.1:9876. The rmq package is imported from
-bindings/python of this repository when it is not installed; the library from $RMQ_LIBRARY or
-target/release.
+NAMESRV defaults to $RMQ_NAMESRV, else 127.0.0.1:9876. The rmq package is the installed one
+(pip install ./bindings/python), else bindings/python of this repository with the library from
+$RMQ_LIBRARY or target/release.
 """
 
 import concurrent.futures
@@ -23,14 +23,14 @@ except ImportError:
 
 def show(how, r):
     print(
-        f"{how:6} {r.status_name:8} msg_id={r.msg_id} offset_msg_id={r.offset_msg_id} "
+        f"{how:6} {r.status_name} msgId={r.msg_id} offsetMsgId={r.offset_msg_id} "
         f"queue={r.broker_name}/{r.topic}/{r.queue_id} offset={r.queue_offset}"
     )
 
 
 def main():
     namesrv = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("RMQ_NAMESRV", "127.0.0.1:9876")
-    topic = sys.argv[2] if len(sys.argv) > 2 else "rmq_example_python"
+    topic = sys.argv[2] if len(sys.argv) > 2 else "RmqExampleTopic"
     config = {
         "name-server": namesrv,
         "producer.group": "rmq_example_python_group",

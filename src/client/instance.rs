@@ -318,9 +318,11 @@ impl ClientInstance {
         }
         let new_broker = self.merge_brokers(&info.route);
         let info = Arc::new(info);
-        self.routes
+        let previous = self
+            .routes
             .write()
             .insert(topic.to_string(), Arc::clone(&info));
+        crate::client::route_log::route_updated(topic, previous.as_deref(), &info);
         if new_broker {
             // A broker learns about us at once rather than at the next 30 s tick.
             self.send_heartbeats().await;
@@ -371,9 +373,15 @@ impl ClientInstance {
         let topics: Vec<String> = self.routes.read().keys().cloned().collect();
         for topic in topics {
             // A failed refresh keeps the last good route; the next tick tries again.
-            let _ = self
+            if let Err(e) = self
                 .update_route(&topic, Instant::now() + self.config.api_timeout)
-                .await;
+                .await
+            {
+                crate::log_warn!(
+                    "rmq::client",
+                    "route refresh of topic {topic} failed, the last route stays in use: {e}"
+                );
+            }
         }
     }
 
@@ -538,6 +546,12 @@ async fn background(instance: Weak<ClientInstance>, mut stop: watch::Receiver<bo
         ),
         None => return,
     };
+    if let Some(inst) = instance.upgrade() {
+        tokio::select! {
+            _ = crate::client::route_log::probe_name_servers(&inst) => {}
+            _ = stop.changed() => return,
+        }
+    }
     let now = Instant::now();
     // Java: first heartbeat 1 s after start, first route poll after 10 ms; both then periodic.
     // The name server lookup runs at start, then every 2 minutes by default.

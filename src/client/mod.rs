@@ -7,6 +7,7 @@ pub mod namesrv;
 pub mod nsaddr;
 pub mod registry;
 pub mod route;
+pub(crate) mod route_log;
 
 pub use instance::{ClientInstance, ConsumerMember};
 pub use route::{MessageQueue, TopicPublishInfo};

@@ -84,6 +84,9 @@ fn register(
     add: impl FnOnce(&ClientInstance) -> Result<()>,
 ) -> Result<Arc<ClientInstance>> {
     install_fork_handlers();
+    if let Some(level) = config.log_level {
+        crate::log::raise_config_level(level);
+    }
     let shared = runtime::shared()?;
     let key = InstanceKey::new(client_id(config), name_server_set(config));
     let mut guard = INSTANCES.lock();

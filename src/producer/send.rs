@@ -312,6 +312,11 @@ impl RetryBudget {
                     && self.retry_not_stored
                     && self.attempts_left > 0 =>
             {
+                crate::log_warn!(
+                    "rmq::producer",
+                    "broker {broker} stored the message with {:?}, retrying on another broker",
+                    r.status
+                );
                 Next::Retry
             }
             Ok(r) => Next::Done(Ok(r)),
@@ -321,6 +326,11 @@ impl RetryBudget {
                     RetryPolicy::Async => e.is_transport(),
                 };
                 if retriable && self.attempts_left > 0 && Instant::now() < self.deadline {
+                    crate::log_warn!(
+                        "rmq::producer",
+                        "send to broker {broker} failed, retrying on another broker ({} attempts left): {e}",
+                        self.attempts_left
+                    );
                     self.last_error = Some(e);
                     Next::Retry
                 } else {

@@ -97,6 +97,24 @@ pub fn response_code_name(code: i32) -> &'static str {
         .unwrap_or("UNKNOWN")
 }
 
+/// Names of the request codes in `request`, for messages.
+const REQUEST_CODES: &[(i32, &str)] = &[
+    (request::QUERY_MESSAGE, "QUERY_MESSAGE"),
+    (request::VIEW_MESSAGE_BY_ID, "VIEW_MESSAGE_BY_ID"),
+    (request::HEART_BEAT, "HEART_BEAT"),
+    (request::UNREGISTER_CLIENT, "UNREGISTER_CLIENT"),
+    (request::GET_ROUTEINFO_BY_TOPIC, "GET_ROUTEINFO_BY_TOPIC"),
+    (request::SEND_MESSAGE_V2, "SEND_MESSAGE_V2"),
+];
+
+/// "SEND_MESSAGE_V2 (310)", or "request code N" for a code without a name here.
+pub fn describe_request(code: i32) -> String {
+    match REQUEST_CODES.iter().find(|(c, _)| *c == code) {
+        Some((_, name)) => format!("{name} ({code})"),
+        None => format!("request code {code}"),
+    }
+}
+
 /// Broker answers after which the Java producer retries a sync send on another broker.
 pub const SEND_RETRY_RESPONSE_CODES: &[i32] = &[
     response::TOPIC_NOT_EXIST,

@@ -1,6 +1,6 @@
 //! RemotingClient: one shared connection per remote address, created on demand and replaced after
 //! it drops (reconnect), until `shutdown`, after which nothing is dialled again.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,6 +26,8 @@ pub struct RemotingClient {
     shut_down: AtomicBool,
     /// Written in every request and response instead of the command's own, when set.
     language: Option<LanguageCode>,
+    /// Addresses connected before: a new connection to one of them is a recovery (logged).
+    connected_before: Mutex<HashSet<String>>,
 }
 
 impl RemotingClient {
@@ -45,6 +47,7 @@ impl RemotingClient {
             handler,
             shut_down: AtomicBool::new(false),
             language: None,
+            connected_before: Mutex::new(HashSet::new()),
         }
     }
 
@@ -110,20 +113,33 @@ impl RemotingClient {
 
     async fn dial(&self, addr: &str) -> Result<Arc<Connection>> {
         self.check_open()?;
-        let conn = Connection::connect(
+        let conn = match Connection::connect(
             &self.shared,
             addr,
             self.connect_timeout,
             self.ser,
             Arc::clone(&self.handler),
         )
-        .await?;
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                crate::log_warn!("rmq::remoting", "{e}");
+                return Err(e);
+            }
+        };
         if let Some(language) = self.language {
             conn.set_language(language);
         }
         self.conns
             .lock()
             .insert(addr.to_string(), Arc::clone(&conn));
+        let first = self.connected_before.lock().insert(addr.to_string());
+        if !first {
+            crate::log_info!("rmq::remoting", "connection to {addr} re-established");
+        } else {
+            crate::log_debug!("rmq::remoting", "connected to {addr}");
+        }
         // shutdown() may have run while we dialled; it must not leave this one open.
         if self.shut_down.load(Ordering::Acquire) {
             self.close_all();

@@ -63,6 +63,14 @@ pub fn decode_frame(src: &mut BytesMut) -> Result<Option<RemotingCommand>> {
     }
     let frame_len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
     if !(4..=MAX_FRAME_LENGTH).contains(&frame_len) {
+        // "HTTP/1.1 400 ..." read as a length: the peer is a web server, not RocketMQ.
+        if src.starts_with(b"HTTP") {
+            return Err(Error::Protocol(
+                "the peer answered in HTTP, not the RocketMQ remoting protocol (is this the \
+                 address of a name server or broker, or of a web console or proxy?)"
+                    .into(),
+            ));
+        }
         return Err(Error::Protocol(format!("illegal frame length {frame_len}")));
     }
     if src.len() < 4 + frame_len {
@@ -386,6 +394,13 @@ mod tests {
             assert_eq!(decoded.body, cmd.body);
             assert_eq!(decoded.language, LanguageCode::RUST);
         }
+    }
+
+    #[test]
+    fn an_http_answer_is_named() {
+        let mut buf = BytesMut::from(&b"HTTP/1.1 400 Bad Request\r\n\r\n"[..]);
+        let err = decode_frame(&mut buf).unwrap_err().to_string();
+        assert!(err.contains("answered in HTTP"), "{err}");
     }
 
     #[test]

@@ -205,7 +205,12 @@ impl Connection {
         let stream = match tokio::time::timeout(timeout, dial).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(connect_err(e.to_string())),
-            Err(_) => return Err(connect_err(format!("no answer within {timeout:?}"))),
+            Err(_) => {
+                return Err(connect_err(format!(
+                    "no answer within {} ms",
+                    timeout.as_millis()
+                )))
+            }
         };
         stream
             .set_nodelay(true)
@@ -279,6 +284,19 @@ impl Connection {
         if runtime::check_pid(self.pid).is_err() {
             return;
         }
+        if reason == "client shut down" || reason == "connection dropped" {
+            crate::log_debug!(
+                "rmq::remoting",
+                "connection to {} closed: {reason}",
+                self.addr
+            );
+        } else {
+            crate::log_warn!(
+                "rmq::remoting",
+                "connection to {} lost: {reason}",
+                self.addr
+            );
+        }
         self.queue.lock().failed = Some(reason.to_string());
         // Wakes a caller polling the socket and tells the peer; the fds close on drop.
         // SAFETY: the fd is owned by `self.stream`, open for the duration of the call.
@@ -298,10 +316,14 @@ impl Connection {
         }
     }
 
-    fn timeout_error(&self, cmd: &RemotingCommand) -> Error {
+    /// "no response from ADDR to SEND_MESSAGE_V2 (310) within 3000 ms": the time the request
+    /// was given, in whole milliseconds.
+    fn timeout_error(&self, cmd: &RemotingCommand, started: Instant, deadline: Instant) -> Error {
         Error::Timeout(format!(
-            "no response from {} to request code {} in time",
-            self.addr, cmd.code
+            "no response from {} to {} within {} ms",
+            self.addr,
+            crate::protocol::code::describe_request(cmd.code),
+            deadline.saturating_duration_since(started).as_millis()
         ))
     }
 
@@ -315,8 +337,9 @@ impl Connection {
         cmd: &RemotingCommand,
         deadline: Instant,
     ) -> Result<RemotingCommand> {
+        let started = Instant::now();
         if runtime::on_blocking_driver() {
-            return self.invoke_on_caller_thread(cmd, deadline);
+            return self.invoke_on_caller_thread(cmd, started, deadline);
         }
         let (tx, rx) = oneshot::channel();
         self.register(cmd.opaque, Waiter::Async(tx))?;
@@ -328,7 +351,7 @@ impl Connection {
         let result = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
-            Err(_) => Err(self.timeout_error(cmd)),
+            Err(_) => Err(self.timeout_error(cmd, started, deadline)),
         };
         drop(guard);
         result
@@ -348,6 +371,7 @@ impl Connection {
     fn invoke_on_caller_thread(
         &self,
         cmd: &RemotingCommand,
+        started: Instant,
         deadline: Instant,
     ) -> Result<RemotingCommand> {
         let slot = BlockingSlot::for_this_thread();
@@ -374,7 +398,7 @@ impl Connection {
                         return r;
                     }
                 }
-                Err(self.timeout_error(cmd))
+                Err(self.timeout_error(cmd, started, deadline))
             }
         }
     }

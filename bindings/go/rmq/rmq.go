@@ -1,8 +1,11 @@
 // Package rmq is a thin Go wrapper over the C ABI of rmq, an Apache RocketMQ client whose core
 // is written in Rust (include/rmq.h).
 //
-// It links the static library target/release/librmq.a, so build it first with
-// `cargo build --release` at the repository root; no LD_LIBRARY_PATH is needed at run time.
+// The C header ships inside this package (rmq.h). The library is linked statically from
+// lib/<GOOS>_<GOARCH>/librmq.a inside the package, which `make go-lib` in the rmq repository
+// builds (or `go generate` here); no LD_LIBRARY_PATH is needed at run time. With the build tag
+// rmq_dynamic the package links the installed shared library instead, found through pkg-config
+// (`make install` puts rmq.pc there). See link_static.go and link_dynamic.go.
 //
 // Semantics are those of the C ABI:
 //
@@ -16,8 +19,7 @@
 package rmq
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../../include
-#cgo LDFLAGS: ${SRCDIR}/../../../target/release/librmq.a -ldl -lpthread -lm
+#cgo CFLAGS: -I${SRCDIR}
 #include "rmq.h"
 */
 import "C"

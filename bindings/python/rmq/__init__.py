@@ -5,8 +5,9 @@
         r = p.send(rmq.Message("TopicA", b"hello", tags="t", keys=["k1"]))
         print(r.msg_id, r.offset_msg_id, r.queue_id, r.queue_offset)
 
-The library is found through $RMQ_LIBRARY, else the repository's target/release or
-target/debug build.
+The native library is the one installed inside the package (``pip install ./bindings/python``
+builds it into the wheel). $RMQ_LIBRARY, when set, names another library file to load instead;
+in a source checkout without an installed wheel, the repository's target/release build is used.
 """
 
 from . import _ffi
@@ -33,9 +34,10 @@ from .errors import (
     is_retriable,
     status_name,
 )
+from ._log import log_records_dropped, set_log_level
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
-from .producer import Producer, SendResult, SendStatus
+from .producer import Producer, SendFuture, SendResult, SendStatus
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
 library_version = _ffi.version
@@ -69,15 +71,18 @@ __all__ = [
     "RmqTimeoutError",
     "RoundRobinSelector",
     "STATUS_TABLE",
+    "SendFuture",
     "SendResult",
     "SendStatus",
     "Status",
     "TransportError",
     "config_keys",
     "error_for",
+    "log_records_dropped",
     "is_retriable",
     "library_path",
     "library_version",
     "library_version_number",
+    "set_log_level",
     "status_name",
 ]

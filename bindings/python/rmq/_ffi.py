@@ -20,6 +20,7 @@ from ctypes import (
     c_int64,
     c_size_t,
     c_uint32,
+    c_uint64,
     c_void_p,
 )
 from pathlib import Path
@@ -122,6 +123,16 @@ class SendResultViewT(Structure):
         ("region_id_len", c_size_t),
     ]
 
+
+class LogRecordT(Structure):
+    """rmq_log_record_t (borrowed until the logger returns)."""
+
+    _fields_ = [("level", c_int32), ("target", c_char_p), ("message", c_char_p)]
+
+
+#: rmq_log_callback_t
+LOG_CALLBACK = CFUNCTYPE(None, POINTER(LogRecordT), c_void_p)
+
 #: name -> (restype, argtypes), in the order of include/rmq.h.
 SIGNATURES = {
     "rmq_last_error_message": (c_char_p, []),
@@ -220,17 +231,24 @@ SIGNATURES = {
     "rmq_send_status_name": (c_char_p, [send_status_t]),
     "rmq_status_str": (c_char_p, [status_t]),
     "rmq_status_is_retriable": (c_bool, [status_t]),
+    "rmq_set_logger": (status_t, [LOG_CALLBACK, c_void_p, c_int32]),
+    "rmq_log_dropped": (c_uint64, []),
     "rmq_version": (c_char_p, []),
     "rmq_version_number": (c_uint32, []),
 }
 
 
 def _candidates():
+    """$RMQ_LIBRARY alone when set; else the library inside the installed package (the wheel
+    puts it there as ``_librmq*``); else the build of the repository this file sits in."""
     env = os.environ.get(LIBRARY_ENV)
     if env:
         return [Path(env)]
-    repo = Path(__file__).resolve().parent.parent.parent.parent
-    return [repo / "target" / "release" / _LIB_FILE, repo / "target" / "debug" / _LIB_FILE]
+    here = Path(__file__).resolve().parent
+    bundled = sorted(here.glob("_librmq*.so")) + sorted(here.glob("_librmq*.pyd"))
+    bundled += sorted(here.glob("_librmq*.dylib"))
+    repo = here.parent.parent.parent
+    return bundled + [repo / "target" / "release" / _LIB_FILE, repo / "target" / "debug" / _LIB_FILE]
 
 
 def _load():
@@ -246,8 +264,9 @@ def _load():
     raise ImportError(
         "rmq: cannot load the rmq C library; tried:\n  "
         + "\n  ".join(tried)
-        + f"\nBuild it with `cargo build --release` in the rmq repository, or set {LIBRARY_ENV}"
-        " to the full path of the library file."
+        + "\nInstall the package with `pip install ./bindings/python` (it builds the library"
+        f" into the wheel), or build it with `cargo build --release`, or set {LIBRARY_ENV} to"
+        " the full path of the library file."
     )
 
 

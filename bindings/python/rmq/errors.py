@@ -196,7 +196,12 @@ def check(status: int) -> None:
     code) at once, on the calling thread, before any other rmq_ call."""
     if status != 0:
         message = _ffi.text(_lib.rmq_last_error_message())
-        raise error_for(status, message, _lib.rmq_last_error_broker_code())
+        broker_code = _lib.rmq_last_error_broker_code()
+        # This package passes a NULL handle only for an object it has closed (close() sets
+        # the handle to None): say so in the user's words.
+        if status == Status.RMQ_ERR_NULL_POINTER and message.endswith(" handle is NULL"):
+            message = message[: -len(" handle is NULL")] + " is closed"
+        raise error_for(status, message, broker_code)
 
 
 def last_error() -> RmqError:

@@ -1,5 +1,6 @@
 """Producer and SendResult (rmq_producer_*, rmq_send_result_*)."""
 
+import asyncio
 import atexit
 import concurrent.futures
 import ctypes
@@ -10,9 +11,9 @@ import threading
 import weakref
 from ctypes import byref, c_int32, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Generator, Mapping
 
-from . import _ffi
+from . import _blocking, _ffi
 from ._config import Config
 from .errors import RmqError, Status, check, error_for
 from .message import Message, _check_int
@@ -104,6 +105,34 @@ def _copy_result(result) -> SendResult:
         transaction_id=text(v.transaction_id, v.transaction_id_len),
         region_id=text(v.region_id, v.region_id_len),
     )
+
+
+class SendFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+    """The Future of :meth:`Producer.send_async`: a :class:`concurrent.futures.Future` that
+    resolves to a :class:`SendResult`, and that can also be awaited in a running asyncio loop
+    (``await producer.send_async(msg)``). Awaiting uses no thread: the library's callback thread
+    completes an asyncio future through ``loop.call_soon_threadsafe``."""
+
+    def result(self, timeout: "float | None" = None) -> "SendResult":
+        return super().result(timeout)  # type: ignore[no-any-return]
+
+    def __await__(self) -> Generator[Any, None, "SendResult"]:
+        loop = asyncio.get_running_loop()
+        waiter: "asyncio.Future[SendResult]" = loop.create_future()
+
+        def settle(done: concurrent.futures.Future) -> None:  # type: ignore[type-arg]
+            # on the loop's thread: the waiter may have been cancelled meanwhile
+            if waiter.cancelled():
+                return
+            exc = done.exception()
+            if exc is not None:
+                waiter.set_exception(exc)
+            else:
+                waiter.set_result(done.result())
+
+        # runs on the library callback thread (or here, when already done)
+        self.add_done_callback(lambda done: loop.call_soon_threadsafe(settle, done))
+        return waiter.__await__()
 
 
 # ------------------------------------------------------------------------------ async sends
@@ -238,22 +267,31 @@ class Producer(_ffi.Closeable):
 
         ``queue=rmq.MessageQueue(...)`` sends to that queue; ``selector=`` (see :mod:`rmq.ordered`)
         chooses one on this thread. Either makes an ordered send: one attempt, never another
-        queue."""
-        msg = self._msg(message)
+        queue. On the main thread a Ctrl-C interrupts the wait at once (KeyboardInterrupt; not
+        with a selector, which runs here); the send itself then completes or fails on its own."""
+        handle, msg = self._handle, self._msg(message)
         sync_fn, _, extra, call = self._target(message, queue, selector)
-        out = c_void_p()
-        if extra is None:
-            status = sync_fn(self._handle, msg, byref(out))
-        else:
-            status = sync_fn(self._handle, msg, extra[0], byref(out))
-        self._checked(status, call)
-        try:
-            return _copy_result(out.value)
-        finally:
-            _lib.rmq_send_result_destroy(out.value)
 
-    def send_async(self, message: Message, *, queue=None, selector=None) -> "concurrent.futures.Future":
+        def send_sync() -> SendResult:
+            out = c_void_p()
+            if extra is None:
+                status = sync_fn(handle, msg, byref(out))
+            else:
+                status = sync_fn(handle, msg, extra[0], byref(out))
+            self._checked(status, call)
+            try:
+                return _copy_result(out.value)
+            finally:
+                _lib.rmq_send_result_destroy(out.value)
+
+        if call is not None:
+            # A selector runs on the thread that sends, as documented: this one.
+            return send_sync()
+        return _blocking.call(send_sync)
+
+    def send_async(self, message: Message, *, queue=None, selector=None) -> "SendFuture":
         """Sends without waiting; the Future resolves to a SendResult or raises RmqError.
+        In asyncio code, await it: ``result = await producer.send_async(msg)``.
 
         Errors found before sending (bad message, producer not running, a failing selector)
         raise here. ``queue``/``selector`` as for :meth:`send`; a selector runs on this thread
@@ -267,7 +305,7 @@ class Producer(_ffi.Closeable):
         """
         msg = self._msg(message)
         _, async_fn, extra, call = self._target(message, queue, selector)
-        future = concurrent.futures.Future()
+        future = SendFuture()
         future.set_running_or_notify_cancel()
         with _pending_lock:
             uid = next(_ids)

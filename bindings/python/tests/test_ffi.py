@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 import sys
-from ctypes import POINTER, c_bool, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_void_p
+from ctypes import POINTER, c_bool, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 
 import pytest
 
@@ -67,6 +67,9 @@ def expected_ctype(ctype: str):
         "int64_t*": POINTER(c_int64),
         "rmq_send_status_t*": POINTER(c_int32),
         "rmq_send_callback_t": _ffi.SEND_CALLBACK,
+        "rmq_log_callback_t": _ffi.LOG_CALLBACK,
+        "rmq_log_level_t": c_int32,
+        "uint64_t": c_uint64,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),

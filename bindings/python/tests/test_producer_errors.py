@@ -41,7 +41,11 @@ def test_closed_producer_raises_not_crashes(make_producer, topic):
             call()
         assert info.value.status == rmq.Status.RMQ_ERR_NULL_POINTER, name
         assert info.value.name == "RMQ_ERR_NULL_POINTER"
-        assert "producer handle is NULL" in info.value.message, name
+        assert info.value.message == "producer is closed", name
+    m.close()
+    with pytest.raises(rmq.InvalidHandleError) as info:
+        m.topic
+    assert info.value.message == "message is closed"
 
 
 def test_destroyed_handle_value_is_detected_by_the_library(make_producer, topic):

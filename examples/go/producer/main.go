@@ -1,7 +1,7 @@
 // Command producer sends a few messages with rmq's Go binding: sync, async and oneway.
 //
-//	cargo build --release                    # at the repository root, once
-//	cd examples/go && go run ./producer -namesrv 127.0.0.1:9876 -topic GoExampleTopic
+//	make go-lib                              # at the repository root, once
+//	cd examples/go && go run ./producer -namesrv 127.0.0.1:9876 -topic RmqExampleTopic
 //
 // The name server comes from -namesrv, else $RMQ_NAMESRV, else 127.0.0.1:9876.
 package main
@@ -24,7 +24,7 @@ func main() {
 		defaultNamesrv = "127.0.0.1:9876"
 	}
 	namesrv := flag.String("namesrv", defaultNamesrv, "name server address(es), host:port separated by ';'")
-	topic := flag.String("topic", "GoExampleTopic", "topic to send to (auto-created by the broker)")
+	topic := flag.String("topic", "RmqExampleTopic", "topic to send to (auto-created by the broker)")
 	group := flag.String("group", "go_example_producer", "producer group")
 	count := flag.Int("n", 3, "messages per send mode")
 	flag.Parse()
@@ -57,9 +57,10 @@ func main() {
 		}
 		return msg
 	}
-	printResult := func(mode string, i int, r *rmq.SendResult) {
-		fmt.Printf("%-6s #%d %s msgId=%s offsetMsgId=%s queue=%s/%s/%d offset=%d\n",
-			mode, i, r.StatusName, r.MsgID, r.OffsetMsgID, r.Topic, r.BrokerName, r.QueueID, r.QueueOffset)
+	printResult := func(mode string, _ int, r *rmq.SendResult) {
+		// the same line as the C and Python examples
+		fmt.Printf("%-6s %s msgId=%s offsetMsgId=%s queue=%s/%s/%d offset=%d\n",
+			mode, r.StatusName, r.MsgID, r.OffsetMsgID, r.BrokerName, r.Topic, r.QueueID, r.QueueOffset)
 	}
 
 	// Sync: wait for the broker's answer.
