@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use super::namesrv::NameServerList;
 use super::nsaddr::NameServerUrl;
-use super::route::TopicPublishInfo;
+use super::route::{MessageQueue, TopicPublishInfo};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
@@ -251,6 +251,15 @@ impl ClientInstance {
                 Ok(())
             })
             .await
+    }
+
+    /// The master address of the queue's broker, or why there is none.
+    pub fn master_of(&self, mq: &MessageQueue) -> Result<Arc<str>> {
+        self.master_addr(&mq.broker_name)
+            .ok_or_else(|| Error::RouteNotFound {
+                topic: mq.topic.to_string(),
+                reason: format!("broker {} has no master address", mq.broker_name),
+            })
     }
 
     /// Cached publish info, without I/O.

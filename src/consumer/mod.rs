@@ -29,7 +29,7 @@ use crate::client::{registry, ClientInstance, ConsumerMember, MessageQueue};
 pub use crate::config::ConsumerConfig;
 use crate::error::{Error, Result};
 use crate::executor::{self, Executor};
-use crate::protocol::message::{validate_topic, MessageExt};
+use crate::protocol::message::MessageExt;
 use crate::runtime;
 use offset::OffsetStore;
 use process_queue::ProcessQueue;
@@ -486,20 +486,10 @@ impl PushConsumer {
 
 /// Java's `Validators.checkGroup` plus the DEFAULT_CONSUMER rule.
 fn validate_group(group: &str) -> Result<()> {
-    validate_topic(group).map_err(|e| match e {
-        Error::InvalidArgument(m) => {
-            Error::InvalidArgument(format!("consumer group: {}", m.replace("topic", "group")))
-        }
-        e => e,
-    })?;
+    crate::protocol::message::validate_group("consumer", group, "DEFAULT_CONSUMER")?;
     if group.len() > 120 {
         return Err(Error::InvalidArgument(
             "consumer group is longer than 120 characters".into(),
-        ));
-    }
-    if group == "DEFAULT_CONSUMER" {
-        return Err(Error::InvalidArgument(
-            "consumer group DEFAULT_CONSUMER is reserved; choose another".into(),
         ));
     }
     Ok(())

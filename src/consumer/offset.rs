@@ -2,7 +2,6 @@
 //! every 5 s (oneway), and synchronously when a queue is released and at shutdown. The value is
 //! always the next offset to consume: the lowest message still in flight, or the next to pull.
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -45,15 +44,6 @@ impl OffsetStore {
     }
 }
 
-fn master(instance: &ClientInstance, mq: &MessageQueue) -> Result<Arc<str>> {
-    instance
-        .master_addr(&mq.broker_name)
-        .ok_or_else(|| Error::RouteNotFound {
-            topic: mq.topic.to_string(),
-            reason: format!("broker {} has no master address", mq.broker_name),
-        })
-}
-
 /// Commits `offset` and waits for the broker's answer (queue release, shutdown).
 pub(crate) async fn commit(
     inner: &Inner,
@@ -61,7 +51,7 @@ pub(crate) async fn commit(
     mq: &MessageQueue,
     offset: i64,
 ) -> Result<()> {
-    let addr = master(instance, mq)?;
+    let addr = instance.master_of(mq)?;
     let cmd = req::update_consumer_offset(
         &inner.group,
         &mq.topic,
@@ -86,7 +76,7 @@ pub(crate) async fn commit_all_oneway(inner: &Inner, instance: &ClientInstance) 
         let Some(offset) = inner.offsets.get(&mq) else {
             continue;
         };
-        let Ok(addr) = master(instance, &mq) else {
+        let Ok(addr) = instance.master_of(&mq) else {
             continue;
         };
         let cmd = req::update_consumer_offset(
@@ -125,7 +115,7 @@ pub(crate) async fn start_offset(
     instance: &ClientInstance,
     mq: &MessageQueue,
 ) -> Result<i64> {
-    let addr = master(instance, mq)?;
+    let addr = instance.master_of(mq)?;
     let stored = ask_offset(
         instance,
         &addr,

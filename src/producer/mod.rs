@@ -316,15 +316,6 @@ impl Producer {
         })
     }
 
-    fn master(instance: &ClientInstance, mq: &MessageQueue) -> Result<Arc<str>> {
-        instance
-            .master_addr(&mq.broker_name)
-            .ok_or_else(|| Error::RouteNotFound {
-                topic: mq.topic.to_string(),
-                reason: format!("broker {} has no master address", mq.broker_name),
-            })
-    }
-
     fn budget(&self, policy: RetryPolicy, target: &Target, deadline: Instant) -> RetryBudget {
         let c = &self.inner.config;
         let retries = match (policy, target) {
@@ -369,7 +360,7 @@ impl Producer {
                 Target::Queue(mq) => mq,
             };
             let began = Instant::now();
-            let result = match Self::master(instance, mq) {
+            let result = match instance.master_of(mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.group, mq);
                     match instance.remoting().invoke(&addr, &cmd, deadline).await {
@@ -395,7 +386,7 @@ impl Producer {
         let info = instance.publish_info(&prepared.topic, deadline).await?;
         let mq = self.pick_queue(&info, None)?;
         let began = Instant::now();
-        let result = match Self::master(instance, mq) {
+        let result = match instance.master_of(mq) {
             Ok(addr) => {
                 instance
                     .remoting()
@@ -667,16 +658,5 @@ impl Drop for Inner {
 
 /// Java's `Validators.checkGroup` plus the DEFAULT_PRODUCER rule.
 fn validate_group(group: &str) -> Result<()> {
-    validate_topic(group).map_err(|e| match e {
-        Error::InvalidArgument(m) => {
-            Error::InvalidArgument(format!("producer group: {}", m.replace("topic", "group")))
-        }
-        e => e,
-    })?;
-    if group == "DEFAULT_PRODUCER" {
-        return Err(Error::InvalidArgument(
-            "producer group DEFAULT_PRODUCER is reserved; choose another".into(),
-        ));
-    }
-    Ok(())
+    crate::protocol::message::validate_group("producer", group, "DEFAULT_PRODUCER")
 }

@@ -374,6 +374,23 @@ fn preview(s: &str) -> &str {
 }
 
 /// Java's `Validators.checkTopic` + the broker's forbidden list.
+/// Java's `Validators.checkGroup`: a group is named like a topic, and `reserved` (the client's
+/// DEFAULT_PRODUCER or DEFAULT_CONSUMER) is refused. `kind` names it in errors.
+pub fn validate_group(kind: &str, group: &str, reserved: &str) -> Result<()> {
+    validate_topic(group).map_err(|e| match e {
+        Error::InvalidArgument(m) => {
+            Error::InvalidArgument(format!("{kind} group: {}", m.replace("topic", "group")))
+        }
+        e => e,
+    })?;
+    if group == reserved {
+        return Err(Error::InvalidArgument(format!(
+            "{kind} group {reserved} is reserved; choose another"
+        )));
+    }
+    Ok(())
+}
+
 pub fn validate_topic(topic: &str) -> Result<()> {
     if topic.trim().is_empty() {
         return Err(Error::InvalidArgument("topic is empty".into()));
