@@ -41,10 +41,10 @@ $(OUT):
 	mkdir -p $(OUT)
 
 $(OUT)/test_rmq: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) -O1 tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c tests/c/test_async.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c tests/c/test_async.c $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/test_faults: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@

@@ -126,7 +126,7 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: RETRY_TIMES_WHEN_SEND_ASYNC_FAILED,
         default: "2",
         kind: ValueKind::Integer { min: 0, max: 16 },
-        description: "Extra attempts of an async send after a transport failure (broker answers are not retried).",
+        description: "Extra attempts of an async send after a transport failure or timeout (broker answers are not retried), on another broker unless the queue was chosen. Each attempt may take the time left divided by the attempts left, so all fit in producer.send-message-timeout.",
     },
     ConfigKey {
         name: RETRY_NEXT_SERVER,

@@ -231,6 +231,91 @@ fn java_consumes_what_rmq_sent_batched_delayed_and_compressed() {
     assert!(t.recv_ms >= asked - 1_000);
 }
 
+/// One QRECV line of the harness: (broker, queue id, queue offset, msg id, message as read).
+fn parse_qrecv(line: &str) -> (String, i32, i64, String, Received) {
+    let f: Vec<&str> = line.split('\t').collect();
+    assert_eq!((f[0], f.len()), ("QRECV", 9), "{line}");
+    let props = String::from_utf8(hex_decode(f[8]).unwrap()).unwrap();
+    (
+        f[1].to_string(),
+        f[2].parse().unwrap(),
+        f[3].parse().unwrap(),
+        f[4].to_string(),
+        Received {
+            recv_ms: 0,
+            topic: f[5].to_string(),
+            flag: f[6].parse().unwrap(),
+            store_ms: 0,
+            body: hex_decode(f[7]).unwrap_or_default(),
+            props: decode_properties(&props),
+        },
+    )
+}
+
+#[test]
+fn java_reads_rmq_ordered_messages_in_send_order_per_key() {
+    let topic = unique("RustOrderedToJava");
+    let p = producer_with(&[]);
+    let keys = ["order-1", "order-2", "order-3", "order-4", "order-5"];
+    // (key, msg id, message) in send order; keys interleaved so that order is per key only
+    let mut sent: Vec<(&str, String, Message)> = Vec::new();
+    for i in 0..40 {
+        let key = keys[i % keys.len()];
+        let m = message(
+            &topic,
+            format!("{key} step {}", i / keys.len()).into_bytes(),
+            key,
+            i as i32,
+        );
+        let r = p
+            .send_select_blocking(&m, &rmq::QueueSelector::ByHash(key))
+            .unwrap();
+        sent.push((key, r.msg_id, m));
+    }
+    p.shutdown();
+
+    let out = java(&[
+        "consume-ordered",
+        &namesrv(),
+        &topic,
+        &sent.len().to_string(),
+        "60000",
+    ]);
+    // Java's reading order, queue by queue
+    let read: Vec<_> = out.lines().map(parse_qrecv).collect();
+    assert_eq!(read.len(), sent.len(), "{out}");
+    let position: HashMap<&str, usize> = read
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.3.as_str(), i))
+        .collect();
+    let mut queues_used = std::collections::BTreeSet::new();
+    for key in keys {
+        let mine: Vec<_> = sent.iter().filter(|s| s.0 == key).collect();
+        let at: Vec<usize> = mine
+            .iter()
+            .map(|(_, id, _)| {
+                *position
+                    .get(id.as_str())
+                    .unwrap_or_else(|| panic!("{key} message {id} not read by Java"))
+            })
+            .collect();
+        let queue = (&read[at[0]].0, read[at[0]].1);
+        queues_used.insert(queue);
+        for (n, ((_, _, m), &i)) in mine.iter().zip(&at).enumerate() {
+            let (broker, qid, _, _, got) = &read[i];
+            assert_eq!((broker, *qid), queue, "{key}: message {n} on another queue");
+            assert_received(&format!("{key} #{n}"), m, got);
+        }
+        assert!(
+            at.windows(2)
+                .all(|w| w[0] < w[1] && read[w[0]].2 < read[w[1]].2),
+            "{key}: Java read its messages out of send order: {at:?}"
+        );
+    }
+    assert!(queues_used.len() > 1, "the keys spread over several queues");
+}
+
 fn m_codec_bits(codec: &str) -> i32 {
     match codec {
         "lz4" => 0x100,

@@ -1,10 +1,13 @@
 //! rmq_producer_send_batch, the batch-split helper, and the per-message ids of a batch result.
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 use std::sync::Arc;
 
 use super::boundary::*;
 use super::message::{rmq_message_t, MESSAGES};
-use super::producer::{producer_of, rmq_producer_t, rmq_send_result_t, with_result, RESULTS};
+use super::producer::{
+    producer_of, rmq_producer_t, rmq_send_callback_t, rmq_send_result_t, send_callback,
+    with_result, RESULTS,
+};
 use super::status::*;
 use crate::protocol::message::Message;
 
@@ -60,6 +63,34 @@ pub unsafe extern "C" fn rmq_producer_send_batch(
         if !out_result.is_null() {
             *out_result = RESULTS.insert(Arc::new(result));
         }
+        Ok(())
+    })
+}
+
+/// Sends `count` messages of one topic in one request (SEND_BATCH_MESSAGE) without waiting: the
+/// batch rules, sizes and message ids of rmq_producer_send_batch, and the callback, retries and
+/// in-flight window of rmq_producer_send_async. `messages` is an array of `count` message
+/// handles, all borrowed for the call (the library copies what it needs). A broken batch rule
+/// fails here (RMQ_ERR_INVALID_ARGUMENT or RMQ_ERR_MESSAGE_TOO_LARGE) and nothing is sent.
+/// On RMQ_OK, `callback` runs exactly once later with the outcome and `user_data`, on a callback
+/// thread of the producer's client instance, as for rmq_producer_send_async (after shutdown,
+/// with RMQ_ERR_CANCELLED); on any other status it never runs. `callback` must not be NULL;
+/// `user_data` is passed through untouched and must stay valid until the callback has run. The
+/// result in the callback gives each message's ids (rmq_send_result_msg_id_at). The batch holds
+/// one slot of producer.max-in-flight-async-sends.
+#[no_mangle]
+pub unsafe extern "C" fn rmq_producer_send_batch_async(
+    producer: *mut rmq_producer_t,
+    messages: *const *const rmq_message_t,
+    count: usize,
+    callback: rmq_send_callback_t,
+    user_data: *mut c_void,
+) -> rmq_status_t {
+    guard(|| {
+        let callback = send_callback(callback, user_data)?;
+        let p = producer_of(producer)?;
+        let msgs = messages_of(messages, count)?;
+        p.producer.send_batch_with_callback(&msgs, callback)?;
         Ok(())
     })
 }

@@ -176,6 +176,17 @@ impl Producer {
         self.send_prepared_blocking(&prepared)
     }
 
+    /// Sends `messages` (one topic) in the background, as `send_with_callback` sends one message:
+    /// the same retries, in-flight window and exactly-once callback. The batch rules are checked
+    /// here, before anything is sent; a broken one is an error and the callback is not called.
+    pub fn send_batch_with_callback<F>(&self, messages: &[Message], callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<SendResult>) + Send + 'static,
+    {
+        let prepared = self.prepare_batch(messages)?;
+        self.send_prepared_with_callback(prepared, callback)
+    }
+
     /// Sends `messages` (one topic) in one request and awaits the broker's answer.
     pub async fn send_batch(&self, messages: &[Message]) -> Result<SendResult> {
         let instance = self.running()?;

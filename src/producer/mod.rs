@@ -354,7 +354,7 @@ impl Producer {
             if self.inner.cancel.is_fired() {
                 return Err(shut_down_error());
             }
-            budget.begin_attempt()?;
+            let attempt_deadline = Instant::now() + budget.begin_attempt()?;
             let mq = match target {
                 Target::Any => self.pick_queue(&info, budget.last_broker.as_deref())?,
                 Target::Queue(mq) => mq,
@@ -363,7 +363,11 @@ impl Producer {
             let result = match instance.master_of(mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.group, mq);
-                    match instance.remoting().invoke(&addr, &cmd, deadline).await {
+                    match instance
+                        .remoting()
+                        .invoke(&addr, &cmd, attempt_deadline)
+                        .await
+                    {
                         Ok(resp) => prepared.parse_response(&resp, mq, &addr),
                         Err(e) => self.unless_shut_down(Err(e)),
                     }

@@ -278,15 +278,24 @@ impl RetryBudget {
         }
     }
 
-    /// Counts an attempt and returns the time left for it, or the error that ends the send.
+    /// Counts an attempt and returns the time it may take, or the error that ends the send. A
+    /// sync attempt may take all the time left (as Java's). An async attempt takes its share of
+    /// it, the time left divided by the attempts left: async sends retry timeouts too, and a
+    /// broker that stalls (answers nothing) must leave time for the retry elsewhere within the
+    /// one send timeout.
     pub fn begin_attempt(&mut self) -> Result<Duration> {
         let now = Instant::now();
         if self.attempts_left == 0 || now >= self.deadline {
             return Err(self.exhausted(now >= self.deadline));
         }
+        let left = self.deadline - now;
+        let time = match self.policy {
+            RetryPolicy::Sync => left,
+            RetryPolicy::Async => left / self.attempts_left,
+        };
         self.attempts_left -= 1;
         self.attempts_made += 1;
-        Ok(self.deadline - now)
+        Ok(time)
     }
 
     fn exhausted(&mut self, out_of_time: bool) -> Error {
@@ -429,6 +438,31 @@ mod tests {
             Err(Error::Timeout(_)) => {}
             other => panic!("expected timeout, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn async_attempts_share_the_time_left() {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut b = RetryBudget::new(3, deadline, RetryPolicy::Async, false);
+        let first = b.begin_attempt().unwrap();
+        assert!(first <= Duration::from_secs(20) && first > Duration::from_secs(19));
+        assert!(matches!(
+            b.after(&"a".into(), Err(Error::Timeout("t".into()))),
+            Next::Retry
+        ));
+        let second = b.begin_attempt().unwrap();
+        assert!(second <= Duration::from_secs(30) && second > Duration::from_secs(29));
+        assert!(matches!(
+            b.after(&"a".into(), Err(Error::Timeout("t".into()))),
+            Next::Retry
+        ));
+        // the last attempt may take all that is left
+        assert!(b.begin_attempt().unwrap() > Duration::from_secs(59) - first - second);
+        // one attempt only: all of it
+        let mut one = RetryBudget::new(1, deadline, RetryPolicy::Async, false);
+        assert!(one.begin_attempt().unwrap() > Duration::from_secs(59));
+        let mut sync = RetryBudget::new(3, deadline, RetryPolicy::Sync, false);
+        assert!(sync.begin_attempt().unwrap() > Duration::from_secs(59));
     }
 
     #[test]

@@ -17,6 +17,8 @@ void test_routing(const char *namesrv, const char *v6_namesrv, const char *topic
 void test_payload(const char *namesrv, const char *topic, int *passed, int *failed); /* test_payload.c */
 void test_order(const char *namesrv, int *passed, int *failed);                      /* test_order.c */
 void test_log(int *passed, int *failed); /* test_log.c */
+void test_async(const char *namesrv, const char *v6_namesrv, const char *topic, int *passed,
+                int *failed); /* test_async.c */
 
 static int passed, failed;
 
@@ -413,6 +415,7 @@ int main(void) {
     test_payload(namesrv, topic, &passed, &failed);
     test_order(namesrv, &passed, &failed);
     test_log(&passed, &failed);
+    test_async(namesrv, v6_namesrv, topic, &passed, &failed);
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

@@ -1,7 +1,20 @@
 package rmq
 
 /*
+#include <stdint.h>
 #include "rmq.h"
+
+// Defined in callback.go (//export).
+extern void rmqGoSendCallback(rmq_send_callback_params_t *params, uintptr_t handle);
+
+static void rmq_go_batch_send_trampoline(const rmq_send_callback_params_t *params, void *user_data) {
+	rmqGoSendCallback((rmq_send_callback_params_t *)params, (uintptr_t)user_data);
+}
+
+static rmq_status_t rmq_go_send_batch_async(rmq_producer_t *p, const rmq_message_t *const *messages,
+                                            size_t count, uintptr_t handle) {
+	return rmq_producer_send_batch_async(p, messages, count, rmq_go_batch_send_trampoline, (void *)handle);
+}
 */
 import "C"
 
@@ -67,6 +80,24 @@ func (p *Producer) SendBatch(msgs []*Message) (*SendResult, error) {
 		})
 	})
 	return res, err
+}
+
+// SendBatchAsync sends msgs, all of one topic, in one request without waiting: the rules and
+// result of SendBatch, the callback, retries and in-flight window of SendAsync (the batch holds
+// one slot). If it returns nil, callback is called exactly once later, on a library callback
+// thread; if it returns an error (a broken batch rule among them), nothing was sent and
+// callback is never called. The messages may be modified or closed as soon as it returns.
+func (p *Producer) SendBatchAsync(msgs []*Message, callback func(*SendResult, error)) error {
+	if callback == nil {
+		return invalidArgument("callback is nil")
+	}
+	return p.use(func(ph *C.rmq_producer_t) error {
+		return withHandles(msgs, func(hs []*C.rmq_message_t) error {
+			return submitAsync(callback, func(h C.uintptr_t) C.rmq_status_t {
+				return C.rmq_go_send_batch_async(ph, handlesPtr(hs), C.size_t(len(hs)), h)
+			})
+		})
+	})
 }
 
 // SplitBatches cuts msgs into consecutive batches that each fit producer.max-message-size, in

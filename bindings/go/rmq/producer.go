@@ -277,9 +277,15 @@ func (p *Producer) SendAsync(msg *Message, callback func(*SendResult, error)) er
 }
 
 func producerSendAsync(ph *C.rmq_producer_t, mh *C.rmq_message_t, callback func(*SendResult, error)) error {
+	return submitAsync(callback, func(h C.uintptr_t) C.rmq_status_t { return C.rmq_go_send_async(ph, mh, h) })
+}
+
+// submitAsync hands callback, as a cgo.Handle, to the async send that start makes; the handle
+// is freed by rmqGoSendCallback, or here when the send is not accepted.
+func submitAsync(callback func(*SendResult, error), start func(h C.uintptr_t) C.rmq_status_t) error {
 	h := cgo.NewHandle(callback)
 	liveAsyncHandles.Add(1)
-	err := call(func() C.rmq_status_t { return C.rmq_go_send_async(ph, mh, C.uintptr_t(h)) })
+	err := call(func() C.rmq_status_t { return start(C.uintptr_t(h)) })
 	if err != nil {
 		// Not accepted: the callback will never run, so the handle is ours to free.
 		h.Delete()

@@ -74,6 +74,41 @@ typedef struct rmq_send_result_t rmq_send_result_t;
 typedef int32_t rmq_status_t;
 
 /**
+ * What an async send callback receives. Everything in it is borrowed until the callback
+ * returns; copy what you need, or keep the result with rmq_send_result_clone.
+ */
+typedef struct rmq_send_callback_params_t {
+  /**
+   * RMQ_OK, or why the send failed.
+   */
+  rmq_status_t status;
+  /**
+   * The send result when status is RMQ_OK, else NULL.
+   */
+  const struct rmq_send_result_t *result;
+  /**
+   * NUL-terminated error message; "" when status is RMQ_OK. Never NULL.
+   */
+  const char *error_message;
+  /**
+   * The broker's own response code when a broker refused the send (any code, also those
+   * outside 1..9999 that map to RMQ_ERR_BROKER_OTHER); 0 otherwise.
+   */
+  int32_t broker_code;
+} rmq_send_callback_params_t;
+
+/**
+ * Async send completion. Runs exactly once per send that rmq_producer_send_async accepted, on a
+ * callback thread of the producer's client instance ("rmq-callback-N"; one thread unless
+ * client.callback-executor-threads says more, so by default callbacks run one at a time in
+ * completion order), never on an I/O thread and never while the library holds a lock. After
+ * shutdown, pending sends complete with RMQ_ERR_CANCELLED. It may call rmq_ functions,
+ * including rmq_producer_destroy of another producer (which then runs the callbacks it waits
+ * for on this thread); destroying its own producer from here fails with RMQ_ERR_INVALID_STATE.
+ */
+typedef void (*rmq_send_callback_t)(const struct rmq_send_callback_params_t *params, void *user_data);
+
+/**
  * One configuration key (rmq_config_keys).
  */
 typedef struct rmq_config_key_t {
@@ -175,41 +210,6 @@ typedef struct rmq_queue_selector_t {
   rmq_queue_select_fn select;
   void *arg;
 } rmq_queue_selector_t;
-
-/**
- * What an async send callback receives. Everything in it is borrowed until the callback
- * returns; copy what you need, or keep the result with rmq_send_result_clone.
- */
-typedef struct rmq_send_callback_params_t {
-  /**
-   * RMQ_OK, or why the send failed.
-   */
-  rmq_status_t status;
-  /**
-   * The send result when status is RMQ_OK, else NULL.
-   */
-  const struct rmq_send_result_t *result;
-  /**
-   * NUL-terminated error message; "" when status is RMQ_OK. Never NULL.
-   */
-  const char *error_message;
-  /**
-   * The broker's own response code when a broker refused the send (any code, also those
-   * outside 1..9999 that map to RMQ_ERR_BROKER_OTHER); 0 otherwise.
-   */
-  int32_t broker_code;
-} rmq_send_callback_params_t;
-
-/**
- * Async send completion. Runs exactly once per send that rmq_producer_send_async accepted, on a
- * callback thread of the producer's client instance ("rmq-callback-N"; one thread unless
- * client.callback-executor-threads says more, so by default callbacks run one at a time in
- * completion order), never on an I/O thread and never while the library holds a lock. After
- * shutdown, pending sends complete with RMQ_ERR_CANCELLED. It may call rmq_ functions,
- * including rmq_producer_destroy of another producer (which then runs the callbacks it waits
- * for on this thread); destroying its own producer from here fails with RMQ_ERR_INVALID_STATE.
- */
-typedef void (*rmq_send_callback_t)(const struct rmq_send_callback_params_t *params, void *user_data);
 
 /**
  * Store status of a successful send (rmq_send_result_status).
@@ -522,6 +522,25 @@ rmq_status_t rmq_producer_send_batch(struct rmq_producer_t *producer,
                                      const struct rmq_message_t *const *messages,
                                      size_t count,
                                      struct rmq_send_result_t **out_result);
+
+/**
+ * Sends `count` messages of one topic in one request (SEND_BATCH_MESSAGE) without waiting: the
+ * batch rules, sizes and message ids of rmq_producer_send_batch, and the callback, retries and
+ * in-flight window of rmq_producer_send_async. `messages` is an array of `count` message
+ * handles, all borrowed for the call (the library copies what it needs). A broken batch rule
+ * fails here (RMQ_ERR_INVALID_ARGUMENT or RMQ_ERR_MESSAGE_TOO_LARGE) and nothing is sent.
+ * On RMQ_OK, `callback` runs exactly once later with the outcome and `user_data`, on a callback
+ * thread of the producer's client instance, as for rmq_producer_send_async (after shutdown,
+ * with RMQ_ERR_CANCELLED); on any other status it never runs. `callback` must not be NULL;
+ * `user_data` is passed through untouched and must stay valid until the callback has run. The
+ * result in the callback gives each message's ids (rmq_send_result_msg_id_at). The batch holds
+ * one slot of producer.max-in-flight-async-sends.
+ */
+rmq_status_t rmq_producer_send_batch_async(struct rmq_producer_t *producer,
+                                           const struct rmq_message_t *const *messages,
+                                           size_t count,
+                                           rmq_send_callback_t callback,
+                                           void *user_data);
 
 /**
  * Cuts `count` messages (an array of handles, borrowed for the call) into consecutive batches

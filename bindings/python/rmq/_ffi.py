@@ -191,6 +191,10 @@ SIGNATURES = {
         [handle_t, c_char_p, c_char_p, c_int32, c_int64, c_int64, _out_handle, c_size_t, _out_size],
     ),
     "rmq_producer_send_batch": (status_t, [handle_t, POINTER(c_void_p), c_size_t, _out_handle]),
+    "rmq_producer_send_batch_async": (
+        status_t,
+        [handle_t, POINTER(c_void_p), c_size_t, SEND_CALLBACK, c_void_p],
+    ),
     "rmq_producer_split_batch": (
         status_t,
         [handle_t, POINTER(c_void_p), c_size_t, POINTER(c_size_t), c_size_t, _out_size],

@@ -305,17 +305,26 @@ class Producer(_ffi.Closeable):
         """
         msg = self._msg(message)
         _, async_fn, extra, call = self._target(message, queue, selector)
+
+        def start(uid):
+            if extra is None:
+                status = async_fn(self._handle, msg, _SEND_CALLBACK, uid)
+            else:
+                status = async_fn(self._handle, msg, extra[0], _SEND_CALLBACK, uid)
+            self._checked(status, call)
+
+        return self._submit(start)
+
+    def _submit(self, start) -> "SendFuture":
+        """The one async send path: a future registered under a new id, which ``start(uid)``
+        hands to the library (raising when the send is not accepted)."""
         future = SendFuture()
         future.set_running_or_notify_cancel()
         with _pending_lock:
             uid = next(_ids)
             _pending[uid] = (future, self)
         try:
-            if extra is None:
-                status = async_fn(self._handle, msg, _SEND_CALLBACK, uid)
-            else:
-                status = async_fn(self._handle, msg, extra[0], _SEND_CALLBACK, uid)
-            self._checked(status, call)
+            start(uid)
         except BaseException:
             with _pending_lock:
                 _pending.pop(uid, None)
@@ -342,6 +351,22 @@ class Producer(_ffi.Closeable):
             return _copy_result(out.value)
         finally:
             _lib.rmq_send_result_destroy(out.value)
+
+    def send_batch_async(self, messages) -> "SendFuture":
+        """Sends a list of messages of one topic in one request without waiting: the rules and
+        result of :meth:`send_batch`, the Future, retries and in-flight window of
+        :meth:`send_async` (``await producer.send_batch_async(msgs)`` in asyncio code). A broken
+        batch rule raises here, before anything is sent."""
+        msgs, handles = self._handles(messages)
+
+        def start(uid):
+            check(
+                _lib.rmq_producer_send_batch_async(
+                    self._handle, handles, len(msgs), _SEND_CALLBACK, uid
+                )
+            )
+
+        return self._submit(start)
 
     def split_batches(self, messages) -> list:
         """Cuts a list of messages into consecutive lists that each fit producer.max-message-size

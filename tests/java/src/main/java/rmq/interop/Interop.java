@@ -27,6 +27,11 @@ import org.apache.rocketmq.common.message.MessageQueue;
  * consume NAMESRV TOPIC COUNT TIMEOUT_MS   pull every queue of TOPIC from offset 0 until COUNT
  *                                          messages arrived:
  *     RECV recv_ms msg_id topic flag sys_flag born_ms store_ms hex(body) hex(properties)
+ * consume-ordered NAMESRV TOPIC COUNT TIMEOUT_MS
+ *                                          the same, queue by queue: every message of a queue,
+ *                                          in queue order, before the next queue's (the order an
+ *                                          orderly consumer sees within a queue):
+ *     QRECV broker queue_id queue_offset msg_id topic flag hex(body) hex(properties)
  * produce NAMESRV TOPIC GROUP KEY_PREFIX   send one compressed message per codec (ZLIB, LZ4,
  *                                          ZSTD) and a batch of three:
  *     SENT codec offset_msg_id msg_id topic flag hex(body) hex(properties)
@@ -46,9 +51,10 @@ public final class Interop {
     public static void main(String[] args) throws Exception {
         switch (args.length > 0 ? args[0] : "") {
             case "consume" -> consume(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
+            case "consume-ordered" -> consumeOrdered(args[1], args[2], Integer.parseInt(args[3]), Long.parseLong(args[4]));
             case "produce" -> produce(args[1], args[2], args[3], args[4]);
             default -> {
-                System.err.println("usage: consume NAMESRV TOPIC COUNT TIMEOUT_MS | produce NAMESRV TOPIC GROUP KEY_PREFIX");
+                System.err.println("usage: consume|consume-ordered NAMESRV TOPIC COUNT TIMEOUT_MS | produce NAMESRV TOPIC GROUP KEY_PREFIX");
                 System.exit(2);
             }
         }
@@ -87,6 +93,46 @@ public final class Interop {
             System.out.flush();
             if (seen.size() < count) {
                 System.err.println("received " + seen.size() + " of " + count + " messages");
+                System.exit(1);
+            }
+        } finally {
+            c.shutdown();
+        }
+    }
+
+    @SuppressWarnings("deprecation")
+    private static void consumeOrdered(String namesrv, String topic, int count, long timeoutMs) throws Exception {
+        DefaultMQPullConsumer c = new DefaultMQPullConsumer("RmqInteropOrdered_" + System.nanoTime());
+        c.setNamesrvAddr(namesrv);
+        c.start();
+        try {
+            List<MessageQueue> queues = new ArrayList<>(c.fetchSubscribeMessageQueues(topic));
+            queues.sort(MessageQueue::compareTo);
+            // Each queue's maximum offset once all were sent: read each queue up to it, in order.
+            Map<MessageQueue, List<MessageExt>> read = new HashMap<>();
+            long deadline = System.currentTimeMillis() + timeoutMs;
+            int total;
+            do {
+                total = 0;
+                for (MessageQueue q : queues) {
+                    List<MessageExt> got = read.computeIfAbsent(q, k -> new ArrayList<>());
+                    long offset = got.isEmpty() ? 0 : got.get(got.size() - 1).getQueueOffset() + 1;
+                    PullResult r = c.pull(q, "*", offset, 32, 3000);
+                    if (r.getPullStatus() == PullStatus.FOUND) got.addAll(r.getMsgFoundList());
+                    total += got.size();
+                }
+                if (total < count) Thread.sleep(200);
+            } while (total < count && System.currentTimeMillis() < deadline);
+            for (MessageQueue q : queues) {
+                for (MessageExt m : read.get(q)) {
+                    System.out.println(String.join("\t", "QRECV", q.getBrokerName(), Integer.toString(q.getQueueId()),
+                        Long.toString(m.getQueueOffset()), m.getMsgId(), m.getTopic(), Integer.toString(m.getFlag()),
+                        hex(m.getBody()), hexProps(m.getProperties())));
+                }
+            }
+            System.out.flush();
+            if (total < count) {
+                System.err.println("received " + total + " of " + count + " messages");
                 System.exit(1);
             }
         } finally {
