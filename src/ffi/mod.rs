@@ -18,6 +18,7 @@
 mod boundary;
 mod callback;
 mod config;
+mod consumer;
 mod handles;
 mod message;
 mod producer;
@@ -26,6 +27,7 @@ mod version;
 
 pub use boundary::*;
 pub use config::*;
+pub use consumer::*;
 pub use message::*;
 pub use producer::*;
 pub use status::*;
