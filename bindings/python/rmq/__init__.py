@@ -33,6 +33,7 @@ from .errors import (
     is_retriable,
     status_name,
 )
+from .consumer import ConsumeStatus, PushConsumer, ReceivedMessage, ReconsumeLater
 from .message import Message
 from .producer import Producer, SendResult, SendStatus
 
@@ -49,6 +50,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigKey",
+    "ConsumeStatus",
     "ForkedError",
     "InternalError",
     "InvalidArgumentError",
@@ -59,6 +61,9 @@ __all__ = [
     "NotFoundError",
     "OperationCancelledError",
     "Producer",
+    "PushConsumer",
+    "ReceivedMessage",
+    "ReconsumeLater",
     "ResourceError",
     "RmqConnectionError",
     "RmqError",

@@ -41,7 +41,14 @@ def header_prototypes():
     return protos
 
 
-HANDLE_STRUCTS = {"rmq_config_t", "rmq_message_t", "rmq_producer_t", "rmq_send_result_t"}
+HANDLE_STRUCTS = {
+    "rmq_config_t",
+    "rmq_message_t",
+    "rmq_producer_t",
+    "rmq_send_result_t",
+    "rmq_push_consumer_t",
+    "rmq_received_message_t",
+}
 
 
 def expected_ctype(ctype: str):
@@ -66,6 +73,7 @@ def expected_ctype(ctype: str):
         "int64_t*": POINTER(c_int64),
         "rmq_send_status_t*": POINTER(c_int32),
         "rmq_send_callback_t": _ffi.SEND_CALLBACK,
+        "rmq_message_listener_t": _ffi.MESSAGE_LISTENER,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
     }
@@ -105,6 +113,7 @@ def _header_struct_fields(name):
         ("rmq_config_key_t", _ffi.ConfigKeyT),
         ("rmq_status_desc_t", _ffi.StatusDescT),
         ("rmq_send_callback_params_t", _ffi.SendCallbackParamsT),
+        ("rmq_consume_context_t", _ffi.ConsumeContextT),
     ],
 )
 def test_struct_layouts_match_header(cname, pytype):
