@@ -61,11 +61,15 @@ $(OUT)/test_consumer_asan: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/consumer: examples/c/consumer.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
 $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
-            $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/producer $(OUT)/sync_send
+            $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/producer $(OUT)/consumer \
+            $(OUT)/sync_send
 
 # These two need RMQ_NAMESRV (make test sets it).
 c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer
@@ -83,7 +87,7 @@ test: lint c-programs
 	scripts/run-tests.sh
 
 # A real local cluster, then the C, Python and Go examples end to end.
-demo: build $(OUT)/producer
+demo: build $(OUT)/producer $(OUT)/consumer
 	scripts/demo.sh
 
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
