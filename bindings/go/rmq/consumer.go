@@ -1,6 +1,7 @@
 package rmq
 
 /*
+#include <pthread.h>
 #include <stdint.h>
 #include "rmq.h"
 
@@ -107,7 +108,12 @@ type PushConsumer struct {
 	closed  bool
 	self    cgo.Handle
 	started bool
-	handler Handler
+	// closeMu serializes Close; handler threads never take it (see inOwnHandler).
+	closeMu sync.Mutex
+	// inHandler counts, per OS thread, the handler calls of this consumer running there.
+	inHandlerMu sync.Mutex
+	inHandler   map[C.pthread_t]int
+	handler     Handler
 	// channel mode (Messages)
 	deliveries chan *Delivery
 	// stop is closed when shutdown begins; destroyed once the last handler call has returned.
@@ -235,8 +241,44 @@ func (c *PushConsumer) Messages(ctx context.Context) (<-chan *Delivery, error) {
 	return ch, nil
 }
 
+// enterHandler and leaveHandler bracket a handler call on the calling OS thread (a cgo
+// callback keeps its goroutine on that thread).
+func (c *PushConsumer) enterHandler() {
+	t := C.pthread_self()
+	c.inHandlerMu.Lock()
+	if c.inHandler == nil {
+		c.inHandler = map[C.pthread_t]int{}
+	}
+	c.inHandler[t]++
+	c.inHandlerMu.Unlock()
+}
+
+func (c *PushConsumer) leaveHandler() {
+	t := C.pthread_self()
+	c.inHandlerMu.Lock()
+	if c.inHandler[t]--; c.inHandler[t] == 0 {
+		delete(c.inHandler, t)
+	}
+	c.inHandlerMu.Unlock()
+}
+
+// inOwnHandler: whether the calling goroutine is running one of this consumer's handler calls.
+// The caller holds runtime.LockOSThread.
+func (c *PushConsumer) inOwnHandler() bool {
+	t := C.pthread_self()
+	c.inHandlerMu.Lock()
+	defer c.inHandlerMu.Unlock()
+	return c.inHandler[t] > 0
+}
+
+func errOwnHandler(what string) *Error {
+	return newError(StatusInvalidState, what+" from the consumer's own handler would wait for itself; call it from another goroutine")
+}
+
 // deliver runs on a consumer thread (through rmqGoConsume).
 func (c *PushConsumer) deliver(batch []*ReceivedMessage) ConsumeResult {
+	c.enterHandler()
+	defer c.leaveHandler()
 	if c.handler != nil {
 		return c.handler(batch)
 	}
@@ -259,6 +301,11 @@ func (c *PushConsumer) deliver(batch []*ReceivedMessage) ConsumeResult {
 // unregistered. Idempotent. From the consumer's own handler it fails with StatusInvalidState.
 // Close still has to be called.
 func (c *PushConsumer) Shutdown() error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if c != nil && c.inOwnHandler() {
+		return errOwnHandler("Shutdown")
+	}
 	return c.use(func(h *C.rmq_push_consumer_t) error {
 		c.stopOnce.Do(func() { close(c.stop) })
 		return call(func() C.rmq_status_t { return C.rmq_push_consumer_shutdown(h) })
@@ -273,6 +320,15 @@ func (c *PushConsumer) Close() error {
 	if c == nil {
 		return nil
 	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	// Checked before anything else: another goroutine may be closing c right now and waiting
+	// for this very handler call to return.
+	if c.inOwnHandler() {
+		return errOwnHandler("Close")
+	}
+	c.closeMu.Lock()
+	defer c.closeMu.Unlock()
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -280,8 +336,6 @@ func (c *PushConsumer) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	c.stopOnce.Do(func() { close(c.stop) })
 	// Not under mu: handler calls running meanwhile may call methods of c.
 	if st := C.rmq_push_consumer_destroy(c.h); st != C.RMQ_OK {

@@ -198,6 +198,9 @@ class PushConsumer(_ffi.Closeable):
         self._started = False
         self._closing = threading.Event()
         self._handoffs: "queue.Queue[_Handoff]" = queue.Queue()
+        # Threads running a listener call of this consumer now (thread ident -> calls).
+        self._in_listener: Dict[int, int] = {}
+        self._close_lock = threading.Lock()
         cfg = config if isinstance(config, Config) else None
         if cfg is None:
             if not isinstance(config, Mapping):
@@ -254,6 +257,30 @@ class PushConsumer(_ffi.Closeable):
 
     # ------------------------------------------------------------------------ delivery
     def _deliver(self, batch):
+        me = threading.get_ident()
+        with self._lock:
+            self._in_listener[me] = self._in_listener.get(me, 0) + 1
+        try:
+            return self._deliver_here(batch)
+        finally:
+            with self._lock:
+                if self._in_listener[me] == 1:
+                    del self._in_listener[me]
+                else:
+                    self._in_listener[me] -= 1
+
+    def _refuse_in_own_listener(self, what):
+        # Checked first: another thread may be closing this consumer right now and waiting for
+        # this very listener call to return.
+        with self._lock:
+            mine = threading.get_ident() in self._in_listener
+        if mine:
+            raise InvalidStateError(
+                Status.RMQ_ERR_INVALID_STATE,
+                f"{what} from the consumer's own listener would wait for itself; call it from another thread",
+            )
+
+    def _deliver_here(self, batch):
         listener = self._listener
         if listener is not None:
             return listener(batch)
@@ -318,6 +345,7 @@ class PushConsumer(_ffi.Closeable):
         """Stops the consumer (idempotent): pulling stops, running listener calls get up to
         consumer.await-termination-millis-when-shutdown, offsets are committed. From this
         consumer's own listener it raises InvalidStateError."""
+        self._refuse_in_own_listener("shutdown()")
         self._closing.set()
         self._release_handoffs()
         check(_lib.rmq_push_consumer_shutdown(self._handle))
@@ -336,25 +364,22 @@ class PushConsumer(_ffi.Closeable):
         lock = getattr(self, "_lock", None)
         if lock is None:
             return
-        with lock:
-            handle = self._handle
-        if not handle:
-            return
-        self._closing.set()
-        self._release_handoffs()
-        # The handle stays set during destroy: a refused destroy (from the own listener) leaves
-        # the consumer usable, and other threads' calls never see a half-closed object. Handles
-        # are never reused, so a call racing with destroy gets InvalidHandleError at worst.
-        status = _lib.rmq_push_consumer_destroy(handle)
-        if status == Status.RMQ_ERR_INVALID_STATE:
-            check(status)
-        with lock:
-            if self._handle == handle:
+        self._refuse_in_own_listener("close()")
+        with self._close_lock:  # a second close() waits until the first one is done
+            with lock:
+                handle = self._handle
+            if not handle:
+                return
+            self._closing.set()
+            self._release_handoffs()
+            status = _lib.rmq_push_consumer_destroy(handle)
+            if status == Status.RMQ_ERR_INVALID_STATE:
+                check(status)
+            with lock:
                 self._handle = None
-        with _consumers_lock:
-            _consumers.pop(self._id, None)
-        self._release_handoffs()
-        if status != Status.RMQ_ERR_INVALID_HANDLE:  # already destroyed by a concurrent close()
+            with _consumers_lock:
+                _consumers.pop(self._id, None)
+            self._release_handoffs()
             check(status)
 
     def __repr__(self):
