@@ -488,8 +488,10 @@ rmq_status_t rmq_push_consumer_shutdown(struct rmq_push_consumer_t *consumer);
  * listener call has returned (no call of its listener starts or runs after this returns, so
  * user_data may be freed then), and frees it. From the consumer's own listener it would wait
  * for itself: RMQ_ERR_INVALID_STATE, and the handle stays valid; destroy it from another
- * thread. In a child process after fork() it frees the handle without touching the parent's
- * connections. NULL is a no-op (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+ * thread. Calls on the handle while a destroy runs fail as on a shut-down consumer; two
+ * concurrent destroys both return after the last listener call. In a child process after
+ * fork() it frees the handle without touching the parent's connections. NULL is a no-op
+ * (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
  */
 rmq_status_t rmq_push_consumer_destroy(struct rmq_push_consumer_t *consumer);
 

@@ -306,8 +306,10 @@ pub extern "C" fn rmq_push_consumer_shutdown(consumer: *mut rmq_push_consumer_t)
 /// listener call has returned (no call of its listener starts or runs after this returns, so
 /// user_data may be freed then), and frees it. From the consumer's own listener it would wait
 /// for itself: RMQ_ERR_INVALID_STATE, and the handle stays valid; destroy it from another
-/// thread. In a child process after fork() it frees the handle without touching the parent's
-/// connections. NULL is a no-op (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+/// thread. Calls on the handle while a destroy runs fail as on a shut-down consumer; two
+/// concurrent destroys both return after the last listener call. In a child process after
+/// fork() it frees the handle without touching the parent's connections. NULL is a no-op
+/// (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
 #[no_mangle]
 pub extern "C" fn rmq_push_consumer_destroy(consumer: *mut rmq_push_consumer_t) -> rmq_status_t {
     guard(|| {
@@ -318,17 +320,21 @@ pub extern "C" fn rmq_push_consumer_destroy(consumer: *mut rmq_push_consumer_t) 
         if c.consumer.in_own_listener() {
             c.consumer.shutdown()?; // refused: InvalidState
         }
-        let Some(c) = CONSUMERS.remove(consumer) else {
-            return Ok(()); // destroyed meanwhile by another thread
-        };
         if c.consumer.is_forked() {
             // The parent's sockets and threads: dropping would reach into them.
+            if let Some(registered) = CONSUMERS.remove(consumer) {
+                std::mem::forget(registered);
+            }
             std::mem::forget(c);
             return Ok(());
         }
-        // Its only failure is a runtime that cannot be built, and then nothing is left to stop.
+        // The handle stays registered until the last listener call has returned, so a listener
+        // that destroys its own consumer meanwhile is refused (above) rather than told the
+        // handle is stale, and a concurrent destroy also returns only after that call.
+        // Shutdown's only failure is a runtime that cannot be built; then nothing is left to stop.
         let _ = c.consumer.shutdown();
         c.gate.close_and_wait();
+        CONSUMERS.remove(consumer);
         Ok(())
     })
 }
