@@ -52,23 +52,35 @@ $(OUT)/test_faults: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/test_faults_asan: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/test_consumer: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/test_consumer_asan: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
+
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/consumer: examples/c/consumer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
-            $(OUT)/producer $(OUT)/sync_send
+            $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/producer $(OUT)/consumer \
+            $(OUT)/sync_send
 
 # These two need RMQ_NAMESRV (make test sets it).
-c-test: build $(OUT)/test_rmq $(OUT)/test_faults
+c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer
 	$(OUT)/test_rmq
 	$(OUT)/test_faults
+	$(OUT)/test_consumer
 
-c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan
+c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan $(OUT)/test_consumer_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_rmq_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_faults_asan
+	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_asan
 
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs
@@ -79,7 +91,7 @@ config-doc:
 	$(CARGO) run --release --example gen_config_doc
 
 # A real local cluster, then the C, Python and Go examples end to end.
-demo: go-lib $(OUT)/producer
+demo: go-lib $(OUT)/producer $(OUT)/consumer
 	scripts/demo.sh
 
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).

@@ -22,4 +22,11 @@ echo; echo "=== Python example"
 PYTHONPATH=bindings/python python3 examples/python/producer.py "$ns" RmqExampleTopic
 echo; echo "=== Go example"
 (cd examples/go && go run ./producer -namesrv "$ns" -topic RmqExampleTopic)
+(cd examples/go && go run ./producer -namesrv "$ns")
+echo; echo "=== C consumer example (receives what it sent)"
+target/c/consumer "$ns" RmqDemoTopic
+echo; echo "=== Python consumer example"
+PYTHONPATH=bindings/python python3 examples/python/consumer.py "$ns" RmqDemoTopic
+echo; echo "=== Go consumer example"
+(cd examples/go && go run ./consumer -namesrv "$ns" -topic RmqDemoTopic)
 echo; echo "demo: done"

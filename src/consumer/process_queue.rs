@@ -150,6 +150,7 @@ mod tests {
             reconsume_times: 0,
             body_crc: 0,
             offset_msg_id: String::new(),
+            broker_name: Arc::from(""),
         })
     }
 

@@ -81,7 +81,7 @@ pub(crate) async fn pull_loop(
                                 continue;
                             }
                         };
-                        let kept = keep_matching(&inner, &sub, retry, msgs);
+                        let kept = keep_matching(&inner, &sub, retry, &mq.broker_name, msgs);
                         if pq.is_dropped() {
                             return;
                         }
@@ -127,10 +127,12 @@ fn keep_matching(
     inner: &Inner,
     sub: &Subscription,
     retry: bool,
+    broker_name: &Arc<str>,
     msgs: Vec<MessageExt>,
 ) -> Vec<Arc<MessageExt>> {
     msgs.into_iter()
         .filter_map(|mut m| {
+            m.broker_name = Arc::clone(broker_name);
             if retry {
                 if let Some(origin) = m.message.property(PROPERTY_RETRY_TOPIC).map(str::to_string) {
                     let _ = m.message.set_topic(&origin);

@@ -1,6 +1,7 @@
 //! Messages: the user-facing model, the properties string, and the stored-record decoder used by
 //! VIEW_MESSAGE_BY_ID (and later pulls).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 
@@ -457,6 +458,9 @@ pub struct MessageExt {
     pub body_crc: i32,
     /// broker store id: store host + commit log offset
     pub offset_msg_id: String,
+    /// The broker it was read from, as Java's MessageExt.brokerName: set by the consumer's pull
+    /// from the queue's broker; empty where unknown.
+    pub broker_name: Arc<str>,
 }
 
 impl MessageExt {
@@ -591,6 +595,7 @@ fn decode_stored_message(mut r: Bytes) -> Result<MessageExt> {
         reconsume_times,
         body_crc,
         offset_msg_id,
+        broker_name: Arc::from(""),
     })
 }
 

@@ -5,6 +5,11 @@ package rmq
 */
 import "C"
 
+import (
+	"runtime"
+	"sort"
+)
+
 // ConfigKey is one configuration key the library accepts (rmq_config_keys).
 type ConfigKey struct {
 	// Name is the key, e.g. "producer.group".
@@ -29,4 +34,38 @@ func ConfigKeys() []ConfigKey {
 		})
 	}
 	return out
+}
+
+// withConfig builds a C configuration from config (keys in sorted order, so the first bad key
+// reported is always the same) and lends it to create, on one locked OS thread; the
+// configuration is freed afterwards. An unknown key fails with StatusUnknownConfigKey, a bad
+// value with StatusInvalidConfigValue.
+func withConfig(config map[string]string, create func(cfg *C.rmq_config_t) C.rmq_status_t) error {
+	keys := make([]string, 0, len(config))
+	for k := range config {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	cfg := C.rmq_config_create()
+	if cfg == nil {
+		return lastError(C.rmq_last_error_status())
+	}
+	// Deferred calls run after the return values (and so the error message) are evaluated.
+	defer C.rmq_config_destroy(cfg)
+	for _, k := range keys {
+		ck, err := cString("config key "+k, k)
+		if err != nil {
+			return err
+		}
+		cv, err := cString("value of config key "+k, config[k])
+		if err != nil {
+			return err
+		}
+		if err := check(C.rmq_config_set(cfg, ck, cv)); err != nil {
+			return err
+		}
+	}
+	return check(create(cfg))
 }

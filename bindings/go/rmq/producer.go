@@ -25,7 +25,6 @@ import (
 	"math"
 	"runtime"
 	"runtime/cgo"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,35 +113,10 @@ type Producer struct {
 // StatusUnknownConfigKey, a bad value with StatusInvalidConfigValue. Nothing is sent before
 // Start.
 func NewProducer(config map[string]string) (*Producer, error) {
-	keys := make([]string, 0, len(config))
-	for k := range config {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cfg := C.rmq_config_create()
-	if cfg == nil {
-		return nil, lastError(C.rmq_last_error_status())
-	}
-	// Deferred calls run after the return values (and so the error message) are evaluated.
-	defer C.rmq_config_destroy(cfg)
-	for _, k := range keys {
-		ck, err := cString("config key "+k, k)
-		if err != nil {
-			return nil, err
-		}
-		cv, err := cString("value of config key "+k, config[k])
-		if err != nil {
-			return nil, err
-		}
-		if err := check(C.rmq_config_set(cfg, ck, cv)); err != nil {
-			return nil, err
-		}
-	}
 	var h *C.rmq_producer_t
-	if err := check(C.rmq_producer_create(cfg, &h)); err != nil {
+	if err := withConfig(config, func(cfg *C.rmq_config_t) C.rmq_status_t {
+		return C.rmq_producer_create(cfg, &h)
+	}); err != nil {
 		return nil, err
 	}
 	return &Producer{h: h}, nil

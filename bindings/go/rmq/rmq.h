@@ -9,7 +9,8 @@
  *  - Ownership, in the words used below: "borrowed for the call" (the library copies what it
  *    keeps); "borrowed view ... valid until ..." (points into library memory); "owned by the
  *    caller; free with rmq_x_destroy".
- *  - Handles (rmq_config_t, rmq_message_t, rmq_producer_t, rmq_send_result_t) are opaque tokens
+ *  - Handles (rmq_config_t, rmq_message_t, rmq_producer_t, rmq_send_result_t,
+ *    rmq_push_consumer_t, rmq_received_message_t) are opaque tokens
  *    the library never dereferences: NULL gives RMQ_ERR_NULL_POINTER, a destroyed or wrong-type
  *    handle RMQ_ERR_INVALID_HANDLE. rmq_x_destroy(NULL) is a no-op. Destroying twice is a bug
  *    the library detects, but do not rely on it.
@@ -20,7 +21,8 @@
  *    of the client instance ("rmq-callback-N", one unless client.callback-executor-threads
  *    says more), never on an I/O thread, never on the caller's thread and never while the
  *    library holds a lock; they may call rmq_ functions. Requests brokers start are processed
- *    on threads of their own ("rmq-broker-req-N").
+ *    on threads of their own ("rmq-broker-req-N"). A push consumer's listener runs on that
+ *    consumer's own threads ("rmq-c<id>-N"), several at once.
  *  - Order of teardown: a config may be destroyed as soon as the producer is created; messages
  *    and send results are independent of the producer; rmq_producer_destroy returns after the
  *    last callback of that producer has run (from that producer's own callback it is refused).
@@ -62,6 +64,18 @@ typedef struct rmq_message_t rmq_message_t;
  * A producer. Every rmq_producer_ function may be called from any thread, concurrently.
  */
 typedef struct rmq_producer_t rmq_producer_t;
+
+/**
+ * A push consumer. Every rmq_push_consumer_ function may be called from any thread.
+ */
+typedef struct rmq_push_consumer_t rmq_push_consumer_t;
+
+/**
+ * A message handed to a listener: a borrowed view, valid only until the listener returns.
+ * Read it with the rmq_received_message_ accessors; copy what you keep. Immutable, so it may
+ * be read from several threads during the call.
+ */
+typedef struct rmq_received_message_t rmq_received_message_t;
 
 /**
  * The outcome of a successful send. Immutable; safe to read from several threads.
@@ -125,6 +139,46 @@ typedef struct rmq_config_key_t {
    */
   const char *description;
 } rmq_config_key_t;
+
+/**
+ * What a listener says about its batch (its return value).
+ */
+typedef int32_t rmq_consume_status_t;
+
+/**
+ * What a listener may say besides its status. Owned by the library; valid until the listener
+ * returns.
+ */
+typedef struct rmq_consume_context_t {
+  /**
+   * When a batch that returns RMQ_CONSUME_RECONSUME_LATER comes back. 0 (the value the
+   * listener finds) lets the broker choose (3 + times already reconsumed); 1 = 1 s, 2 = 5 s,
+   * 3 = 10 s, ... in the broker's delay-level table; a negative level sends the messages to
+   * the dead-letter queue (%DLQ%<group>) at once. Ignored with RMQ_CONSUME_SUCCESS.
+   */
+  int32_t delay_level;
+} rmq_consume_context_t;
+
+/**
+ * The listener of a push consumer: called with `count` (>= 1) messages of one queue, at most
+ * consumer.consume-message-batch-max-size of them.
+ *
+ * Thread: one of the consumer's own threads ("rmq-c<id>-N", consumer.consume-thread-number of
+ * them), never an I/O thread or the application's thread, and never while the library holds a
+ * lock. Several calls run at once on different threads, so `user_data` must be safe to use
+ * concurrently.
+ *
+ * Lifetime: `messages`, each message in it, and `context` are borrowed until the listener
+ * returns; after that the message handles are invalid (RMQ_ERR_INVALID_HANDLE).
+ *
+ * It may call rmq_ functions, but not rmq_push_consumer_shutdown or _destroy of its own
+ * consumer (RMQ_ERR_INVALID_STATE: it would wait for itself). If the consumer is shutting
+ * down, a batch not yet started is not handed to it; it is delivered again later.
+ */
+typedef rmq_consume_status_t (*rmq_message_listener_t)(const struct rmq_received_message_t *const *messages,
+                                                       size_t count,
+                                                       struct rmq_consume_context_t *context,
+                                                       void *user_data);
 
 /**
  * Severity of a log record; a logger receives the records at its level and more severe ones.
@@ -269,6 +323,17 @@ typedef struct rmq_status_desc_t {
    */
   const char *description;
 } rmq_status_desc_t;
+
+/**
+ * Consumed: the consumer's offset may move past these messages.
+ */
+#define RMQ_CONSUME_SUCCESS 0
+
+/**
+ * Deliver the whole batch again later (after rmq_consume_context_t.delay_level). Any value
+ * other than RMQ_CONSUME_SUCCESS counts as this: a message is never dropped by mistake.
+ */
+#define RMQ_CONSUME_RECONSUME_LATER 1
 
 /**
  * No records (as a logger level: the logger is removed).
@@ -637,6 +702,190 @@ rmq_status_t rmq_config_get(const struct rmq_config_t *config,
  * writes its length to *out_count.
  */
 const struct rmq_config_key_t *rmq_config_keys(size_t *out_count);
+
+/**
+ * Creates a push consumer from `config` (borrowed for the call; the consumer copies it).
+ * `consumer.group` and `name-server` must be set; the consumer.* keys tune it. Nothing is
+ * received until rmq_push_consumer_start.
+ * Ownership: on success *out_consumer is owned by the caller; free it with
+ * rmq_push_consumer_destroy.
+ */
+rmq_status_t rmq_push_consumer_create(const struct rmq_config_t *config,
+                                      struct rmq_push_consumer_t **out_consumer);
+
+/**
+ * Subscribes `topic` with a tag expression: "*" (or "") for every message, "TagA" or
+ * "TagA || TagB" for those tags (both NUL-terminated, borrowed for the call). The consumer's
+ * %RETRY%<group> topic is subscribed automatically. Before start only (else
+ * RMQ_ERR_INVALID_STATE); subscribing a topic again replaces its expression.
+ */
+rmq_status_t rmq_push_consumer_subscribe(struct rmq_push_consumer_t *consumer,
+                                         const char *topic,
+                                         const char *expression);
+
+/**
+ * Subscribes `topic` with an SQL92 expression over message properties, e.g. "a > 5 AND
+ * b = 'x'" (both NUL-terminated, borrowed for the call). The broker evaluates it; it needs
+ * enablePropertyFilter=true in the broker's configuration, else start or pulls fail. As
+ * rmq_push_consumer_subscribe otherwise.
+ */
+rmq_status_t rmq_push_consumer_subscribe_sql92(struct rmq_push_consumer_t *consumer,
+                                               const char *topic,
+                                               const char *expression);
+
+/**
+ * Sets the listener (see rmq_message_listener_t) and its `user_data`, passed through
+ * untouched; it must stay valid until rmq_push_consumer_destroy has returned. Before start
+ * only (else RMQ_ERR_INVALID_STATE); a later call replaces the listener. `listener` must not
+ * be NULL.
+ */
+rmq_status_t rmq_push_consumer_set_listener(struct rmq_push_consumer_t *consumer,
+                                            rmq_message_listener_t listener,
+                                            void *user_data);
+
+/**
+ * Starts the consumer: joins its client instance, fetches the subscribed topics' routes,
+ * registers the group with the brokers, then rebalances and pulls in the background; the
+ * listener is called as messages arrive. Blocks for the route queries and the first heartbeat
+ * (each within client.api-timeout). Needs a listener and at least one subscription
+ * (RMQ_ERR_INVALID_STATE otherwise, and for a second start or a start after shutdown).
+ */
+rmq_status_t rmq_push_consumer_start(struct rmq_push_consumer_t *consumer);
+
+/**
+ * Stops the consumer: pulling stops; listener calls still running get up to
+ * consumer.await-termination-millis-when-shutdown to return (batches not started are not
+ * started; they and calls still running at that deadline are delivered again later);
+ * offsets are committed up to the lowest message not consumed; the group is unregistered; the
+ * consumer's threads end once idle. Idempotent. From the consumer's own listener it fails
+ * with RMQ_ERR_INVALID_STATE. A listener call that outlives the deadline may still be running
+ * when this returns; rmq_push_consumer_destroy waits for it.
+ */
+rmq_status_t rmq_push_consumer_shutdown(struct rmq_push_consumer_t *consumer);
+
+/**
+ * Shuts the consumer down if needed (as rmq_push_consumer_shutdown), waits until its last
+ * listener call has returned (no call of its listener starts or runs after this returns, so
+ * user_data may be freed then), and frees it. From the consumer's own listener it would wait
+ * for itself: RMQ_ERR_INVALID_STATE, and the handle stays valid; destroy it from another
+ * thread. Calls on the handle while a destroy runs fail as on a shut-down consumer; two
+ * concurrent destroys both return after the last listener call. In a child process after
+ * fork() it frees the handle without touching the parent's connections. NULL is a no-op
+ * (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+ */
+rmq_status_t rmq_push_consumer_destroy(struct rmq_push_consumer_t *consumer);
+
+/**
+ * Borrowed view of the topic (a retried message shows its original topic, not
+ * %RETRY%<group>); valid until the listener returns. Not NUL-terminated.
+ */
+rmq_status_t rmq_received_message_topic(const struct rmq_received_message_t *message,
+                                        const char **out,
+                                        size_t *out_len);
+
+/**
+ * Borrowed view of the tag; empty if none. Lifetime as rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_tags(const struct rmq_received_message_t *message,
+                                       const char **out,
+                                       size_t *out_len);
+
+/**
+ * Borrowed view of the space-separated keys; empty if none. Lifetime as
+ * rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_keys(const struct rmq_received_message_t *message,
+                                       const char **out,
+                                       size_t *out_len);
+
+/**
+ * Borrowed view of the body: *out_len bytes at *out (non-NULL even when empty), decompressed.
+ * Lifetime as rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_body(const struct rmq_received_message_t *message,
+                                       const uint8_t **out,
+                                       size_t *out_len);
+
+/**
+ * Borrowed view of the message id: the UNIQ_KEY the producer assigned, else the broker's
+ * store id. Lifetime as rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_msg_id(const struct rmq_received_message_t *message,
+                                         const char **out,
+                                         size_t *out_len);
+
+/**
+ * Borrowed view of the broker's store id (for rmq_producer_view_message). Lifetime as
+ * rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_offset_msg_id(const struct rmq_received_message_t *message,
+                                                const char **out,
+                                                size_t *out_len);
+
+/**
+ * Borrowed view of the name of the broker the message was pulled from. Lifetime as
+ * rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_broker_name(const struct rmq_received_message_t *message,
+                                              const char **out,
+                                              size_t *out_len);
+
+/**
+ * Borrowed view of property `name` (NUL-terminated, borrowed for the call);
+ * RMQ_ERR_NOT_FOUND if absent. Lifetime as rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_property(const struct rmq_received_message_t *message,
+                                           const char *name,
+                                           const char **out,
+                                           size_t *out_len);
+
+/**
+ * Number of properties, system ones (TAGS, KEYS, UNIQ_KEY, ...) included.
+ */
+rmq_status_t rmq_received_message_property_count(const struct rmq_received_message_t *message,
+                                                 size_t *out_count);
+
+/**
+ * Borrowed views of the name and value of property number `index` (0-based, below
+ * rmq_received_message_property_count); RMQ_ERR_NOT_FOUND past the end. Lifetime as
+ * rmq_received_message_topic.
+ */
+rmq_status_t rmq_received_message_property_at(const struct rmq_received_message_t *message,
+                                              size_t index,
+                                              const char **out_name,
+                                              size_t *out_name_len,
+                                              const char **out_value,
+                                              size_t *out_value_len);
+
+/**
+ * Id of the queue (of its broker) the message was pulled from.
+ */
+rmq_status_t rmq_received_message_queue_id(const struct rmq_received_message_t *message,
+                                           int32_t *out);
+
+/**
+ * Offset of the message in its queue.
+ */
+rmq_status_t rmq_received_message_queue_offset(const struct rmq_received_message_t *message,
+                                               int64_t *out);
+
+/**
+ * How many times the message was delivered before and handed back (0 on first delivery).
+ */
+rmq_status_t rmq_received_message_reconsume_times(const struct rmq_received_message_t *message,
+                                                  int32_t *out);
+
+/**
+ * Producer send time, ms since the epoch.
+ */
+rmq_status_t rmq_received_message_born_timestamp(const struct rmq_received_message_t *message,
+                                                 int64_t *out);
+
+/**
+ * Broker store time, ms since the epoch.
+ */
+rmq_status_t rmq_received_message_store_timestamp(const struct rmq_received_message_t *message,
+                                                  int64_t *out);
 
 /**
  * Delays delivery by one of the broker's delay levels: 1 (1 s) to 18 (2 h) in the broker's

@@ -35,6 +35,7 @@ from .errors import (
     status_name,
 )
 from ._log import log_records_dropped, set_log_level
+from .consumer import ConsumeStatus, PushConsumer, ReceivedMessage, ReconsumeLater
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
@@ -52,6 +53,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigKey",
+    "ConsumeStatus",
     "ForkedError",
     "HashSelector",
     "InternalError",
@@ -64,6 +66,9 @@ __all__ = [
     "NotFoundError",
     "OperationCancelledError",
     "Producer",
+    "PushConsumer",
+    "ReceivedMessage",
+    "ReconsumeLater",
     "ResourceError",
     "RandomSelector",
     "RmqConnectionError",

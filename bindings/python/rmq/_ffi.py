@@ -133,6 +133,18 @@ class LogRecordT(Structure):
 #: rmq_log_callback_t
 LOG_CALLBACK = CFUNCTYPE(None, POINTER(LogRecordT), c_void_p)
 
+
+class ConsumeContextT(Structure):
+    """rmq_consume_context_t (borrowed until the listener returns)."""
+
+    _fields_ = [("delay_level", c_int32)]
+
+
+consume_status_t = c_int32
+#: rmq_message_listener_t: (const rmq_received_message_t *const *messages, size_t count,
+#: rmq_consume_context_t *context, void *user_data) -> rmq_consume_status_t
+MESSAGE_LISTENER = CFUNCTYPE(consume_status_t, POINTER(c_void_p), c_size_t, POINTER(ConsumeContextT), c_void_p)
+
 #: name -> (restype, argtypes), in the order of include/rmq.h.
 SIGNATURES = {
     "rmq_last_error_message": (c_char_p, []),
@@ -230,6 +242,31 @@ SIGNATURES = {
     "rmq_send_result_clone": (status_t, [handle_t, _out_handle]),
     "rmq_send_result_get": (status_t, [handle_t, POINTER(SendResultViewT)]),
     "rmq_send_result_destroy": (None, [handle_t]),
+    "rmq_push_consumer_create": (status_t, [handle_t, _out_handle]),
+    "rmq_push_consumer_subscribe": (status_t, [handle_t, c_char_p, c_char_p]),
+    "rmq_push_consumer_subscribe_sql92": (status_t, [handle_t, c_char_p, c_char_p]),
+    "rmq_push_consumer_set_listener": (status_t, [handle_t, MESSAGE_LISTENER, c_void_p]),
+    "rmq_push_consumer_start": (status_t, [handle_t]),
+    "rmq_push_consumer_shutdown": (status_t, [handle_t]),
+    "rmq_push_consumer_destroy": (status_t, [handle_t]),
+    "rmq_received_message_topic": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_tags": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_keys": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_body": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_msg_id": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_offset_msg_id": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_broker_name": (status_t, [handle_t, _out_view, _out_size]),
+    "rmq_received_message_property": (status_t, [handle_t, c_char_p, _out_view, _out_size]),
+    "rmq_received_message_property_count": (status_t, [handle_t, _out_size]),
+    "rmq_received_message_property_at": (
+        status_t,
+        [handle_t, c_size_t, _out_view, _out_size, _out_view, _out_size],
+    ),
+    "rmq_received_message_queue_id": (status_t, [handle_t, POINTER(c_int32)]),
+    "rmq_received_message_queue_offset": (status_t, [handle_t, POINTER(c_int64)]),
+    "rmq_received_message_reconsume_times": (status_t, [handle_t, POINTER(c_int32)]),
+    "rmq_received_message_born_timestamp": (status_t, [handle_t, POINTER(c_int64)]),
+    "rmq_received_message_store_timestamp": (status_t, [handle_t, POINTER(c_int64)]),
     "rmq_status_descs": (POINTER(StatusDescT), [_out_size]),
     "rmq_status_name": (c_char_p, [status_t]),
     "rmq_send_status_name": (c_char_p, [send_status_t]),

@@ -41,7 +41,14 @@ def header_prototypes():
     return protos
 
 
-HANDLE_STRUCTS = {"rmq_config_t", "rmq_message_t", "rmq_producer_t", "rmq_send_result_t"}
+HANDLE_STRUCTS = {
+    "rmq_config_t",
+    "rmq_message_t",
+    "rmq_producer_t",
+    "rmq_send_result_t",
+    "rmq_push_consumer_t",
+    "rmq_received_message_t",
+}
 
 
 def expected_ctype(ctype: str):
@@ -70,6 +77,7 @@ def expected_ctype(ctype: str):
         "rmq_log_callback_t": _ffi.LOG_CALLBACK,
         "rmq_log_level_t": c_int32,
         "uint64_t": c_uint64,
+        "rmq_message_listener_t": _ffi.MESSAGE_LISTENER,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
@@ -115,6 +123,7 @@ def _header_struct_fields(name):
         ("rmq_message_queue_t", _ffi.MessageQueueT),
         ("rmq_queue_selector_t", _ffi.QueueSelectorT),
         ("rmq_send_result_view_t", _ffi.SendResultViewT),
+        ("rmq_consume_context_t", _ffi.ConsumeContextT),
     ],
 )
 def test_struct_layouts_match_header(cname, pytype):

@@ -1,0 +1,390 @@
+"""PushConsumer and ReceivedMessage (rmq_push_consumer_*, rmq_received_message_*).
+
+Three ways to receive, all on the same consumer:
+
+* a callback: ``consumer.start(listener)``; ``listener(messages)`` runs on the consumer's own
+  threads ("rmq-c<id>-N", several at once) with a list of :class:`ReceivedMessage`;
+* a blocking iterator: ``for msg in consumer.messages(timeout=5): ...``;
+* asyncio: ``async for msg in consumer: ...``.
+
+A message is acknowledged when the listener returns (or, when iterating, when the loop asks
+for the next message). An exception in user code, or a return value that is not a consume
+status, means "reconsume later": the message comes back, it is never lost or taken as consumed.
+"""
+
+import asyncio
+import ctypes
+import atexit
+import enum
+import itertools
+import logging
+import queue
+import threading
+import weakref
+from ctypes import byref, c_int32, c_int64, c_size_t, c_void_p
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional
+
+from . import _ffi
+from ._config import Config
+from .errors import InvalidStateError, Status, check
+
+_lib = _ffi.lib
+_log = logging.getLogger("rmq")
+
+
+class ConsumeStatus(enum.IntEnum):
+    """What a listener returns: RMQ_CONSUME_* of rmq.h (macros, so not readable at run time;
+    the ABI fixes their values and a test compares them with the header)."""
+
+    SUCCESS = 0
+    RECONSUME_LATER = 1
+
+
+@dataclass(frozen=True)
+class ReconsumeLater:
+    """Return this from a listener to have the batch delivered again after ``delay_level``:
+    0 lets the broker choose (3 + times reconsumed), 1 = 1 s, 2 = 5 s, 3 = 10 s, ...; a
+    negative level sends the messages to the dead-letter queue at once."""
+
+    delay_level: int = 0
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A received message, copied out of the library (so it may be kept)."""
+
+    topic: str
+    body: bytes
+    tags: str
+    keys: List[str]
+    properties: Dict[str, str] = field(repr=False)
+    msg_id: str
+    offset_msg_id: str
+    broker_name: str
+    queue_id: int
+    queue_offset: int
+    reconsume_times: int
+    born_timestamp: int
+    store_timestamp: int
+
+    def property(self, name: str, default=None):
+        return self.properties.get(name, default)
+
+
+def _copy(h) -> ReceivedMessage:
+    """Copies a borrowed rmq_received_message_t (valid during the listener call)."""
+    view = _ffi.view
+    text = _ffi.text
+    qid, times = c_int32(), c_int32()
+    off, born, stored = c_int64(), c_int64(), c_int64()
+    check(_lib.rmq_received_message_queue_id(h, byref(qid)))
+    check(_lib.rmq_received_message_queue_offset(h, byref(off)))
+    check(_lib.rmq_received_message_reconsume_times(h, byref(times)))
+    check(_lib.rmq_received_message_born_timestamp(h, byref(born)))
+    check(_lib.rmq_received_message_store_timestamp(h, byref(stored)))
+    count = c_size_t()
+    check(_lib.rmq_received_message_property_count(h, byref(count)))
+    props = {}
+    for i in range(count.value):
+        np, nl, vp, vl = c_void_p(), c_size_t(), c_void_p(), c_size_t()
+        check(_lib.rmq_received_message_property_at(h, i, byref(np), byref(nl), byref(vp), byref(vl)))
+        name = text(ctypes.string_at(np.value, nl.value)) if nl.value else ""
+        props[name] = text(ctypes.string_at(vp.value, vl.value)) if vl.value else ""
+    keys = text(view(_lib.rmq_received_message_keys, h))
+    return ReceivedMessage(
+        topic=text(view(_lib.rmq_received_message_topic, h)),
+        body=view(_lib.rmq_received_message_body, h),
+        tags=text(view(_lib.rmq_received_message_tags, h)),
+        keys=keys.split(" ") if keys else [],
+        properties=props,
+        msg_id=text(view(_lib.rmq_received_message_msg_id, h)),
+        offset_msg_id=text(view(_lib.rmq_received_message_offset_msg_id, h)),
+        broker_name=text(view(_lib.rmq_received_message_broker_name, h)),
+        queue_id=qid.value,
+        queue_offset=off.value,
+        reconsume_times=times.value,
+        born_timestamp=born.value,
+        store_timestamp=stored.value,
+    )
+
+
+def _verdict(result, ctx) -> int:
+    """The C status of a listener's return value; anything unrecognised is reconsume-later."""
+    if result is None or result is True or (isinstance(result, ConsumeStatus) and result == ConsumeStatus.SUCCESS):
+        return ConsumeStatus.SUCCESS
+    if isinstance(result, ReconsumeLater):
+        level = result.delay_level
+        if isinstance(level, int) and not isinstance(level, bool) and -(2**31) <= level < 2**31:
+            ctx.contents.delay_level = level
+        return ConsumeStatus.RECONSUME_LATER
+    if not (isinstance(result, ConsumeStatus) and result == ConsumeStatus.RECONSUME_LATER):
+        _log.error("rmq: listener returned %r, not a consume status; the batch is reconsumed later", result)
+    return ConsumeStatus.RECONSUME_LATER
+
+
+# user_data of rmq_push_consumer_set_listener is an integer id into _consumers.
+_consumers: Dict[int, "PushConsumer"] = {}
+_consumers_lock = threading.Lock()
+_ids = itertools.count(1)
+
+
+def _on_messages(msgs, count, ctx, user_data):
+    """The one C listener of every consumer. Runs on "rmq-c<id>-N"; never raises."""
+    try:
+        with _consumers_lock:
+            consumer = _consumers.get(user_data or 0)
+        if consumer is None:
+            return ConsumeStatus.RECONSUME_LATER
+        batch = [_copy(msgs[i]) for i in range(count)]
+        return _verdict(consumer._deliver(batch), ctx)
+    except BaseException:
+        try:
+            _log.exception("rmq: listener failed; the batch is reconsumed later")
+        except BaseException:
+            pass
+        return ConsumeStatus.RECONSUME_LATER
+
+
+#: Kept referenced for the life of the process: C may call it at any time.
+_LISTENER = _ffi.MESSAGE_LISTENER(_on_messages)
+
+_live = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit():
+    # Destroy waits for running listener calls, so none runs while the interpreter finalizes.
+    for c in list(_live):
+        try:
+            c.close()
+        except BaseException:
+            pass
+
+
+class _Handoff:
+    """A batch on its way from a consumer thread to an iterator, and its verdict back."""
+
+    __slots__ = ("messages", "done", "result")
+
+    def __init__(self, messages):
+        self.messages = messages
+        self.done = threading.Event()
+        self.result = ConsumeStatus.RECONSUME_LATER
+
+    def finish(self, result):
+        if not self.done.is_set():
+            self.result = result
+            self.done.set()
+
+
+#: How often a consumer thread waiting for an iterator checks whether the consumer is closing.
+_HANDOFF_POLL = 0.2
+
+
+class PushConsumer(_ffi.Closeable):
+    """A RocketMQ push consumer (clustering, concurrent).
+
+    ``PushConsumer({"name-server": "127.0.0.1:9876", "consumer.group": "G", ...})`` with the keys
+    of :func:`rmq.config_keys`. :meth:`subscribe` one or more topics, then :meth:`start` with a
+    listener, or without one to read with :meth:`messages` or ``async for``. ``with
+    PushConsumer(cfg) as c:`` closes it on exit.
+    """
+
+    def __init__(self, config: Mapping):
+        self._handle = None
+        self._lock = threading.Lock()
+        self._listener: Optional[Callable] = None
+        self._started = False
+        self._closing = threading.Event()
+        self._handoffs: "queue.Queue[_Handoff]" = queue.Queue()
+        # Threads running a listener call of this consumer now (thread ident -> calls).
+        self._in_listener: Dict[int, int] = {}
+        self._close_lock = threading.Lock()
+        cfg = config if isinstance(config, Config) else None
+        if cfg is None:
+            if not isinstance(config, Mapping):
+                raise TypeError(f"config must be a dict, not {type(config).__name__}")
+            cfg = Config(config)
+        try:
+            out = c_void_p()
+            check(_lib.rmq_push_consumer_create(cfg.handle, byref(out)))
+            self._handle = out.value
+        finally:
+            if cfg is not config:
+                cfg.close()
+        with _consumers_lock:
+            self._id = next(_ids)
+            _consumers[self._id] = self
+        _live.add(self)
+
+    @property
+    def handle(self):
+        """The raw rmq_push_consumer_t* (int), or None after close()."""
+        return self._handle
+
+    def subscribe(self, topic: str, expression: str = "*") -> None:
+        """Subscribes ``topic`` with a tag expression: "*", "TagA" or "TagA || TagB". Before
+        start; subscribing a topic again replaces its expression."""
+        check(
+            _lib.rmq_push_consumer_subscribe(
+                self._handle, _ffi.c_str(topic, "topic"), _ffi.c_str(expression, "expression")
+            )
+        )
+
+    def subscribe_sql92(self, topic: str, expression: str) -> None:
+        """Subscribes ``topic`` with an SQL92 expression over properties (``"n >= 30"``); the
+        broker needs enablePropertyFilter=true."""
+        check(
+            _lib.rmq_push_consumer_subscribe_sql92(
+                self._handle, _ffi.c_str(topic, "topic"), _ffi.c_str(expression, "expression")
+            )
+        )
+
+    def start(self, listener: Optional[Callable[[List[ReceivedMessage]], object]] = None) -> None:
+        """Starts receiving. With ``listener``, it is called with each batch (a list of
+        :class:`ReceivedMessage`, up to consumer.consume-message-batch-max-size) on the
+        consumer's threads, several at once; return None or ConsumeStatus.SUCCESS when
+        consumed, ConsumeStatus.RECONSUME_LATER or ReconsumeLater(delay_level) to have the batch
+        delivered again; an exception counts as reconsume-later. Without one, read the messages
+        with :meth:`messages` or ``async for``."""
+        if listener is not None and not callable(listener):
+            raise TypeError("listener must be callable")
+        self._listener = listener
+        check(_lib.rmq_push_consumer_set_listener(self._handle, _LISTENER, self._id))
+        check(_lib.rmq_push_consumer_start(self._handle))
+        self._started = True
+
+    # ------------------------------------------------------------------------ delivery
+    def _deliver(self, batch):
+        me = threading.get_ident()
+        with self._lock:
+            self._in_listener[me] = self._in_listener.get(me, 0) + 1
+        try:
+            return self._deliver_here(batch)
+        finally:
+            with self._lock:
+                if self._in_listener[me] == 1:
+                    del self._in_listener[me]
+                else:
+                    self._in_listener[me] -= 1
+
+    def _refuse_in_own_listener(self, what):
+        # Checked first: another thread may be closing this consumer right now and waiting for
+        # this very listener call to return.
+        with self._lock:
+            mine = threading.get_ident() in self._in_listener
+        if mine:
+            raise InvalidStateError(
+                Status.RMQ_ERR_INVALID_STATE,
+                f"{what} from the consumer's own listener would wait for itself; call it from another thread",
+            )
+
+    def _deliver_here(self, batch):
+        listener = self._listener
+        if listener is not None:
+            return listener(batch)
+        if self._closing.is_set():
+            return ConsumeStatus.RECONSUME_LATER
+        handoff = _Handoff(batch)
+        self._handoffs.put(handoff)
+        while not handoff.done.wait(_HANDOFF_POLL):
+            if self._closing.is_set():
+                handoff.finish(ConsumeStatus.RECONSUME_LATER)
+        return handoff.result
+
+    def _take(self, timeout):
+        """The next batch handed over, or None after ``timeout`` seconds (None: no limit)."""
+        try:
+            return self._handoffs.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def messages(self, timeout: Optional[float] = None):
+        """Yields received messages one by one (for a consumer started without a listener).
+        A message counts as consumed when the loop asks for the next one; if the loop body
+        raises or breaks, its batch is delivered again later. Stops when no message arrives for
+        ``timeout`` seconds (None: waits for ever)."""
+        if self._listener is not None:
+            raise InvalidStateError(Status.RMQ_ERR_INVALID_STATE, "this consumer was started with a listener")
+        while True:
+            handoff = self._take(timeout)
+            if handoff is None:
+                return
+            ok = False
+            try:
+                for m in handoff.messages:
+                    yield m
+                ok = True
+            finally:
+                handoff.finish(ConsumeStatus.SUCCESS if ok else ConsumeStatus.RECONSUME_LATER)
+
+    def __aiter__(self):
+        return self.messages_async()
+
+    async def messages_async(self, timeout: Optional[float] = None):
+        """``async for msg in consumer.messages_async(timeout)``: as :meth:`messages`, waiting
+        without blocking the event loop (``async for msg in consumer`` waits for ever)."""
+        if self._listener is not None:
+            raise InvalidStateError(Status.RMQ_ERR_INVALID_STATE, "this consumer was started with a listener")
+        loop = asyncio.get_running_loop()
+        while True:
+            handoff = await loop.run_in_executor(None, self._take, timeout)
+            if handoff is None:
+                return
+            ok = False
+            try:
+                for m in handoff.messages:
+                    yield m
+                ok = True
+            finally:
+                handoff.finish(ConsumeStatus.SUCCESS if ok else ConsumeStatus.RECONSUME_LATER)
+
+    # ------------------------------------------------------------------------ teardown
+    def shutdown(self) -> None:
+        """Stops the consumer (idempotent): pulling stops, running listener calls get up to
+        consumer.await-termination-millis-when-shutdown, offsets are committed. From this
+        consumer's own listener it raises InvalidStateError."""
+        self._refuse_in_own_listener("shutdown()")
+        self._closing.set()
+        self._release_handoffs()
+        check(_lib.rmq_push_consumer_shutdown(self._handle))
+
+    def _release_handoffs(self):
+        while True:
+            try:
+                self._handoffs.get_nowait().finish(ConsumeStatus.RECONSUME_LATER)
+            except queue.Empty:
+                return
+
+    def close(self) -> None:
+        """Shuts down if needed, waits for the last listener call to return, frees the
+        consumer. Idempotent. From this consumer's own listener it would wait for itself: it
+        raises InvalidStateError and the consumer stays open."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        self._refuse_in_own_listener("close()")
+        with self._close_lock:  # a second close() waits until the first one is done
+            with lock:
+                handle = self._handle
+            if not handle:
+                return
+            self._closing.set()
+            self._release_handoffs()
+            status = _lib.rmq_push_consumer_destroy(handle)
+            if status == Status.RMQ_ERR_INVALID_STATE:
+                check(status)
+            with lock:
+                self._handle = None
+            with _consumers_lock:
+                _consumers.pop(self._id, None)
+            self._release_handoffs()
+            check(status)
+
+    def __repr__(self):
+        state = "closed" if not self._handle else ("started" if self._started else "created")
+        return f"<rmq.PushConsumer {state}>"
+
+
+__all__ = ["ConsumeStatus", "PushConsumer", "ReceivedMessage", "ReconsumeLater"]
