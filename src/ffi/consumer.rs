@@ -12,6 +12,7 @@ use parking_lot::{Condvar, Mutex};
 use super::boundary::*;
 use super::config::{rmq_config_t, CONFIGS};
 use super::handles::Registry;
+use super::message::{write_body, write_property, write_property_at};
 use super::status::*;
 use crate::consumer::{ConsumeResult, ExpressionType, PushConsumer};
 use crate::protocol::message::MessageExt;
@@ -409,28 +410,12 @@ pub extern "C" fn rmq_received_message_keys(
 /// Borrowed view of the body: *out_len bytes at *out (non-NULL even when empty), decompressed.
 /// Lifetime as rmq_received_message_topic.
 #[no_mangle]
-pub extern "C" fn rmq_received_message_body(
+pub unsafe extern "C" fn rmq_received_message_body(
     message: *const rmq_received_message_t,
     out: *mut *const u8,
     out_len: *mut usize,
 ) -> rmq_status_t {
-    guard(|| {
-        with_received(message, |m| {
-            let out = out_ptr(out, "out")?;
-            let out_len = out_ptr(out_len, "out_len")?;
-            let body = m.message.body();
-            // SAFETY: both checked non-NULL above.
-            unsafe {
-                *out = if body.is_empty() {
-                    c"".as_ptr() as *const u8
-                } else {
-                    body.as_ptr()
-                };
-                *out_len = body.len();
-            }
-            Ok(())
-        })
-    })
+    guard(|| with_received(message, |m| write_body(&m.message, out, out_len)))
 }
 
 /// Borrowed view of the message id: the UNIQ_KEY the producer assigned, else the broker's
@@ -477,13 +462,7 @@ pub unsafe extern "C" fn rmq_received_message_property(
 ) -> rmq_status_t {
     guard(|| {
         let name = arg_str(name, "name")?;
-        with_received(message, |m| match m.message.property(name) {
-            Some(v) => write_str(v, out, out_len),
-            None => Err(FfiError::new(
-                RMQ_ERR_NOT_FOUND,
-                format!("no property '{name}'"),
-            )),
-        })
+        with_received(message, |m| write_property(&m.message, name, out, out_len))
     })
 }
 
@@ -510,11 +489,14 @@ pub unsafe extern "C" fn rmq_received_message_property_at(
 ) -> rmq_status_t {
     guard(|| {
         with_received(message, |m| {
-            let (k, v) = m.message.properties().get(index).ok_or_else(|| {
-                FfiError::new(RMQ_ERR_NOT_FOUND, format!("no property at index {index}"))
-            })?;
-            write_str(k, out_name, out_name_len)?;
-            write_str(v, out_value, out_value_len)
+            write_property_at(
+                &m.message,
+                index,
+                out_name,
+                out_name_len,
+                out_value,
+                out_value_len,
+            )
         })
     })
 }

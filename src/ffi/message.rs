@@ -62,6 +62,59 @@ pub(crate) fn with_msg<T>(
     f(&mut guard)
 }
 
+// Views of a message's fields, shared by rmq_message_* and rmq_received_message_*.
+
+/// Writes a borrowed view of the body (non-NULL even when empty).
+pub(crate) unsafe fn write_body(
+    m: &Message,
+    out: *mut *const u8,
+    out_len: *mut usize,
+) -> FfiResult {
+    let out = out_ptr(out, "out")?;
+    let out_len = out_ptr(out_len, "out_len")?;
+    let body = m.body();
+    *out = if body.is_empty() {
+        c"".as_ptr() as *const u8
+    } else {
+        body.as_ptr()
+    };
+    *out_len = body.len();
+    Ok(())
+}
+
+/// Writes a borrowed view of property `name`; RMQ_ERR_NOT_FOUND if absent.
+pub(crate) unsafe fn write_property(
+    m: &Message,
+    name: &str,
+    out: *mut *const c_char,
+    out_len: *mut usize,
+) -> FfiResult {
+    match m.property(name) {
+        Some(v) => write_str(v, out, out_len),
+        None => Err(FfiError::new(
+            RMQ_ERR_NOT_FOUND,
+            format!("no property '{name}'"),
+        )),
+    }
+}
+
+/// Writes borrowed views of the name and value of property number `index`.
+pub(crate) unsafe fn write_property_at(
+    m: &Message,
+    index: usize,
+    out_name: *mut *const c_char,
+    out_name_len: *mut usize,
+    out_value: *mut *const c_char,
+    out_value_len: *mut usize,
+) -> FfiResult {
+    let (k, v) = m
+        .properties()
+        .get(index)
+        .ok_or_else(|| FfiError::new(RMQ_ERR_NOT_FOUND, format!("no property at index {index}")))?;
+    write_str(k, out_name, out_name_len)?;
+    write_str(v, out_value, out_value_len)
+}
+
 fn stored(m: &FfiMessage) -> FfiResult<&StoredFields> {
     m.stored.as_ref().ok_or_else(|| {
         FfiError::new(
@@ -296,20 +349,7 @@ pub unsafe extern "C" fn rmq_message_body(
     out: *mut *const u8,
     out_len: *mut usize,
 ) -> rmq_status_t {
-    guard(|| {
-        with_msg(message, |m| {
-            let out = out_ptr(out, "out")?;
-            let out_len = out_ptr(out_len, "out_len")?;
-            let body = m.message.body();
-            *out = if body.is_empty() {
-                c"".as_ptr() as *const u8
-            } else {
-                body.as_ptr()
-            };
-            *out_len = body.len();
-            Ok(())
-        })
-    })
+    guard(|| with_msg(message, |m| write_body(&m.message, out, out_len)))
 }
 
 /// Borrowed view of property `name` (borrowed for the call); RMQ_ERR_NOT_FOUND if absent.
@@ -323,13 +363,7 @@ pub unsafe extern "C" fn rmq_message_property(
 ) -> rmq_status_t {
     guard(|| {
         let name = arg_str(name, "name")?;
-        with_msg(message, |m| match m.message.property(name) {
-            Some(v) => write_str(v, out, out_len),
-            None => Err(FfiError::new(
-                RMQ_ERR_NOT_FOUND,
-                format!("no property '{name}'"),
-            )),
-        })
+        with_msg(message, |m| write_property(&m.message, name, out, out_len))
     })
 }
 
@@ -361,11 +395,14 @@ pub unsafe extern "C" fn rmq_message_property_at(
 ) -> rmq_status_t {
     guard(|| {
         with_msg(message, |m| {
-            let (k, v) = m.message.properties().get(index).ok_or_else(|| {
-                FfiError::new(RMQ_ERR_NOT_FOUND, format!("no property at index {index}"))
-            })?;
-            write_str(k, out_name, out_name_len)?;
-            write_str(v, out_value, out_value_len)
+            write_property_at(
+                &m.message,
+                index,
+                out_name,
+                out_name_len,
+                out_value,
+                out_value_len,
+            )
         })
     })
 }
