@@ -71,6 +71,8 @@ pub const PULL_THRESHOLD_FOR_QUEUE: &str = "consumer.pull-threshold-for-queue";
 pub const PULL_THRESHOLD_SIZE_FOR_QUEUE: &str = "consumer.pull-threshold-size-for-queue";
 pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
+pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
+pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
 pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
@@ -291,6 +293,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "How long shutdown waits for listener calls still running (ms); messages unfinished then are delivered again later.",
     },
     ConfigKey {
+        name: PERSIST_CONSUMER_OFFSET_INTERVAL,
+        default: "5000",
+        kind: ValueKind::Integer { min: 100, max: 3_600_000 },
+        description: "How often (ms) the consumer commits its queues' offsets to the brokers (also on queue release and shutdown). A consumer killed without shutdown delivers again what it consumed since the last commit.",
+    },
+    ConfigKey {
+        name: REBALANCE_INTERVAL,
+        default: "20000",
+        kind: ValueKind::Integer { min: 100, max: 3_600_000 },
+        description: "How often (ms) the consumer recomputes which queues it owns; a change of the group's members announced by a broker triggers a rebalance at once as well.",
+    },
+    ConfigKey {
         name: LOG_LEVEL,
         default: "off",
         kind: ValueKind::Text,
@@ -489,6 +503,8 @@ impl Config {
             await_termination: Duration::from_millis(
                 self.int(AWAIT_TERMINATION_WHEN_SHUTDOWN) as u64
             ),
+            persist_offset_interval: self.ms(PERSIST_CONSUMER_OFFSET_INTERVAL),
+            rebalance_interval: self.ms(REBALANCE_INTERVAL),
         })
     }
 }
@@ -513,6 +529,10 @@ pub struct ConsumerConfig {
     pub pull_threshold_size_for_queue: usize,
     pub consume_timeout: Duration,
     pub await_termination: Duration,
+    /// How often offsets are committed.
+    pub persist_offset_interval: Duration,
+    /// How often queues are reallocated.
+    pub rebalance_interval: Duration,
 }
 
 impl ConsumerConfig {
@@ -624,6 +644,29 @@ mod tests {
         assert_eq!(p.compression, CompressionPolicy::default());
         assert_eq!(p.client.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(p.client.poll_name_server_interval, Duration::from_secs(30));
+        let c = ConsumerConfig::new("127.0.0.1:9876", "G").unwrap();
+        assert_eq!(c.persist_offset_interval, Duration::from_secs(5));
+        assert_eq!(c.rebalance_interval, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn consumer_intervals_are_checked() {
+        let mut c = Config::new();
+        c.set(NAME_SERVER, "a:1").unwrap();
+        c.set(CONSUMER_GROUP, "G").unwrap();
+        for key in [PERSIST_CONSUMER_OFFSET_INTERVAL, REBALANCE_INTERVAL] {
+            for bad in ["0", "99", "-5", "soon", "3600001"] {
+                assert!(
+                    matches!(c.set(key, bad), Err(Error::InvalidConfigValue { .. })),
+                    "{key}={bad}"
+                );
+            }
+        }
+        c.set(PERSIST_CONSUMER_OFFSET_INTERVAL, "250").unwrap();
+        c.set(REBALANCE_INTERVAL, "1000").unwrap();
+        let cc = c.consumer_config().unwrap();
+        assert_eq!(cc.persist_offset_interval, Duration::from_millis(250));
+        assert_eq!(cc.rebalance_interval, Duration::from_millis(1000));
     }
 
     #[test]

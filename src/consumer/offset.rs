@@ -1,6 +1,7 @@
-//! Consumer offsets kept by the broker (clustering): read when a queue is taken, committed
-//! every 5 s (oneway), and synchronously when a queue is released and at shutdown. The value is
-//! always the next offset to consume: the lowest message still in flight, or the next to pull.
+//! Consumer offsets kept by the broker (clustering): read when a queue is taken, committed every
+//! `consumer.persist-consumer-offset-interval` (oneway), and synchronously when a queue is
+//! released and at shutdown. The value is always the next offset to consume: the lowest message
+//! still in flight, or the next to pull.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 

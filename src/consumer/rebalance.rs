@@ -1,9 +1,10 @@
-//! The consumer's background task: rebalance every 20 s and at once when a broker says the group
-//! changed; commit offsets every 5 s; send back messages whose listener call outlived the
+//! The consumer's background task: rebalance every `consumer.rebalance-interval` (20 s) and at
+//! once when a broker says the group changed; commit offsets every
+//! `consumer.persist-consumer-offset-interval` (5 s); send back messages whose listener call outlived the
 //! consume timeout.
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::{consume, offset, pull, Inner, OwnedQueue};
 use crate::client::{ClientInstance, MessageQueue};
@@ -12,13 +13,12 @@ use crate::protocol::code::response;
 use crate::protocol::consumer as req;
 use crate::protocol::route::{TopicRouteData, PERM_READ};
 
-pub(crate) const REBALANCE_INTERVAL: Duration = Duration::from_secs(20);
-pub(crate) const PERSIST_INTERVAL: Duration = Duration::from_secs(5);
-
 pub(crate) async fn background(inner: Arc<Inner>, instance: Arc<ClientInstance>) {
+    let rebalance_interval = inner.config.rebalance_interval;
+    let persist_interval = inner.config.persist_offset_interval;
     rebalance(&inner, &instance).await;
-    let mut next_rebalance = Instant::now() + REBALANCE_INTERVAL;
-    let mut next_persist = Instant::now() + PERSIST_INTERVAL;
+    let mut next_rebalance = Instant::now() + rebalance_interval;
+    let mut next_persist = Instant::now() + persist_interval;
     loop {
         let wake = next_rebalance.min(next_persist);
         let asked = tokio::select! {
@@ -30,11 +30,11 @@ pub(crate) async fn background(inner: Arc<Inner>, instance: Arc<ClientInstance>)
         if now >= next_persist {
             offset::commit_all_oneway(&inner, &instance).await;
             consume::send_back_expired(&inner, &instance);
-            next_persist = now + PERSIST_INTERVAL;
+            next_persist = now + persist_interval;
         }
         if asked || now >= next_rebalance {
             rebalance(&inner, &instance).await;
-            next_rebalance = Instant::now() + REBALANCE_INTERVAL;
+            next_rebalance = Instant::now() + rebalance_interval;
         }
     }
 }
