@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{ConsumeResult, Inner, ProcessQueue};
 use crate::client::{ClientInstance, MessageQueue};
 use crate::error::{Error, Result};
-use crate::producer::PreparedSend;
+use crate::producer::{PreparedSend, PROPERTY_MAX_RECONSUME_TIMES, PROPERTY_RECONSUME_TIME};
 use crate::protocol::code::response;
 use crate::protocol::consumer::{self as req, SendBack};
 use crate::protocol::header::CLIENT_INNER_PRODUCER_GROUP;
@@ -218,13 +218,15 @@ async fn resend_to_retry_topic(
     if msg.property("ORIGIN_MESSAGE_ID").is_none() {
         msg.put_property("ORIGIN_MESSAGE_ID", m.msg_id());
     }
+    // The broker moves a retry-topic send to the DLQ when its count exceeds the max; a negative
+    // level asks for the DLQ at once. `PreparedSend` moves both counts into the send header.
     let times = if delay_level < 0 {
-        max
+        max.saturating_add(1)
     } else {
         m.reconsume_times + 1
     };
-    msg.put_property("RECONSUME_TIME", &times.to_string());
-    msg.put_property("MAX_RECONSUME_TIMES", &max.to_string());
+    msg.put_property(PROPERTY_RECONSUME_TIME, &times.to_string());
+    msg.put_property(PROPERTY_MAX_RECONSUME_TIMES, &max.to_string());
     let level = if delay_level > 0 {
         delay_level
     } else {

@@ -18,8 +18,8 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 pub use selector::{hash_index, java_string_hash, QueueSelector};
-pub use send::PreparedSend;
 use send::{Next, RetryBudget, RetryPolicy};
+pub use send::{PreparedSend, PROPERTY_MAX_RECONSUME_TIMES, PROPERTY_RECONSUME_TIME};
 
 use crate::client::fault::LatencyFaults;
 use crate::client::namespace;

@@ -14,6 +14,10 @@ use crate::protocol::compression::CompressionPolicy;
 use crate::protocol::header::{self, SendMessageHeader};
 use crate::protocol::ids;
 use crate::protocol::message::{validate_topic, Message, PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX};
+
+/// Retry bookkeeping a resend to `%RETRY%<group>` carries (moved into the send header).
+pub const PROPERTY_RECONSUME_TIME: &str = "RECONSUME_TIME";
+pub const PROPERTY_MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
 use crate::remoting::RemotingCommand;
 
 /// A message checked and encoded once, sent in one or more attempts. Owns everything it needs,
@@ -28,6 +32,9 @@ pub struct PreparedSend {
     sys_flag: i32,
     /// A SEND_BATCH_MESSAGE of several messages (`super::batch`).
     batch: bool,
+    /// Header `j` and `l`, for `%RETRY%` topics (`retry_counts`).
+    reconsume_times: i32,
+    max_reconsume_times: Option<i32>,
 }
 
 impl PreparedSend {
@@ -67,7 +74,9 @@ impl PreparedSend {
             Some(_) => None,
             None => Some((PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX, msg_id.as_str())),
         };
-        let properties = encode_properties_with(msg.properties(), extra);
+        let (reconsume_times, max_reconsume_times, retry_props) = retry_counts(msg);
+        let properties =
+            encode_properties_with(retry_props.as_deref().unwrap_or(msg.properties()), extra);
         if properties.len() > i16::MAX as usize {
             return Err(Error::InvalidArgument(format!(
                 "properties take {} bytes encoded; the broker accepts at most 32767",
@@ -82,6 +91,8 @@ impl PreparedSend {
             flag: msg.flag(),
             sys_flag,
             batch: false,
+            reconsume_times,
+            max_reconsume_times,
         })
     }
 
@@ -133,6 +144,8 @@ impl PreparedSend {
             flag: 0,
             sys_flag: 0,
             batch: true,
+            reconsume_times: 0,
+            max_reconsume_times: None,
         }
     }
 
@@ -163,6 +176,8 @@ impl PreparedSend {
                 properties: Arc::clone(&self.properties),
                 broker_name: Arc::clone(&mq.broker_name),
                 batch: self.batch,
+                reconsume_times: self.reconsume_times,
+                max_reconsume_times: self.max_reconsume_times,
             },
             self.body.clone(),
         )
@@ -212,6 +227,33 @@ const DEFAULT_REGION: &str = "DefaultRegion";
 
 /// The properties string (`name 0x01 value 0x02` ...) of `props`, plus `extra` at the end, in
 /// one allocation of the exact size. Shared by every attempt of a send.
+type Properties = Vec<(String, String)>;
+
+/// A message to a `%RETRY%` topic carries its retry counts in the header, as the Java client
+/// sends them: RECONSUME_TIME becomes `reconsumeTimes` and MAX_RECONSUME_TIMES
+/// `maxReconsumeTimes`, and both leave the properties (the broker counts toward the DLQ by the
+/// header alone). Returns the counts and, when any was moved, the remaining properties.
+fn retry_counts(msg: &Message) -> (i32, Option<i32>, Option<Properties>) {
+    if !msg.topic().starts_with("%RETRY%") {
+        return (0, None, None);
+    }
+    let number = |k: &str| msg.property(k).and_then(|v| v.trim().parse::<i32>().ok());
+    let (times, max) = (
+        number(PROPERTY_RECONSUME_TIME),
+        number(PROPERTY_MAX_RECONSUME_TIMES),
+    );
+    if times.is_none() && max.is_none() {
+        return (0, None, None);
+    }
+    let rest = msg
+        .properties()
+        .iter()
+        .filter(|(k, _)| k != PROPERTY_RECONSUME_TIME && k != PROPERTY_MAX_RECONSUME_TIMES)
+        .cloned()
+        .collect();
+    (times.unwrap_or(0), max, Some(rest))
+}
+
 pub(super) fn encode_properties_with(
     props: &[(String, String)],
     extra: Option<(&str, &str)>,
@@ -372,6 +414,42 @@ mod tests {
 
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(60)
+    }
+
+    /// The request's ext fields as the broker reads them.
+    fn sent_fields(p: &PreparedSend) -> RemotingCommand {
+        use crate::remoting::codec::{decode_frame, encode_frame};
+        let mq = MessageQueue {
+            topic: Arc::clone(&p.topic),
+            broker_name: "b".into(),
+            queue_id: 0,
+        };
+        let cmd = p.request(&Arc::from("G"), &mq);
+        let mut frame = encode_frame(&cmd, crate::remoting::SerializeType::Json).unwrap();
+        decode_frame(&mut frame).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_resend_to_a_retry_topic_carries_its_counts_in_the_header() {
+        let mut m = Message::new("%RETRY%G", b"x".to_vec());
+        m.put_property("RETRY_TOPIC", "T");
+        m.put_property(PROPERTY_RECONSUME_TIME, "3");
+        m.put_property(PROPERTY_MAX_RECONSUME_TIMES, "2");
+        let cmd = sent_fields(&PreparedSend::new(&m, usize::MAX).unwrap());
+        assert_eq!(cmd.ext("j"), Some("3"));
+        assert_eq!(cmd.ext("l"), Some("2"));
+        let props = cmd.ext("i").unwrap();
+        assert!(props.contains("RETRY_TOPIC\u{1}T\u{2}"), "{props:?}");
+        assert!(
+            !props.contains("RECONSUME_TIME") && !props.contains("MAX_RECONSUME_TIMES"),
+            "moved to the header: {props:?}"
+        );
+
+        // Any other topic: the properties stay, the header says 0 and has no `l`.
+        m.set_topic("T").unwrap();
+        let cmd = sent_fields(&PreparedSend::new(&m, usize::MAX).unwrap());
+        assert_eq!((cmd.ext("j"), cmd.ext("l")), (Some("0"), None));
+        assert!(cmd.ext("i").unwrap().contains("RECONSUME_TIME\u{1}3\u{2}"));
     }
 
     #[test]

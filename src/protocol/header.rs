@@ -39,6 +39,11 @@ pub struct SendMessageHeader {
     pub broker_name: Arc<str>,
     /// SEND_BATCH_MESSAGE: the body holds several encoded messages.
     pub batch: bool,
+    /// `j`: for `%RETRY%` topics, how often the message was consumed already (the broker stores
+    /// it, and moves the message to the DLQ once it exceeds `max_reconsume_times`); else 0.
+    pub reconsume_times: i32,
+    /// `l`: for `%RETRY%` topics, the consumer's max-reconsume-times; not sent when None.
+    pub max_reconsume_times: Option<i32>,
 }
 
 impl TypedHeader for SendMessageHeader {
@@ -53,8 +58,11 @@ impl TypedHeader for SendMessageHeader {
         f("g", int_text(self.born_timestamp, &mut buf));
         f("h", int_text(self.flag as i64, &mut buf));
         f("i", &self.properties);
-        f("j", "0");
+        f("j", int_text(self.reconsume_times as i64, &mut buf));
         f("k", "false");
+        if let Some(max) = self.max_reconsume_times {
+            f("l", int_text(max as i64, &mut buf));
+        }
         f("m", if self.batch { "true" } else { "false" });
         f("n", &self.broker_name);
     }
@@ -147,6 +155,8 @@ mod tests {
                 properties: "WAIT\u{1}true\u{2}".into(),
                 broker_name: "broker-a".into(),
                 batch: false,
+                reconsume_times: 2,
+                max_reconsume_times: Some(5),
             },
             Bytes::from_static(b"x"),
         );
@@ -171,7 +181,9 @@ mod tests {
             ("f", "0"),
             ("g", "17"),
             ("i", "WAIT\u{1}true\u{2}"),
+            ("j", "2"),
             ("k", "false"),
+            ("l", "5"),
             ("n", "broker-a"),
         ] {
             assert_eq!(cmd.ext(k), Some(v), "key {k}");
