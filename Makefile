@@ -67,9 +67,12 @@ $(OUT)/consumer: examples/c/consumer.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/rmq_bench: benches/c/rmq_bench.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
             $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/producer $(OUT)/consumer \
-            $(OUT)/sync_send
+            $(OUT)/sync_send $(OUT)/rmq_bench
 
 # These two need RMQ_NAMESRV (make test sets it).
 c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer
