@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean config-doc install go-lib packaging-test
+        c-programs c-test c-test-asan bench bench-compare clean config-doc install go-lib packaging-test
 
 all: build c-programs
 
@@ -100,6 +100,12 @@ demo: go-lib $(OUT)/producer $(OUT)/consumer
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
+
+# rmq (C; Python and Go when built) against the Java client 5.3.3 on one broker, interleaved
+# rounds, written to docs/benchmarks.md. Uses the cluster RMQ_NAMESRV names, else starts one.
+# BENCH_QUICK=1 for a short run; the other knobs are in the script's header.
+bench-compare: build $(OUT)/rmq_bench
+	scripts/bench-compare.py
 
 # C and C++: header, librmq.so.X.Y.Z with its SONAME links, librmq.a, rmq.pc and the CMake
 # package under PREFIX (DESTDIR stages it elsewhere).

@@ -490,9 +490,10 @@ static int consume(void) {
            since_first);
     printf("  %.0f msgs/s   client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %ld\n", rate, cpu_per,
            peak_rss_kb / 1024.0, peak_threads);
-    printf("RESULT client=rmq-c workload=%s mode=consume msgs=%ld secs=%.3f tps=%.1f errors=%d "
-           "cpu_us_per_msg=%.3f rss_kb=%ld threads_peak=%ld\n",
-           opt.label ? opt.label : "drain", got, secs, rate, done ? 0 : 1, cpu_per, peak_rss_kb, peak_threads);
+    printf("RESULT client=rmq-c workload=%s mode=consume msgs=%ld secs=%.3f tps=%.1f secs_from_first=%.3f "
+           "errors=%d cpu_us_per_msg=%.3f rss_kb=%ld threads_peak=%ld\n",
+           opt.label ? opt.label : "drain", got, secs, rate, since_first, done ? 0 : 1, cpu_per, peak_rss_kb,
+           peak_threads);
     fflush(stdout);
     if (rmq_push_consumer_destroy(consumer) != RMQ_OK) {
         fprintf(stderr, "rmq_bench: destroy: %s\n", rmq_last_error_message());

@@ -291,9 +291,10 @@ public final class Bench {
                 done ? "drained" : "TIMED OUT after", got, count, bytes.get() / 1048576.0, secs, sinceFirst);
         System.out.printf("  %.0f msgs/s   client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %d%n", rate, cpuPer,
                 peakRssKb / 1024.0, peakThreads);
-        System.out.printf("RESULT client=java workload=%s mode=consume msgs=%d secs=%.3f tps=%.1f errors=%d "
-                        + "cpu_us_per_msg=%.3f rss_kb=%d threads_peak=%d%n",
-                label != null ? label : "drain", got, secs, rate, done ? 0 : 1, cpuPer, peakRssKb, peakThreads);
+        System.out.printf("RESULT client=java workload=%s mode=consume msgs=%d secs=%.3f tps=%.1f secs_from_first=%.3f "
+                        + "errors=%d cpu_us_per_msg=%.3f rss_kb=%d threads_peak=%d%n",
+                label != null ? label : "drain", got, secs, rate, sinceFirst, done ? 0 : 1, cpuPer, peakRssKb,
+                peakThreads);
         System.out.flush();
         consumer.shutdown();
         return done ? 0 : 1;
