@@ -25,12 +25,13 @@ Environment (all optional):
   BENCH_WORKLOADS     comma list of the workloads above                             (all)
   BENCH_CLIENTS       comma list among rmq-c, rmq-python, rmq-go, java     (every one built)
   BENCH_QUICK=1       the quick values above
-  BENCH_OUT           report path                                       (docs/benchmarks.md)
+  BENCH_OUT           report path (the RESULT lines go beside it as .json)  (docs/benchmarks.md)
   JAVA                java binary (default: JDK 17 if installed, else `java`)
 Numbers, not pass/fail: a failed run is recorded as failed and the report says so.
 """
 
 import datetime
+import json
 import os
 import platform
 import shlex
@@ -284,6 +285,8 @@ def fmt(v, digits=0):
 def summary(values, digits=0):
     if not values:
         return "n/a"
+    if len(values) == 1:
+        return fmt(values[0], digits)
     return f"{fmt(statistics.median(values), digits)} ({fmt(min(values), digits)}–{fmt(max(values), digits)})"
 
 
@@ -339,8 +342,8 @@ def write_report(clients, results, cluster, started, load_before, load_after):
         drain = workload == "drain"
         if drain:
             rows += ["| client | msgs/s from start | msgs/s after the first message | seconds from start | "
-                     "CPU µs/msg | peak RSS MiB | peak threads | failed runs |",
-                     "|---|---|---|---|---|---|---|---|"]
+                     "seconds to the first message | CPU µs/msg | peak RSS MiB | peak threads | failed runs |",
+                     "|---|---|---|---|---|---|---|---|---|"]
         else:
             rows += ["| client | TPS | p50 µs | p99 µs | p999 µs | CPU µs/msg | peak RSS MiB | peak threads | "
                      "errors | failed runs |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -354,7 +357,8 @@ def write_report(clients, results, cluster, started, load_before, load_after):
             if drain:
                 after_first = summary([float(r["msgs"]) / float(r["secs_from_first"]) for r in g
                                        if float(r.get("secs_from_first", 0)) > 0])
-                rows.append(f"| {LABELS[c]} | {col('tps')} | {after_first} | {col('secs', 2)} | "
+                to_first = summary([float(r["secs"]) - float(r["secs_from_first"]) for r in g], 2)
+                rows.append(f"| {LABELS[c]} | {col('tps')} | {after_first} | {col('secs', 2)} | {to_first} | "
                             f"{col('cpu_us_per_msg', 1)} | {rss} | {thr} | {failed} |")
             else:
                 errs = sum(int(r["errors"]) for r in rs if r)
@@ -401,6 +405,13 @@ def write_report(clients, results, cluster, started, load_before, load_after):
     os.makedirs(os.path.dirname(OUT) or ".", exist_ok=True)
     with open(OUT, "w") as f:
         f.write("\n".join(lines))
+    # Every RESULT line of the run, for other summaries: docs/benchmarks.json beside the report.
+    raw = {"started": f"{started:%Y-%m-%dT%H:%M:%SZ}", "clients": clients,
+           "results": {f"{w}/{c}": rs for (w, c), rs in results.items()},
+           "commands": [{"round": r, "command": cmd} for r, cmd in COMMANDS]}
+    with open(os.path.splitext(OUT)[0] + ".json", "w") as f:
+        json.dump(raw, f, indent=1)
+        f.write("\n")
 
 
 if __name__ == "__main__":
