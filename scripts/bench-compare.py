@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import socket
 import statistics
 import subprocess
@@ -180,6 +181,8 @@ class Cluster:
     def down(self):
         if self.own:
             subprocess.run([CLUSTER_SCRIPT, "down"], env=self.env)
+        # the cluster's store and logs, or mqadmin's logs: nothing in them is reported
+        shutil.rmtree(self.state, ignore_errors=True)
 
     def create_topic(self, topic):
         if self.own:
