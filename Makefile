@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean config-doc install go-lib packaging-test
+        c-programs c-test c-test-asan bench bench-compare bench-go clean config-doc install go-lib packaging-test
 
 all: build c-programs
 
@@ -34,6 +34,7 @@ clippy:
 go-vet: go-lib
 	cd bindings/go && go vet ./...
 	cd examples/go && go vet ./...
+	cd benches/go && go vet ./...
 
 lint: fmt-check clippy header-check symbols-check go-vet
 
@@ -73,10 +74,13 @@ $(OUT)/consumer: examples/c/consumer.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/rmq_bench: benches/c/rmq_bench.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
             $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/test_consumer_group \
             $(OUT)/test_consumer_group_asan $(OUT)/producer $(OUT)/consumer \
-            $(OUT)/sync_send
+            $(OUT)/sync_send $(OUT)/rmq_bench
 
 # These two need RMQ_NAMESRV (make test sets it).
 c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer $(OUT)/test_consumer_group
@@ -107,6 +111,16 @@ demo: go-lib $(OUT)/producer $(OUT)/consumer
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
+
+# rmq (C; Python and Go when built) against the Java client 5.3.3 on one broker, interleaved
+# rounds, written to docs/benchmarks.md. Uses the cluster RMQ_NAMESRV names, else starts one.
+# BENCH_QUICK=1 for a short run; the other knobs are in the script's header.
+bench-compare: build $(OUT)/rmq_bench bench-go
+	scripts/bench-compare.py
+
+# The Go version of the benchmark tool (benches/go), linked with the module's static library.
+bench-go: go-lib
+	cd benches/go && go build -o ../../target/go/rmq_bench_go .
 
 # C and C++: header, librmq.so.X.Y.Z with its SONAME links, librmq.a, rmq.pc and the CMake
 # package under PREFIX (DESTDIR stages it elsewhere).

@@ -10,7 +10,8 @@
 # once never touch each other's clusters. The suites get RMQ_NAMESRV, RMQ_NAMESRV_2,
 # RMQ_NAMESRV_V6 and RMQ_DATA_V6 (where the cluster script finds the third cluster's pids: the
 # fault test pauses one of its brokers). Suites: Rust (unit, fake-peer, real broker), C (plain
-# and ASan/UBSan), Python (pytest), Go (go test), packaging (scripts/test-packaging.sh). Each runs
+# and ASan/UBSan), Python (pytest), Go (go test), packaging (scripts/test-packaging.sh), and a smoke run of the
+# C benchmark tool (scripts/bench-smoke.sh: counts only, no timing). Each runs
 # even if an earlier one failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +120,7 @@ suite c-asan make --no-print-directory c-test-asan
 suite python python3 -m pytest -q bindings/python/tests
 suite go bash -c 'cd bindings/go && go test -count=1 ./...'
 suite packaging scripts/test-packaging.sh
+suite bench-smoke scripts/bench-smoke.sh
 
 echo
 echo "run-tests: $(( $(date +%s) - start )) s with the clusters up${failures:+; failed: ${failures[*]}}"

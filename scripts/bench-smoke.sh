@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Smoke run of the C benchmark tool (target/c/rmq_bench) against the cluster RMQ_NAMESRV names:
+# sync and async sends of a small count to a new topic, then a push consumer that drains them.
+# Asserts only that each run succeeds and counts exactly what it was asked to (no timing), so it
+# adds a few seconds to `make test`. Numbers come from `make bench-compare`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+: "${RMQ_NAMESRV:?RMQ_NAMESRV must name a running cluster}"
+bench=target/c/rmq_bench
+topic="RmqBenchSmoke_$$_$(date +%s)"
+
+# field NAME LINE: the value of NAME=... in a RESULT line
+field() { tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"; }
+
+check() { # check WHAT EXPECTED_MSGS OUTPUT
+  local line
+  line=$(grep '^RESULT ' <<<"$3" | tail -1)
+  [[ -n "$line" ]] || { echo "bench-smoke: $1 printed no RESULT line:"; echo "$3"; return 1; }
+  if [[ "$(field msgs "$line")" != "$2" || "$(field errors "$line")" != 0 ]]; then
+    echo "bench-smoke: $1 expected msgs=$2 errors=0, got: $line"; return 1
+  fi
+  echo "bench-smoke: $1 ok ($line)"
+}
+
+out=$("$bench" produce -t "$topic" -m sync -w 2 -c 200 -W 0) || { echo "$out"; exit 1; }
+check "sync produce" 200 "$out"
+out=$("$bench" produce -t "$topic" -m async -i 32 -b 1 -c 200 -W 0) || { echo "$out"; exit 1; }
+check "async produce" 200 "$out"
+out=$("$bench" produce -t "$topic" -m sync -b 10 -c 100 -W 0) || { echo "$out"; exit 1; }
+check "batch produce" 100 "$out"
+out=$("$bench" consume -t "$topic" -c 500 -T 120) || { echo "$out"; exit 1; }
+check "consume" 500 "$out"
+echo "bench-smoke: 4 passed, 0 failed"
