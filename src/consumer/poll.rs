@@ -202,6 +202,11 @@ impl ReceivedBatch {
     /// the consumer has shut down (those messages are delivered again later). A second
     /// acknowledgement is `Error::InvalidState`.
     pub fn ack_each(&mut self, results: &[ConsumeResult]) -> Result<()> {
+        if crate::runtime::check_pid(self.inner.pid).is_err() {
+            // Made before fork(): the parent's consumer, nothing to do in this process.
+            self.settled = true;
+            return Err(Error::Forked);
+        }
         if self.settled {
             return Err(Error::InvalidState(
                 "this batch was already acknowledged".into(),
