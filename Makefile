@@ -47,22 +47,13 @@ $(OUT)/test_rmq: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c tests/c/test_async.c $(LIB) $(LDLIBS) -o $@
 
-$(OUT)/test_faults: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
+# Test programs of one source file each; a new one only needs its name here.
+C_STANDALONE := test_faults test_consumer test_consumer_group test_poll
+
+$(OUT)/test_%: tests/c/test_%.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
 
-$(OUT)/test_faults_asan: tests/c/test_faults.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
-
-$(OUT)/test_consumer: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
-
-$(OUT)/test_consumer_asan: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
-
-$(OUT)/test_consumer_group: tests/c/test_consumer_group.c include/rmq.h $(LIB) | $(OUT)
-	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
-
-$(OUT)/test_consumer_group_asan: tests/c/test_consumer_group.c include/rmq.h $(LIB) | $(OUT)
+$(OUT)/test_%_asan: tests/c/test_%.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
@@ -77,24 +68,18 @@ $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/rmq_bench: benches/c/rmq_bench.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
-c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
-            $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/test_consumer_group \
-            $(OUT)/test_consumer_group_asan $(OUT)/producer $(OUT)/consumer \
-            $(OUT)/sync_send $(OUT)/rmq_bench
+c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan \
+            $(foreach t,$(C_STANDALONE),$(OUT)/$(t) $(OUT)/$(t)_asan) \
+            $(OUT)/producer $(OUT)/consumer $(OUT)/sync_send $(OUT)/rmq_bench
 
 # These two need RMQ_NAMESRV (make test sets it).
-c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer $(OUT)/test_consumer_group
+c-test: build $(OUT)/test_rmq $(foreach t,$(C_STANDALONE),$(OUT)/$(t))
 	$(OUT)/test_rmq
-	$(OUT)/test_faults
-	$(OUT)/test_consumer
-	$(OUT)/test_consumer_group
+	set -e; for t in $(C_STANDALONE); do $(OUT)/$$t; done
 
-c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan $(OUT)/test_consumer_asan \
-             $(OUT)/test_consumer_group_asan
+c-test-asan: build $(OUT)/test_rmq_asan $(foreach t,$(C_STANDALONE),$(OUT)/$(t)_asan)
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_rmq_asan
-	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_faults_asan
-	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_asan
-	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_group_asan
+	set -e; for t in $(C_STANDALONE); do ASAN_OPTIONS=detect_leaks=1 $(OUT)/$${t}_asan; done
 
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs

@@ -24,10 +24,10 @@ const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);
 const TIMEOUT_DELAY_LEVEL: i32 = 3;
 
 /// Counts a batch as busy until dropped (whatever path it takes, panics included).
-struct BusyGuard(Arc<Inner>);
+pub(crate) struct BusyGuard(Arc<Inner>);
 
 impl BusyGuard {
-    fn new(inner: &Arc<Inner>) -> BusyGuard {
+    pub(crate) fn new(inner: &Arc<Inner>) -> BusyGuard {
         inner.busy.add();
         BusyGuard(Arc::clone(inner))
     }
@@ -46,6 +46,11 @@ pub(crate) fn dispatch(
     pq: &Arc<ProcessQueue>,
     msgs: Vec<Arc<MessageExt>>,
 ) {
+    if let Some(handoff) = inner.handoff.lock().clone() {
+        // Poll mode: the application takes them in batches of its own size.
+        handoff.push(mq, pq, msgs);
+        return;
+    }
     for chunk in msgs.chunks(inner.config.consume_message_batch_max_size.max(1)) {
         submit(inner, instance, mq, pq, chunk.to_vec());
     }
@@ -58,6 +63,10 @@ fn submit(
     pq: &Arc<ProcessQueue>,
     batch: Vec<Arc<MessageExt>>,
 ) {
+    if let Some(handoff) = inner.handoff.lock().clone() {
+        handoff.push(mq, pq, batch);
+        return;
+    }
     let guard = BusyGuard::new(inner);
     let (inner2, instance, mq, pq) = (
         Arc::clone(inner),
@@ -86,7 +95,9 @@ fn submit(
     let _ = inner.executor.spawn(inner.id, job);
 }
 
-fn finish(
+/// What happens to a batch once its result is known, from a listener call or a poll-mode
+/// acknowledgement alike.
+pub(crate) fn finish(
     inner: &Arc<Inner>,
     instance: &Arc<ClientInstance>,
     mq: &MessageQueue,

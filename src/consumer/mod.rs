@@ -2,6 +2,8 @@
 //! rebalance among the group's consumers, one long-polling pull loop per owned queue, a listener
 //! run on the consumer's own threads, retries through the broker (`%RETRY%<group>`, then
 //! `%DLQ%<group>`), and offsets committed to the broker up to the lowest message in flight.
+//! In poll mode (`set_poll_mode`) the application takes batches with `poll` instead, and
+//! acknowledges them through the same result handling (`poll.rs`).
 //!
 //! Threads: pull loops, rebalance and offset commits are tasks on the process's I/O runtime; the
 //! listener runs only on the consumer's `rmq-c<id>-<n>` threads
@@ -9,6 +11,7 @@
 mod allocate;
 mod consume;
 mod offset;
+mod poll;
 mod process_queue;
 mod pull;
 mod rebalance;
@@ -23,6 +26,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use allocate::AllocateStrategy;
+pub use poll::ReceivedBatch;
 pub use subscription::{java_string_hash, ExpressionType, Subscription};
 
 use crate::client::{registry, ClientInstance, ConsumerMember, MessageQueue};
@@ -120,6 +124,8 @@ pub(crate) struct Inner {
     consume_from: Mutex<ConsumeFrom>,
     subscriptions: Mutex<Vec<Subscription>>,
     listener: Mutex<Option<Listener>>,
+    /// Set in poll mode (instead of a listener): where the consume stage leaves the messages.
+    handoff: Mutex<Option<Arc<poll::Handoff>>>,
     state: Mutex<State>,
     instance: Mutex<Option<Arc<ClientInstance>>>,
     executor: Executor,
@@ -246,6 +252,7 @@ impl PushConsumer {
             consume_from: Mutex::new(consume_from),
             subscriptions: Mutex::new(Vec::new()),
             listener: Mutex::new(None),
+            handoff: Mutex::new(None),
             state: Mutex::new(State::Created),
             instance: Mutex::new(None),
             executor: Executor::new(format!("rmq-c{id}"), config.consume_thread_number),
@@ -317,7 +324,34 @@ impl PushConsumer {
             ));
         }
         *self.inner.listener.lock() = Some(Arc::new(listener));
+        *self.inner.handoff.lock() = None;
         Ok(())
+    }
+
+    /// Poll mode instead of a listener (before start; a later `set_listener` replaces it):
+    /// received messages wait until the application takes them with `poll`.
+    pub fn set_poll_mode(&self) -> Result<()> {
+        let state = self.inner.state.lock();
+        if *state != State::Created {
+            return Err(Error::InvalidState(
+                "set poll mode before start; the consumer is already started or shut down".into(),
+            ));
+        }
+        *self.inner.listener.lock() = None;
+        *self.inner.handoff.lock() = Some(Arc::default());
+        Ok(())
+    }
+
+    /// In poll mode: waits up to `timeout` (`Duration::MAX`: no limit) for received messages
+    /// and takes up to `max` of them, from one or several queues; `Ok(None)` when none came in
+    /// time. Acknowledge the batch (`ReceivedBatch::ack`, `ack_each`); the consume timeout
+    /// counts from the poll. Any thread may poll, several at once. Shutdown wakes a waiting
+    /// poll; a poll during or after shutdown fails with `Error::InvalidState`, as does one
+    /// before start or on a consumer with a listener. Blocking: call it outside any async
+    /// runtime.
+    pub fn poll(&self, max: usize, timeout: Duration) -> Result<Option<ReceivedBatch>> {
+        runtime::check_pid(self.inner.pid)?;
+        poll::poll(&self.inner, max, timeout)
     }
 
     /// Joins the client instance, fetches the routes of the subscribed topics, sends the
@@ -340,9 +374,9 @@ impl PushConsumer {
                     ))
                 }
             }
-            if inner.listener.lock().is_none() {
+            if inner.listener.lock().is_none() && inner.handoff.lock().is_none() {
                 return Err(Error::InvalidState(
-                    "set a listener before starting the consumer".into(),
+                    "set a listener (or poll mode) before starting the consumer".into(),
                 ));
             }
             let mut subs = inner.subscriptions.lock();
@@ -426,7 +460,9 @@ impl PushConsumer {
     /// `consumer.await-termination-millis-when-shutdown` to finish (batches not started yet are
     /// not started, and are delivered again later, as are calls still running at the
     /// deadline); offsets are committed to the brokers up to the lowest message not consumed;
-    /// the group is unregistered; the consumer's threads end. Idempotent; safe from any thread
+    /// the group is unregistered; the consumer's threads end. In poll mode, waiting polls
+    /// return `Error::InvalidState`, and batches taken but not acknowledged are not committed
+    /// (they are delivered again later; acknowledging them afterwards is refused). Idempotent; safe from any thread
     /// except this consumer's own listener, where it fails with `Error::InvalidState` (it would
     /// wait for itself). Blocking: call it outside any async runtime.
     pub fn shutdown(&self) -> Result<()> {
@@ -446,6 +482,10 @@ impl PushConsumer {
             let was = *state;
             *state = State::ShutDown;
             let _ = inner.stop.send(true);
+            // Wakes waiting polls; batches already taken and not acknowledged stay uncommitted.
+            if let Some(h) = inner.handoff.lock().clone() {
+                h.close();
+            }
             if was != State::Running {
                 inner.executor.close();
                 return Ok(());

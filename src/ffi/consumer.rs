@@ -22,9 +22,10 @@ pub struct rmq_push_consumer_t {
     _private: [u8; 0],
 }
 
-/// A message handed to a listener: a borrowed view, valid only until the listener returns.
+/// A message handed to a listener: a borrowed view, valid only until the listener returns
+/// (a message of a polled rmq_received_batch_t: until that batch is acknowledged or destroyed).
 /// Read it with the rmq_received_message_ accessors; copy what you keep. Immutable, so it may
-/// be read from several threads during the call.
+/// be read from several threads meanwhile.
 pub struct rmq_received_message_t {
     _private: [u8; 0],
 }
@@ -116,15 +117,15 @@ impl Drop for LeaveOnDrop<'_> {
 }
 
 pub(crate) struct FfiConsumer {
-    consumer: PushConsumer,
+    pub(crate) consumer: PushConsumer,
     gate: Arc<Gate>,
 }
 
 static CONSUMERS: Registry<FfiConsumer> = Registry::new("push consumer");
-static RECEIVED: Registry<MessageExt> = Registry::new("received message");
+pub(crate) static RECEIVED: Registry<MessageExt> = Registry::new("received message");
 
 /// A live consumer handle of this process: one made before fork() is RMQ_ERR_FORKED in the child.
-fn consumer_of(handle: *const rmq_push_consumer_t) -> FfiResult<Arc<FfiConsumer>> {
+pub(crate) fn consumer_of(handle: *const rmq_push_consumer_t) -> FfiResult<Arc<FfiConsumer>> {
     let c = CONSUMERS.get(handle)?;
     if c.consumer.is_forked() {
         return Err(crate::Error::Forked.into());
@@ -376,7 +377,8 @@ fn number<T>(
 }
 
 /// Borrowed view of the topic (a retried message shows its original topic, not
-/// %RETRY%<group>); valid until the listener returns. Not NUL-terminated.
+/// %RETRY%<group>); valid until the listener returns (a polled message: until its batch is
+/// acknowledged or destroyed). Not NUL-terminated.
 #[no_mangle]
 pub extern "C" fn rmq_received_message_topic(
     message: *const rmq_received_message_t,

@@ -18,6 +18,17 @@ static rmq_consume_status_t rmq_go_consume_trampoline(const rmq_received_message
 static rmq_status_t rmq_go_set_listener(rmq_push_consumer_t *consumer, uintptr_t handle) {
 	return rmq_push_consumer_set_listener(consumer, rmq_go_consume_trampoline, (void *)handle);
 }
+
+// One cgo call per batch: the poll and the views of every field of every message.
+static rmq_status_t rmq_go_poll(rmq_push_consumer_t *consumer, size_t max, int64_t timeout_ms,
+                                rmq_received_batch_t **batch, const rmq_received_view_t **views,
+                                size_t *count) {
+	rmq_status_t st = rmq_push_consumer_poll(consumer, max, timeout_ms, batch);
+	if (st != RMQ_OK || *batch == NULL) return st;
+	st = rmq_received_batch_views(*batch, views, count);
+	if (st != RMQ_OK) rmq_received_batch_destroy(*batch);
+	return st;
+}
 */
 import "C"
 
@@ -28,6 +39,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // ReceivedMessage is a message given to a consumer, copied out of the library (keep it as
@@ -79,23 +91,69 @@ func (r ConsumeResult) DelayLevel() int32 { return r.delayLevel }
 // ReconsumeLater(0) and goes no further.
 type Handler func(msgs []*ReceivedMessage) ConsumeResult
 
-// Delivery is a batch handed out by Messages; answer it with Ack or Reconsume (the first
-// answer counts). Until then the consumer thread that received it waits.
+// Delivery is a batch handed out by Messages, taken from the library in one call (poll mode).
+// Answer it once with Ack, Reconsume or AckEach (the first answer counts); until then its
+// messages hold back their queues' committed offsets, and after consumer.consume-timeout they
+// are sent back for a later retry. A Delivery dropped unanswered is reconsumed later once the
+// garbage collector finds it; one still unanswered when the consumer closes is not committed
+// and is delivered again later.
 type Delivery struct {
 	Messages []*ReceivedMessage
-	answer   chan ConsumeResult
+	mu       sync.Mutex
+	batch    *C.rmq_received_batch_t
 }
 
 // Ack marks the batch consumed.
-func (d *Delivery) Ack() { d.reply(ConsumeSuccess) }
+func (d *Delivery) Ack() { _ = d.AckEach(nil) }
 
 // Reconsume asks for the batch again after delayLevel (see ReconsumeLater).
-func (d *Delivery) Reconsume(delayLevel int32) { d.reply(ReconsumeLater(delayLevel)) }
+func (d *Delivery) Reconsume(delayLevel int32) {
+	all := make([]ConsumeResult, len(d.Messages))
+	for i := range all {
+		all[i] = ReconsumeLater(delayLevel)
+	}
+	_ = d.AckEach(all)
+}
 
-func (d *Delivery) reply(r ConsumeResult) {
-	select {
-	case d.answer <- r:
-	default: // answered already
+// AckEach answers each message on its own: results[i] is ConsumeSuccess or ReconsumeLater(n)
+// for Messages[i]; nil means all consumed. A second answer fails with StatusInvalidState, a
+// wrong number of results with StatusInvalidArgument (the Delivery stays unanswered), and an
+// answer after the consumer closed with StatusInvalidState (its messages come again later).
+func (d *Delivery) AckEach(results []ConsumeResult) error {
+	if results != nil && len(results) != len(d.Messages) {
+		return invalidArgument("%d results for a delivery of %d messages", len(results), len(d.Messages))
+	}
+	d.mu.Lock()
+	b := d.batch
+	d.batch = nil
+	d.mu.Unlock()
+	if b == nil {
+		return newError(StatusInvalidState, "this delivery was already answered")
+	}
+	runtime.SetFinalizer(d, nil)
+	if results == nil {
+		return call(func() C.rmq_status_t { return C.rmq_received_batch_ack(b) })
+	}
+	statuses := make([]C.rmq_consume_status_t, len(results))
+	levels := make([]C.int32_t, len(results))
+	for i, r := range results {
+		if r.reconsume {
+			statuses[i], levels[i] = C.RMQ_CONSUME_RECONSUME_LATER, C.int32_t(r.delayLevel)
+		}
+	}
+	return call(func() C.rmq_status_t {
+		return C.rmq_received_batch_ack_each(b, unsafe.SliceData(statuses), unsafe.SliceData(levels), C.size_t(len(results)))
+	})
+}
+
+// release gives the batch back unanswered (its messages are reconsumed later).
+func (d *Delivery) release() {
+	d.mu.Lock()
+	b := d.batch
+	d.batch = nil
+	d.mu.Unlock()
+	if b != nil {
+		C.rmq_received_batch_destroy(b)
 	}
 }
 
@@ -114,19 +172,16 @@ type PushConsumer struct {
 	inHandlerMu sync.Mutex
 	inHandler   map[C.pthread_t]int
 	handler     Handler
-	// channel mode (Messages)
-	deliveries chan *Delivery
-	// stop is closed when shutdown begins; destroyed once the last handler call has returned.
-	stop      chan struct{}
-	stopOnce  sync.Once
-	destroyed chan struct{}
+	// stop is closed when shutdown begins.
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // NewPushConsumer creates a consumer from configuration values keyed by the library's keys
 // (see ConfigKeys); "name-server" and "consumer.group" are required, the consumer.* keys tune
 // it. Nothing is received before Start.
 func NewPushConsumer(config map[string]string) (*PushConsumer, error) {
-	c := &PushConsumer{stop: make(chan struct{}), destroyed: make(chan struct{})}
+	c := &PushConsumer{stop: make(chan struct{})}
 	err := withConfig(config, func(cfg *C.rmq_config_t) C.rmq_status_t {
 		return C.rmq_push_consumer_create(cfg, &c.h)
 	})
@@ -188,12 +243,12 @@ func (c *PushConsumer) Start(handler Handler) error {
 	if handler == nil {
 		return invalidArgument("handler is nil")
 	}
-	return c.start(handler, nil)
+	return c.start(handler)
 }
 
-// start holds mu for writing: handler and deliveries are set before any consumer thread can
-// read them (the C start happens after), and never change afterwards.
-func (c *PushConsumer) start(handler Handler, deliveries chan *Delivery) error {
+// start holds mu for writing: the handler is set before any consumer thread can read it (the C
+// start happens after), and never changes afterwards. A nil handler means poll mode.
+func (c *PushConsumer) start(handler Handler) error {
 	if c == nil {
 		return invalidArgument("consumer is nil")
 	}
@@ -208,9 +263,14 @@ func (c *PushConsumer) start(handler Handler, deliveries chan *Delivery) error {
 	if c.self == 0 {
 		c.self = cgo.NewHandle(c)
 	}
-	c.handler, c.deliveries = handler, deliveries
+	c.handler = handler
 	h := c.h
-	err := call(func() C.rmq_status_t { return C.rmq_go_set_listener(h, C.uintptr_t(c.self)) })
+	err := call(func() C.rmq_status_t {
+		if handler == nil {
+			return C.rmq_push_consumer_set_poll_mode(h)
+		}
+		return C.rmq_go_set_listener(h, C.uintptr_t(c.self))
+	})
 	if err == nil {
 		err = call(func() C.rmq_status_t { return C.rmq_push_consumer_start(h) })
 	}
@@ -218,13 +278,14 @@ func (c *PushConsumer) start(handler Handler, deliveries chan *Delivery) error {
 	return err
 }
 
-// Messages starts the consumer in channel mode: each batch arrives on the returned channel as
-// a *Delivery to Ack or Reconsume. When ctx is done the consumer is closed (as by Close) and
-// the channel is closed after the last delivery; batches handed out but not answered then
-// are delivered again later. Use either Start or Messages, once.
+// Messages starts the consumer in channel mode (the library's poll mode): a goroutine takes
+// batches of up to 32 messages, each in one call into the library, and sends each batch on
+// the returned channel as a *Delivery to Ack, Reconsume or AckEach. When ctx is done the
+// consumer is closed (as by Close) and the channel is closed; batches handed out but not
+// answered then are delivered again later. Use either Start or Messages, once.
 func (c *PushConsumer) Messages(ctx context.Context) (<-chan *Delivery, error) {
 	ch := make(chan *Delivery)
-	if err := c.start(nil, ch); err != nil {
+	if err := c.start(nil); err != nil {
 		return nil, err
 	}
 	go func() {
@@ -232,13 +293,84 @@ func (c *PushConsumer) Messages(ctx context.Context) (<-chan *Delivery, error) {
 		case <-ctx.Done():
 		case <-c.stop:
 		}
+		// Wakes the poll below: it returns an error once the consumer shuts down.
 		_ = c.Close()
-		// Close may be running on another goroutine: close the channel only once no handler
-		// call can send on it any more.
-		<-c.destroyed
-		close(ch)
+	}()
+	go func() {
+		defer close(ch)
+		for {
+			d, err := c.poll(pollBatch, -1)
+			if err != nil {
+				return // closed or shut down
+			}
+			select {
+			case ch <- d:
+			case <-ctx.Done():
+				d.release()
+				return
+			case <-c.stop:
+				d.release()
+				return
+			}
+		}
 	}()
 	return ch, nil
+}
+
+// pollBatch is the most messages one Delivery of Messages carries.
+const pollBatch = 32
+
+// poll takes one batch (waiting up to timeoutMs, negative: until shutdown); nil when none came.
+// mu is not held while the call waits, so Close can run and wake it.
+func (c *PushConsumer) poll(max int, timeoutMs int64) (*Delivery, error) {
+	c.mu.RLock()
+	h, closed := c.h, c.closed
+	c.mu.RUnlock()
+	if closed {
+		return nil, errConsumerClosed()
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var batch *C.rmq_received_batch_t
+	var views *C.rmq_received_view_t
+	var count C.size_t
+	if err := check(C.rmq_go_poll(h, C.size_t(max), C.int64_t(timeoutMs), &batch, &views, &count)); err != nil {
+		return nil, err
+	}
+	if batch == nil {
+		return nil, nil
+	}
+	d := &Delivery{batch: batch, Messages: make([]*ReceivedMessage, 0, int(count))}
+	for _, v := range unsafe.Slice(views, int(count)) {
+		d.Messages = append(d.Messages, fromView(&v))
+	}
+	runtime.SetFinalizer(d, (*Delivery).release)
+	return d, nil
+}
+
+// fromView copies one message out of its batch's views (memory reads, no cgo call).
+func fromView(v *C.rmq_received_view_t) *ReceivedMessage {
+	m := &ReceivedMessage{
+		Topic:          goString(v.topic, v.topic_len),
+		Body:           goBytes(v.body, v.body_len),
+		Tags:           goString(v.tags, v.tags_len),
+		MsgID:          goString(v.msg_id, v.msg_id_len),
+		OffsetMsgID:    goString(v.offset_msg_id, v.offset_msg_id_len),
+		BrokerName:     goString(v.broker_name, v.broker_name_len),
+		QueueID:        int32(v.queue_id),
+		QueueOffset:    int64(v.queue_offset),
+		ReconsumeTimes: int32(v.reconsume_times),
+		BornTimestamp:  time.UnixMilli(int64(v.born_timestamp)),
+		StoreTimestamp: time.UnixMilli(int64(v.store_timestamp)),
+		Properties:     make(map[string]string, int(v.property_count)),
+	}
+	if keys := goString(v.keys, v.keys_len); keys != "" {
+		m.Keys = strings.Split(keys, " ")
+	}
+	for _, p := range unsafe.Slice(v.properties, int(v.property_count)) {
+		m.Properties[goString(p.name, p.name_len)] = goString(p.value, p.value_len)
+	}
+	return m
 }
 
 // enterHandler and leaveHandler bracket a handler call on the calling OS thread (a cgo
@@ -279,21 +411,7 @@ func errOwnHandler(what string) *Error {
 func (c *PushConsumer) deliver(batch []*ReceivedMessage) ConsumeResult {
 	c.enterHandler()
 	defer c.leaveHandler()
-	if c.handler != nil {
-		return c.handler(batch)
-	}
-	d := &Delivery{Messages: batch, answer: make(chan ConsumeResult, 1)}
-	select {
-	case c.deliveries <- d:
-	case <-c.stop:
-		return ReconsumeLater(0)
-	}
-	select {
-	case r := <-d.answer:
-		return r
-	case <-c.stop:
-		return ReconsumeLater(0)
-	}
+	return c.handler(batch)
 }
 
 // Shutdown stops the consumer: pulling stops, running handler calls get up to
@@ -348,7 +466,6 @@ func (c *PushConsumer) Close() error {
 	if c.self != 0 {
 		c.self.Delete()
 	}
-	close(c.destroyed)
 	return nil
 }
 

@@ -340,8 +340,17 @@ func TestChannelDeliversAndContextStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A delivery is a batch (up to 32 messages, possibly of several queues).
 	got := map[string]int32{}
-	reconsumed := ""
+	var reconsumed []string
+	backAll := func() bool {
+		for _, b := range reconsumed {
+			if got[b] == 0 {
+				return false
+			}
+		}
+		return len(reconsumed) > 0
+	}
 	timeout := time.After(within)
 	for !hasAll(func() map[string]bool {
 		m := map[string]bool{}
@@ -349,16 +358,22 @@ func TestChannelDeliversAndContextStops(t *testing.T) {
 			m[b] = true
 		}
 		return m
-	}(), sent) || got[reconsumed] == 0 {
+	}(), sent) || !backAll() {
 		select {
 		case d := <-deliveries:
-			m := d.Messages[0]
-			if reconsumed == "" {
-				reconsumed = string(m.Body)
+			if len(d.Messages) == 0 {
+				t.Fatal("empty delivery")
+			}
+			if reconsumed == nil {
+				for _, m := range d.Messages {
+					reconsumed = append(reconsumed, string(m.Body))
+				}
 				d.Reconsume(1) // comes back with ReconsumeTimes 1
 				continue
 			}
-			got[string(m.Body)] = m.ReconsumeTimes
+			for _, m := range d.Messages {
+				got[string(m.Body)] = m.ReconsumeTimes
+			}
 			d.Ack()
 		case <-timeout:
 			t.Fatalf("not all delivered: %v", got)
@@ -368,8 +383,10 @@ func TestChannelDeliversAndContextStops(t *testing.T) {
 	// The channel closes once the consumer is closed.
 	for range deliveries {
 	}
-	if got[reconsumed] != 1 {
-		t.Errorf("reconsumed %s came back with ReconsumeTimes %d", reconsumed, got[reconsumed])
+	for _, b := range reconsumed {
+		if got[b] != 1 {
+			t.Errorf("reconsumed %s came back with ReconsumeTimes %d", b, got[b])
+		}
 	}
 	wantStatus(t, c.Subscribe(topic, "*"), StatusInvalidHandle)
 }

@@ -10,7 +10,7 @@
  *    keeps); "borrowed view ... valid until ..." (points into library memory); "owned by the
  *    caller; free with rmq_x_destroy".
  *  - Handles (rmq_config_t, rmq_message_t, rmq_producer_t, rmq_send_result_t,
- *    rmq_push_consumer_t, rmq_received_message_t) are opaque tokens
+ *    rmq_push_consumer_t, rmq_received_message_t, rmq_received_batch_t) are opaque tokens
  *    the library never dereferences: NULL gives RMQ_ERR_NULL_POINTER, a destroyed or wrong-type
  *    handle RMQ_ERR_INVALID_HANDLE. rmq_x_destroy(NULL) is a no-op. Destroying twice is a bug
  *    the library detects, but do not rely on it.
@@ -22,7 +22,8 @@
  *    says more), never on an I/O thread, never on the caller's thread and never while the
  *    library holds a lock; they may call rmq_ functions. Requests brokers start are processed
  *    on threads of their own ("rmq-broker-req-N"). A push consumer's listener runs on that
- *    consumer's own threads ("rmq-c<id>-N"), several at once.
+ *    consumer's own threads ("rmq-c<id>-N"), several at once; a consumer in poll mode calls
+ *    nothing: the application's threads take batches with rmq_push_consumer_poll.
  *  - Order of teardown: a config may be destroyed as soon as the producer is created; messages
  *    and send results are independent of the producer; rmq_producer_destroy returns after the
  *    last callback of that producer has run (from that producer's own callback it is refused).
@@ -71,9 +72,18 @@ typedef struct rmq_producer_t rmq_producer_t;
 typedef struct rmq_push_consumer_t rmq_push_consumer_t;
 
 /**
- * A message handed to a listener: a borrowed view, valid only until the listener returns.
+ * Messages taken by one rmq_push_consumer_poll, possibly from several queues. Owned by the
+ * caller: acknowledge it with rmq_received_batch_ack or _ack_each, or free it unacknowledged
+ * with rmq_received_batch_destroy; either ends it. It may be used from any thread, but
+ * acknowledging or destroying it while another thread still reads its messages is a bug.
+ */
+typedef struct rmq_received_batch_t rmq_received_batch_t;
+
+/**
+ * A message handed to a listener: a borrowed view, valid only until the listener returns
+ * (a message of a polled rmq_received_batch_t: until that batch is acknowledged or destroyed).
  * Read it with the rmq_received_message_ accessors; copy what you keep. Immutable, so it may
- * be read from several threads during the call.
+ * be read from several threads meanwhile.
  */
 typedef struct rmq_received_message_t rmq_received_message_t;
 
@@ -264,6 +274,57 @@ typedef struct rmq_queue_selector_t {
   rmq_queue_select_fn select;
   void *arg;
 } rmq_queue_selector_t;
+
+/**
+ * A borrowed (pointer, length) view of one property of a received message.
+ */
+typedef struct rmq_property_view_t {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+} rmq_property_view_t;
+
+/**
+ * Every field of one received message at once (rmq_received_batch_views): the same values as
+ * the rmq_received_message_ accessors of `message`. Strings are (pointer, length) views, not
+ * NUL-terminated, never NULL (an empty one points to ""); `body` is the decompressed body.
+ * All of it is borrowed from the batch and valid until the batch is acknowledged or destroyed.
+ */
+typedef struct rmq_received_view_t {
+  /**
+   * The message's handle, for the rmq_received_message_ accessors.
+   */
+  const struct rmq_received_message_t *message;
+  const char *topic;
+  size_t topic_len;
+  const char *tags;
+  size_t tags_len;
+  /**
+   * Space-separated keys.
+   */
+  const char *keys;
+  size_t keys_len;
+  const uint8_t *body;
+  size_t body_len;
+  const char *msg_id;
+  size_t msg_id_len;
+  const char *offset_msg_id;
+  size_t offset_msg_id_len;
+  const char *broker_name;
+  size_t broker_name_len;
+  /**
+   * `property_count` properties, system ones included, in the order of
+   * rmq_received_message_property_at.
+   */
+  const struct rmq_property_view_t *properties;
+  size_t property_count;
+  int64_t queue_offset;
+  int64_t born_timestamp;
+  int64_t store_timestamp;
+  int32_t queue_id;
+  int32_t reconsume_times;
+} rmq_received_view_t;
 
 /**
  * Store status of a successful send (rmq_send_result_status).
@@ -777,7 +838,8 @@ rmq_status_t rmq_push_consumer_destroy(struct rmq_push_consumer_t *consumer);
 
 /**
  * Borrowed view of the topic (a retried message shows its original topic, not
- * %RETRY%<group>); valid until the listener returns. Not NUL-terminated.
+ * %RETRY%<group>); valid until the listener returns (a polled message: until its batch is
+ * acknowledged or destroyed). Not NUL-terminated.
  */
 rmq_status_t rmq_received_message_topic(const struct rmq_received_message_t *message,
                                         const char **out,
@@ -1177,6 +1239,89 @@ rmq_status_t rmq_producer_send_async_to_queue(struct rmq_producer_t *producer,
                                               const struct rmq_message_queue_t *queue,
                                               rmq_send_callback_t callback,
                                               void *user_data);
+
+/**
+ * Puts the consumer in poll mode instead of calling a listener: received messages wait until
+ * the application takes them with rmq_push_consumer_poll. Before start only (else
+ * RMQ_ERR_INVALID_STATE); a later rmq_push_consumer_set_listener replaces it, and this
+ * replaces a listener. Waiting messages count against the pull flow control
+ * (consumer.pull-threshold-for-queue, consumer.pull-threshold-size-for-queue), so pulling
+ * pauses while the application does not poll.
+ */
+rmq_status_t rmq_push_consumer_set_poll_mode(struct rmq_push_consumer_t *consumer);
+
+/**
+ * Takes up to `max_messages` (>= 1) received messages, from one or several queues, waiting up
+ * to `timeout_ms` for the first (0: do not wait; negative: no limit). On RMQ_OK *out_batch is
+ * a batch, or NULL when nothing came in time.
+ *
+ * Ownership: a non-NULL *out_batch is owned by the caller; end it with
+ * rmq_received_batch_ack, _ack_each or _destroy. The consume timeout
+ * (consumer.consume-timeout) counts from the poll: messages held longer are sent back for a
+ * later retry, as with a listener.
+ *
+ * Threads: blocks the calling thread (any thread; several may poll at once); do not call it
+ * from an rmq callback. rmq_push_consumer_shutdown or _destroy from another thread wakes it
+ * with RMQ_ERR_INVALID_STATE. RMQ_ERR_INVALID_STATE also before start, after shutdown, and
+ * on a consumer not in poll mode.
+ */
+rmq_status_t rmq_push_consumer_poll(struct rmq_push_consumer_t *consumer,
+                                    size_t max_messages,
+                                    int64_t timeout_ms,
+                                    struct rmq_received_batch_t **out_batch);
+
+/**
+ * Number of messages in the batch (>= 1).
+ */
+rmq_status_t rmq_received_batch_count(const struct rmq_received_batch_t *batch, size_t *out_count);
+
+/**
+ * Message number `index` (0-based, below the count; else RMQ_ERR_NOT_FOUND), read with the
+ * rmq_received_message_ accessors. Borrowed: valid until the batch is acknowledged or
+ * destroyed (then RMQ_ERR_INVALID_HANDLE).
+ */
+rmq_status_t rmq_received_batch_at(const struct rmq_received_batch_t *batch,
+                                   size_t index,
+                                   const struct rmq_received_message_t **out_message);
+
+/**
+ * Every field of every message in one call: *out_views points to *out_count views, in the
+ * order of rmq_received_batch_at. Borrowed: the array and everything it points to are valid
+ * until the batch is acknowledged or destroyed.
+ */
+rmq_status_t rmq_received_batch_views(const struct rmq_received_batch_t *batch,
+                                      const struct rmq_received_view_t **out_views,
+                                      size_t *out_count);
+
+/**
+ * Acknowledges every message of the batch as consumed and frees the batch (its message
+ * handles and views become invalid). The offset moves past them once every earlier message
+ * of their queue is acknowledged too. If the consumer has been shut down meanwhile, the batch
+ * is freed and the call returns RMQ_ERR_INVALID_STATE: its messages were not committed and are
+ * delivered again. A second acknowledgement is RMQ_ERR_INVALID_HANDLE (the batch is gone).
+ */
+rmq_status_t rmq_received_batch_ack(struct rmq_received_batch_t *batch);
+
+/**
+ * Acknowledges each message on its own and frees the batch, as rmq_received_batch_ack:
+ * `statuses[i]` is RMQ_CONSUME_SUCCESS, or RMQ_CONSUME_RECONSUME_LATER (any other value counts
+ * as this) to have message i delivered again after `delay_levels[i]` (as
+ * rmq_consume_context_t.delay_level; `delay_levels` may be NULL for 0 everywhere). Both
+ * arrays are borrowed for the call and hold `count` entries, which must equal the batch's
+ * count; a wrong count or a NULL `statuses` is an error that leaves the batch unacknowledged
+ * and valid.
+ */
+rmq_status_t rmq_received_batch_ack_each(struct rmq_received_batch_t *batch,
+                                         const rmq_consume_status_t *statuses,
+                                         const int32_t *delay_levels,
+                                         size_t count);
+
+/**
+ * Frees the batch without acknowledging it: every message not acknowledged is delivered again
+ * later (as RMQ_CONSUME_RECONSUME_LATER with delay level 0). NULL is a no-op (RMQ_OK); a
+ * batch already acknowledged or destroyed is RMQ_ERR_INVALID_HANDLE.
+ */
+rmq_status_t rmq_received_batch_destroy(struct rmq_received_batch_t *batch);
 
 /**
  * Static NUL-terminated name of a send status ("SEND_OK", "FLUSH_DISK_TIMEOUT",

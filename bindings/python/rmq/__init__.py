@@ -35,7 +35,7 @@ from .errors import (
     status_name,
 )
 from ._log import log_records_dropped, set_log_level
-from .consumer import ConsumeStatus, PushConsumer, ReceivedMessage, ReconsumeLater
+from .consumer import ConsumeStatus, PushConsumer, ReceivedBatch, ReceivedMessage, ReconsumeLater
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
@@ -67,6 +67,7 @@ __all__ = [
     "OperationCancelledError",
     "Producer",
     "PushConsumer",
+    "ReceivedBatch",
     "ReceivedMessage",
     "ReconsumeLater",
     "ResourceError",

@@ -141,6 +141,42 @@ class ConsumeContextT(Structure):
 
 
 consume_status_t = c_int32
+
+
+class PropertyViewT(Structure):
+    """rmq_property_view_t (borrowed from its batch)."""
+
+    _fields_ = [("name", c_void_p), ("name_len", c_size_t), ("value", c_void_p), ("value_len", c_size_t)]
+
+
+class ReceivedViewT(Structure):
+    """rmq_received_view_t: every field of a polled message (borrowed from its batch)."""
+
+    _fields_ = [
+        ("message", c_void_p),
+        ("topic", c_void_p),
+        ("topic_len", c_size_t),
+        ("tags", c_void_p),
+        ("tags_len", c_size_t),
+        ("keys", c_void_p),
+        ("keys_len", c_size_t),
+        ("body", c_void_p),
+        ("body_len", c_size_t),
+        ("msg_id", c_void_p),
+        ("msg_id_len", c_size_t),
+        ("offset_msg_id", c_void_p),
+        ("offset_msg_id_len", c_size_t),
+        ("broker_name", c_void_p),
+        ("broker_name_len", c_size_t),
+        ("properties", POINTER(PropertyViewT)),
+        ("property_count", c_size_t),
+        ("queue_offset", c_int64),
+        ("born_timestamp", c_int64),
+        ("store_timestamp", c_int64),
+        ("queue_id", c_int32),
+        ("reconsume_times", c_int32),
+    ]
+
 #: rmq_message_listener_t: (const rmq_received_message_t *const *messages, size_t count,
 #: rmq_consume_context_t *context, void *user_data) -> rmq_consume_status_t
 MESSAGE_LISTENER = CFUNCTYPE(consume_status_t, POINTER(c_void_p), c_size_t, POINTER(ConsumeContextT), c_void_p)
@@ -247,6 +283,14 @@ SIGNATURES = {
     "rmq_push_consumer_subscribe_sql92": (status_t, [handle_t, c_char_p, c_char_p]),
     "rmq_push_consumer_set_listener": (status_t, [handle_t, MESSAGE_LISTENER, c_void_p]),
     "rmq_push_consumer_start": (status_t, [handle_t]),
+    "rmq_push_consumer_set_poll_mode": (status_t, [handle_t]),
+    "rmq_push_consumer_poll": (status_t, [handle_t, c_size_t, c_int64, _out_handle]),
+    "rmq_received_batch_count": (status_t, [handle_t, _out_size]),
+    "rmq_received_batch_at": (status_t, [handle_t, c_size_t, _out_handle]),
+    "rmq_received_batch_views": (status_t, [handle_t, POINTER(POINTER(ReceivedViewT)), _out_size]),
+    "rmq_received_batch_ack": (status_t, [handle_t]),
+    "rmq_received_batch_ack_each": (status_t, [handle_t, POINTER(consume_status_t), POINTER(c_int32), c_size_t]),
+    "rmq_received_batch_destroy": (status_t, [handle_t]),
     "rmq_push_consumer_shutdown": (status_t, [handle_t]),
     "rmq_push_consumer_destroy": (status_t, [handle_t]),
     "rmq_received_message_topic": (status_t, [handle_t, _out_view, _out_size]),

@@ -5,7 +5,11 @@ Three ways to receive, all on the same consumer:
 * a callback: ``consumer.start(listener)``; ``listener(messages)`` runs on the consumer's own
   threads ("rmq-c<id>-N", several at once) with a list of :class:`ReceivedMessage`;
 * a blocking iterator: ``for msg in consumer.messages(timeout=5): ...``;
-* asyncio: ``async for msg in consumer: ...``.
+* asyncio: ``async for msg in consumer: ...``;
+* explicit batches: ``batch = consumer.poll(32, timeout=5)`` then ``batch.ack()``.
+
+The last three use the library's poll mode: one call into the library takes a batch of
+messages (copied into Python objects at once), one call acknowledges it.
 
 A message is acknowledged when the listener returns (or, when iterating, when the loop asks
 for the next message). An exception in user code, or a return value that is not a consume
@@ -18,12 +22,12 @@ import atexit
 import enum
 import itertools
 import logging
-import queue
 import threading
+import time
 import weakref
-from ctypes import byref, c_int32, c_int64, c_size_t, c_void_p
+from ctypes import POINTER, byref, c_int32, c_int64, c_size_t, c_void_p
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from . import _ffi
 from ._config import Config
@@ -109,6 +113,131 @@ def _copy(h) -> ReceivedMessage:
     )
 
 
+def _bytes_at(ptr, length) -> bytes:
+    return ctypes.string_at(ptr, length) if length else b""
+
+
+def _from_view(v) -> ReceivedMessage:
+    """Copies an rmq_received_view_t (borrowed from its batch): plain memory reads, no call
+    into the library."""
+    text = _ffi.text
+    props = {}
+    for i in range(v.property_count):
+        p = v.properties[i]
+        props[text(_bytes_at(p.name, p.name_len))] = text(_bytes_at(p.value, p.value_len))
+    keys = text(_bytes_at(v.keys, v.keys_len))
+    return ReceivedMessage(
+        topic=text(_bytes_at(v.topic, v.topic_len)),
+        body=_bytes_at(v.body, v.body_len),
+        tags=text(_bytes_at(v.tags, v.tags_len)),
+        keys=keys.split(" ") if keys else [],
+        properties=props,
+        msg_id=text(_bytes_at(v.msg_id, v.msg_id_len)),
+        offset_msg_id=text(_bytes_at(v.offset_msg_id, v.offset_msg_id_len)),
+        broker_name=text(_bytes_at(v.broker_name, v.broker_name_len)),
+        queue_id=v.queue_id,
+        queue_offset=v.queue_offset,
+        reconsume_times=v.reconsume_times,
+        born_timestamp=v.born_timestamp,
+        store_timestamp=v.store_timestamp,
+    )
+
+
+def _level_of(result):
+    """(status, delay level) of one message's result, as _verdict judges a listener's."""
+    if result is None or result is True or (isinstance(result, ConsumeStatus) and result == ConsumeStatus.SUCCESS):
+        return ConsumeStatus.SUCCESS, 0
+    level = getattr(result, "delay_level", 0) if isinstance(result, ReconsumeLater) else 0
+    if not (isinstance(level, int) and not isinstance(level, bool) and -(2**31) <= level < 2**31):
+        level = 0
+    return ConsumeStatus.RECONSUME_LATER, level
+
+
+class ReceivedBatch:
+    """Messages taken by one :meth:`PushConsumer.poll`, copied into :class:`ReceivedMessage`
+    objects (a sequence: ``len``, index, iterate). Answer it once: :meth:`ack` (all consumed),
+    :meth:`ack_each` (one result per message) or :meth:`release` (all reconsumed later, as when
+    the batch is garbage-collected unanswered). ``with consumer.poll() as batch:`` acknowledges
+    it when the block ends normally and releases it when the block raises. Answering after the
+    consumer was closed raises InvalidStateError: those messages were not committed and are
+    delivered again."""
+
+    __slots__ = ("messages", "_handle", "_lock", "__weakref__")
+
+    def __init__(self, handle, messages):
+        self.messages: List[ReceivedMessage] = messages
+        self._handle = handle
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self.messages)
+
+    def __iter__(self):
+        return iter(self.messages)
+
+    def __getitem__(self, i):
+        return self.messages[i]
+
+    def _take(self):
+        with self._lock:
+            h, self._handle = self._handle, None
+        if not h:
+            raise InvalidStateError(Status.RMQ_ERR_INVALID_STATE, "this batch was already answered")
+        return h
+
+    def ack(self) -> None:
+        """Every message consumed."""
+        check(_lib.rmq_received_batch_ack(self._take()))
+
+    def ack_each(self, results: Sequence) -> None:
+        """One result per message, in order: None or ConsumeStatus.SUCCESS for consumed,
+        ConsumeStatus.RECONSUME_LATER or ReconsumeLater(delay_level) to get it again."""
+        results = list(results)
+        if len(results) != len(self.messages):
+            raise ValueError(f"{len(results)} results for a batch of {len(self.messages)} messages")
+        n = len(results)
+        statuses = (c_int32 * max(n, 1))()
+        levels = (c_int32 * max(n, 1))()
+        for i, r in enumerate(results):
+            statuses[i], levels[i] = _level_of(r)
+        check(_lib.rmq_received_batch_ack_each(self._take(), statuses, levels, n))
+
+    def release(self) -> None:
+        """Gives the batch back unanswered: every message is delivered again later."""
+        with self._lock:
+            h, self._handle = self._handle, None
+        if h:
+            _lib.rmq_received_batch_destroy(h)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.ack()
+        else:
+            self.release()
+        return False
+
+    def __del__(self):
+        try:
+            self.release()
+        except BaseException:
+            pass
+
+    def __repr__(self):
+        return f"<rmq.ReceivedBatch of {len(self.messages)}{'' if self._handle else ', answered'}>"
+
+
+class _Closed(Exception):
+    """The consumer is closing: iterators end quietly."""
+
+
+#: Longest single wait inside the library, so Ctrl-C and close() are noticed between waits
+#: (a poll returns at once when messages arrive, so this costs no latency).
+_POLL_SLICE = 0.5
+
+
 def _verdict(result, ctx) -> int:
     """The C status of a listener's return value; anything unrecognised is reconsume-later."""
     if result is None or result is True or (isinstance(result, ConsumeStatus) and result == ConsumeStatus.SUCCESS):
@@ -162,26 +291,6 @@ def _close_all_at_exit():
             pass
 
 
-class _Handoff:
-    """A batch on its way from a consumer thread to an iterator, and its verdict back."""
-
-    __slots__ = ("messages", "done", "result")
-
-    def __init__(self, messages):
-        self.messages = messages
-        self.done = threading.Event()
-        self.result = ConsumeStatus.RECONSUME_LATER
-
-    def finish(self, result):
-        if not self.done.is_set():
-            self.result = result
-            self.done.set()
-
-
-#: How often a consumer thread waiting for an iterator checks whether the consumer is closing.
-_HANDOFF_POLL = 0.2
-
-
 class PushConsumer(_ffi.Closeable):
     """A RocketMQ push consumer (clustering, concurrent).
 
@@ -197,7 +306,6 @@ class PushConsumer(_ffi.Closeable):
         self._listener: Optional[Callable] = None
         self._started = False
         self._closing = threading.Event()
-        self._handoffs: "queue.Queue[_Handoff]" = queue.Queue()
         # Threads running a listener call of this consumer now (thread ident -> calls).
         self._in_listener: Dict[int, int] = {}
         self._close_lock = threading.Lock()
@@ -246,12 +354,15 @@ class PushConsumer(_ffi.Closeable):
         :class:`ReceivedMessage`, up to consumer.consume-message-batch-max-size) on the
         consumer's threads, several at once; return None or ConsumeStatus.SUCCESS when
         consumed, ConsumeStatus.RECONSUME_LATER or ReconsumeLater(delay_level) to have the batch
-        delivered again; an exception counts as reconsume-later. Without one, read the messages
-        with :meth:`messages` or ``async for``."""
+        delivered again; an exception counts as reconsume-later. Without one the consumer is in
+        poll mode: read the messages with :meth:`messages`, ``async for`` or :meth:`poll`."""
         if listener is not None and not callable(listener):
             raise TypeError("listener must be callable")
         self._listener = listener
-        check(_lib.rmq_push_consumer_set_listener(self._handle, _LISTENER, self._id))
+        if listener is not None:
+            check(_lib.rmq_push_consumer_set_listener(self._handle, _LISTENER, self._id))
+        else:
+            check(_lib.rmq_push_consumer_set_poll_mode(self._handle))
         check(_lib.rmq_push_consumer_start(self._handle))
         self._started = True
 
@@ -281,64 +392,118 @@ class PushConsumer(_ffi.Closeable):
             )
 
     def _deliver_here(self, batch):
-        listener = self._listener
-        if listener is not None:
-            return listener(batch)
+        return self._listener(batch)
+
+    # ------------------------------------------------------------------------ poll mode
+    def _poll_once(self, max_messages, seconds):
+        """One call into the library: a ReceivedBatch, or None when nothing came in
+        ``seconds``. Raises _Closed once the consumer is closing."""
         if self._closing.is_set():
-            return ConsumeStatus.RECONSUME_LATER
-        handoff = _Handoff(batch)
-        self._handoffs.put(handoff)
-        while not handoff.done.wait(_HANDOFF_POLL):
-            if self._closing.is_set():
-                handoff.finish(ConsumeStatus.RECONSUME_LATER)
-        return handoff.result
-
-    def _take(self, timeout):
-        """The next batch handed over, or None after ``timeout`` seconds (None: no limit)."""
-        try:
-            return self._handoffs.get(timeout=timeout)
-        except queue.Empty:
+            raise _Closed()
+        with self._lock:
+            handle = self._handle
+        if not handle:
+            raise _Closed()
+        out = c_void_p()
+        status = _lib.rmq_push_consumer_poll(handle, max_messages, int(seconds * 1000), byref(out))
+        if status != Status.RMQ_OK and self._closing.is_set():
+            raise _Closed()
+        check(status)
+        if not out.value:
             return None
+        views = POINTER(_ffi.ReceivedViewT)()
+        count = c_size_t()
+        try:
+            check(_lib.rmq_received_batch_views(out.value, byref(views), byref(count)))
+            messages = [_from_view(views[i]) for i in range(count.value)]
+        except BaseException:
+            _lib.rmq_received_batch_destroy(out.value)
+            raise
+        return ReceivedBatch(out.value, messages)
 
-    def messages(self, timeout: Optional[float] = None):
-        """Yields received messages one by one (for a consumer started without a listener).
-        A message counts as consumed when the loop asks for the next one; if the loop body
-        raises or breaks, its batch is delivered again later. Stops when no message arrives for
-        ``timeout`` seconds (None: waits for ever)."""
+    def _check_poll_mode(self, max_messages):
         if self._listener is not None:
             raise InvalidStateError(Status.RMQ_ERR_INVALID_STATE, "this consumer was started with a listener")
+        if not isinstance(max_messages, int) or isinstance(max_messages, bool) or max_messages < 1:
+            raise ValueError(f"max_messages must be an int >= 1, not {max_messages!r}")
+
+    def poll(self, max_messages: int = 32, timeout: Optional[float] = None) -> Optional[ReceivedBatch]:
+        """Takes up to ``max_messages`` received messages (for a consumer started without a
+        listener), waiting up to ``timeout`` seconds (None: no limit) for the first; None when
+        nothing came. Answer the batch with ``ack()``, ``ack_each(results)`` or ``release()``;
+        the consume timeout counts from here. Any thread may poll. Raises InvalidStateError
+        once the consumer is shut down or closed (a close from another thread wakes it)."""
+        self._check_poll_mode(max_messages)
+        deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
         while True:
-            handoff = self._take(timeout)
-            if handoff is None:
-                return
-            ok = False
+            left = _POLL_SLICE if deadline is None else min(_POLL_SLICE, max(deadline - time.monotonic(), 0))
             try:
-                for m in handoff.messages:
+                batch = self._poll_once(max_messages, left)
+            except _Closed:
+                raise InvalidStateError(Status.RMQ_ERR_INVALID_STATE, "consumer is closed") from None
+            if batch is not None or (deadline is not None and time.monotonic() >= deadline):
+                return batch
+
+    @staticmethod
+    def _answer(batch, results):
+        try:
+            batch.ack_each(results)
+        except InvalidStateError:
+            pass  # closed meanwhile: not committed, delivered again later
+
+    def messages(self, timeout: Optional[float] = None, batch_size: int = 32):
+        """Yields received messages one by one (for a consumer started without a listener),
+        taking up to ``batch_size`` at a time from the library. A message counts as consumed
+        when the loop asks for the next one; if the loop body raises or breaks, that message and
+        the rest of its batch are delivered again later. Stops when no message arrives for
+        ``timeout`` seconds (None: waits for ever) or when the consumer is closed."""
+        self._check_poll_mode(batch_size)
+        while True:
+            try:
+                batch = self.poll(batch_size, timeout)
+            except InvalidStateError:
+                if self._closing.is_set():
+                    return
+                raise
+            if batch is None:
+                return
+            results = [ConsumeStatus.RECONSUME_LATER] * len(batch)
+            try:
+                for i, m in enumerate(batch.messages):
                     yield m
-                ok = True
+                    results[i] = ConsumeStatus.SUCCESS
             finally:
-                handoff.finish(ConsumeStatus.SUCCESS if ok else ConsumeStatus.RECONSUME_LATER)
+                self._answer(batch, results)
 
     def __aiter__(self):
         return self.messages_async()
 
-    async def messages_async(self, timeout: Optional[float] = None):
+    async def messages_async(self, timeout: Optional[float] = None, batch_size: int = 32):
         """``async for msg in consumer.messages_async(timeout)``: as :meth:`messages`, waiting
-        without blocking the event loop (``async for msg in consumer`` waits for ever)."""
-        if self._listener is not None:
-            raise InvalidStateError(Status.RMQ_ERR_INVALID_STATE, "this consumer was started with a listener")
+        in a worker thread without blocking the event loop (``async for msg in consumer`` waits
+        for ever)."""
+        self._check_poll_mode(batch_size)
         loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(timeout, 0)
         while True:
-            handoff = await loop.run_in_executor(None, self._take, timeout)
-            if handoff is None:
-                return
-            ok = False
+            left = _POLL_SLICE if deadline is None else min(_POLL_SLICE, max(deadline - loop.time(), 0))
             try:
-                for m in handoff.messages:
+                batch = await loop.run_in_executor(None, self._poll_once, batch_size, left)
+            except _Closed:
+                return
+            if batch is None:
+                if deadline is not None and loop.time() >= deadline:
+                    return
+                continue
+            results = [ConsumeStatus.RECONSUME_LATER] * len(batch)
+            try:
+                for i, m in enumerate(batch.messages):
                     yield m
-                ok = True
+                    results[i] = ConsumeStatus.SUCCESS
             finally:
-                handoff.finish(ConsumeStatus.SUCCESS if ok else ConsumeStatus.RECONSUME_LATER)
+                self._answer(batch, results)
+            if deadline is not None:
+                deadline = loop.time() + max(timeout, 0)
 
     # ------------------------------------------------------------------------ teardown
     def shutdown(self) -> None:
@@ -347,15 +512,7 @@ class PushConsumer(_ffi.Closeable):
         consumer's own listener it raises InvalidStateError."""
         self._refuse_in_own_listener("shutdown()")
         self._closing.set()
-        self._release_handoffs()
         check(_lib.rmq_push_consumer_shutdown(self._handle))
-
-    def _release_handoffs(self):
-        while True:
-            try:
-                self._handoffs.get_nowait().finish(ConsumeStatus.RECONSUME_LATER)
-            except queue.Empty:
-                return
 
     def close(self) -> None:
         """Shuts down if needed, waits for the last listener call to return, frees the
@@ -371,7 +528,6 @@ class PushConsumer(_ffi.Closeable):
             if not handle:
                 return
             self._closing.set()
-            self._release_handoffs()
             status = _lib.rmq_push_consumer_destroy(handle)
             if status == Status.RMQ_ERR_INVALID_STATE:
                 check(status)
@@ -379,7 +535,6 @@ class PushConsumer(_ffi.Closeable):
                 self._handle = None
             with _consumers_lock:
                 _consumers.pop(self._id, None)
-            self._release_handoffs()
             check(status)
 
     def __repr__(self):
@@ -387,4 +542,4 @@ class PushConsumer(_ffi.Closeable):
         return f"<rmq.PushConsumer {state}>"
 
 
-__all__ = ["ConsumeStatus", "PushConsumer", "ReceivedMessage", "ReconsumeLater"]
+__all__ = ["ConsumeStatus", "PushConsumer", "ReceivedBatch", "ReceivedMessage", "ReconsumeLater"]

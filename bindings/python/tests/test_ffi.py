@@ -48,6 +48,7 @@ HANDLE_STRUCTS = {
     "rmq_send_result_t",
     "rmq_push_consumer_t",
     "rmq_received_message_t",
+    "rmq_received_batch_t",
 }
 
 
@@ -83,6 +84,8 @@ def expected_ctype(ctype: str):
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
         "rmq_message_queue_t*": POINTER(_ffi.MessageQueueT),
         "rmq_send_result_view_t*": POINTER(_ffi.SendResultViewT),
+        "rmq_received_view_t**": POINTER(POINTER(_ffi.ReceivedViewT)),
+        "rmq_consume_status_t*": POINTER(c_int32),
     }
     if t in simple:
         return simple[t]
@@ -124,6 +127,8 @@ def _header_struct_fields(name):
         ("rmq_queue_selector_t", _ffi.QueueSelectorT),
         ("rmq_send_result_view_t", _ffi.SendResultViewT),
         ("rmq_consume_context_t", _ffi.ConsumeContextT),
+        ("rmq_property_view_t", _ffi.PropertyViewT),
+        ("rmq_received_view_t", _ffi.ReceivedViewT),
     ],
 )
 def test_struct_layouts_match_header(cname, pytype):

@@ -1,0 +1,265 @@
+//! Poll mode: instead of calling a listener, the consume stage puts what the pull loops received
+//! into a hand-off queue, and the application takes batches of it (`PushConsumer::poll`) and
+//! acknowledges them (`ReceivedBatch::ack`, `ack_each`). An acknowledgement goes through the
+//! listener path's own result handling (`consume::finish`), so offsets, send-back, the DLQ and
+//! the consume timeout behave exactly as with a listener.
+//!
+//! The hand-off queue holds only messages that are also in their process queue, so it is
+//! bounded by the pull flow control (`consumer.pull-threshold-for-queue` and
+//! `consumer.pull-threshold-size-for-queue` per owned queue): pulling pauses while the
+//! application does not take them.
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::consume::{self, BusyGuard};
+use super::{ConsumeResult, Inner, ProcessQueue};
+use crate::client::MessageQueue;
+use crate::error::{Error, Result};
+use crate::protocol::message::MessageExt;
+
+/// Messages of one queue waiting to be polled.
+struct Pending {
+    mq: MessageQueue,
+    pq: Arc<ProcessQueue>,
+    msgs: VecDeque<Arc<MessageExt>>,
+}
+
+#[derive(Default)]
+struct State {
+    pending: VecDeque<Pending>,
+    closed: bool,
+}
+
+/// The hand-off queue between the consume stage and the application's polls.
+#[derive(Default)]
+pub(crate) struct Handoff {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+/// What one poll took: the messages and, per run of them, the queue they came from.
+type Taken = (
+    Vec<Arc<MessageExt>>,
+    Vec<(MessageQueue, Arc<ProcessQueue>, Range<usize>)>,
+);
+
+impl Handoff {
+    /// Called by the consume stage (on an I/O thread): never blocks beyond the short lock.
+    pub(crate) fn push(
+        &self,
+        mq: &MessageQueue,
+        pq: &Arc<ProcessQueue>,
+        msgs: Vec<Arc<MessageExt>>,
+    ) {
+        if msgs.is_empty() {
+            return;
+        }
+        let mut st = self.state.lock();
+        if st.closed {
+            return; // shutting down: the messages stay uncommitted and come again later
+        }
+        st.pending.push_back(Pending {
+            mq: mq.clone(),
+            pq: Arc::clone(pq),
+            msgs: msgs.into(),
+        });
+        drop(st);
+        self.ready.notify_one();
+    }
+
+    /// No poll waits or takes anything after this; what was waiting stays uncommitted.
+    pub(crate) fn close(&self) {
+        let mut st = self.state.lock();
+        st.closed = true;
+        st.pending.clear();
+        drop(st);
+        self.ready.notify_all();
+    }
+
+    /// Up to `max` messages, waiting until `deadline` for the first; None when none came.
+    fn take(&self, max: usize, deadline: Instant) -> Result<Option<Taken>> {
+        let mut st = self.state.lock();
+        loop {
+            if st.closed {
+                return Err(shut_down());
+            }
+            let mut msgs = Vec::new();
+            let mut origins = Vec::new();
+            while msgs.len() < max {
+                let Some(front) = st.pending.front_mut() else {
+                    break;
+                };
+                if front.pq.is_dropped() {
+                    // A rebalance gave the queue away; its next owner starts from the commit.
+                    st.pending.pop_front();
+                    continue;
+                }
+                let n = front.msgs.len().min(max - msgs.len());
+                let start = msgs.len();
+                msgs.extend(front.msgs.drain(..n));
+                origins.push((front.mq.clone(), Arc::clone(&front.pq), start..msgs.len()));
+                if front.msgs.is_empty() {
+                    st.pending.pop_front();
+                }
+            }
+            if !msgs.is_empty() {
+                return Ok(Some((msgs, origins)));
+            }
+            if self.ready.wait_until(&mut st, deadline).timed_out() {
+                if st.closed {
+                    return Err(shut_down());
+                }
+                if st.pending.is_empty() {
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+fn shut_down() -> Error {
+    Error::InvalidState("the consumer is shut down".into())
+}
+
+/// Waits at most `timeout` for messages (Duration::MAX: no limit) and takes up to `max`.
+pub(crate) fn poll(
+    inner: &Arc<Inner>,
+    max: usize,
+    timeout: Duration,
+) -> Result<Option<ReceivedBatch>> {
+    if max == 0 {
+        return Err(Error::InvalidArgument(
+            "max_messages must be at least 1".into(),
+        ));
+    }
+    let Some(handoff) = inner.handoff.lock().clone() else {
+        return Err(Error::InvalidState(
+            "the consumer is not in poll mode (it has a listener)".into(),
+        ));
+    };
+    if *inner.state.lock() == super::State::Created {
+        return Err(Error::InvalidState(
+            "start the consumer before polling it".into(),
+        ));
+    }
+    let now = Instant::now();
+    // A deadline far enough away to mean "no limit" without overflowing.
+    let deadline = now
+        .checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600));
+    let Some((msgs, origins)) = handoff.take(max, deadline)? else {
+        return Ok(None);
+    };
+    // The consume timeout runs from here, as from the start of a listener call.
+    for (_, pq, range) in &origins {
+        let offsets: Vec<i64> = msgs[range.clone()].iter().map(|m| m.queue_offset).collect();
+        pq.mark_started(&offsets);
+    }
+    Ok(Some(ReceivedBatch {
+        inner: Arc::clone(inner),
+        msgs,
+        origins,
+        settled: false,
+    }))
+}
+
+/// Messages taken by one poll, possibly from several queues. Acknowledge it with `ack` or
+/// `ack_each`; dropped without either, its messages are reconsumed later (as
+/// `ConsumeResult::ReconsumeLater { delay_level: 0 }`). Messages still unacknowledged when the
+/// consumer shuts down are not committed: they are delivered again later.
+pub struct ReceivedBatch {
+    inner: Arc<Inner>,
+    msgs: Vec<Arc<MessageExt>>,
+    origins: Vec<(MessageQueue, Arc<ProcessQueue>, Range<usize>)>,
+    settled: bool,
+}
+
+impl ReceivedBatch {
+    pub fn messages(&self) -> &[Arc<MessageExt>] {
+        &self.msgs
+    }
+
+    pub fn len(&self) -> usize {
+        self.msgs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// Every message consumed.
+    pub fn ack(&mut self) -> Result<()> {
+        let all = vec![ConsumeResult::Success; self.msgs.len()];
+        self.ack_each(&all)
+    }
+
+    /// One result per message, in the order of `messages()`. The batch counts as acknowledged
+    /// once this is called with the right number of results, even when it then fails because
+    /// the consumer has shut down (those messages are delivered again later). A second
+    /// acknowledgement is `Error::InvalidState`.
+    pub fn ack_each(&mut self, results: &[ConsumeResult]) -> Result<()> {
+        if crate::runtime::check_pid(self.inner.pid).is_err() {
+            // Made before fork(): the parent's consumer, nothing to do in this process.
+            self.settled = true;
+            return Err(Error::Forked);
+        }
+        if self.settled {
+            return Err(Error::InvalidState(
+                "this batch was already acknowledged".into(),
+            ));
+        }
+        if results.len() != self.msgs.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} results for a batch of {} messages",
+                results.len(),
+                self.msgs.len()
+            )));
+        }
+        self.settled = true;
+        let inner = &self.inner;
+        let instance = inner.instance.lock().clone();
+        let Some(instance) = instance.filter(|_| !inner.is_stopping()) else {
+            return Err(Error::InvalidState(
+                "the consumer is shut down; these messages were not committed and will be \
+                 delivered again"
+                    .into(),
+            ));
+        };
+        for (mq, pq, range) in &self.origins {
+            let mut ok = Vec::new();
+            let mut later: BTreeMap<i32, Vec<Arc<MessageExt>>> = BTreeMap::new();
+            for i in range.clone() {
+                let m = Arc::clone(&self.msgs[i]);
+                match results[i] {
+                    ConsumeResult::Success => ok.push(m),
+                    ConsumeResult::ReconsumeLater { delay_level } => {
+                        later.entry(delay_level).or_default().push(m)
+                    }
+                }
+            }
+            if !ok.is_empty() {
+                let guard = BusyGuard::new(inner);
+                consume::finish(inner, &instance, mq, pq, ok, ConsumeResult::Success, guard);
+            }
+            for (delay_level, msgs) in later {
+                let guard = BusyGuard::new(inner);
+                let result = ConsumeResult::ReconsumeLater { delay_level };
+                consume::finish(inner, &instance, mq, pq, msgs, result, guard);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ReceivedBatch {
+    fn drop(&mut self) {
+        if !self.settled {
+            let later = vec![ConsumeResult::ReconsumeLater { delay_level: 0 }; self.msgs.len()];
+            let _ = self.ack_each(&later);
+        }
+    }
+}
