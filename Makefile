@@ -85,7 +85,7 @@ c-test-asan: build $(OUT)/test_rmq_asan $(foreach t,$(C_STANDALONE),$(OUT)/$(t)_
 test: lint c-programs
 	scripts/run-tests.sh
 
-# docs/configuration.md from the key table in src/config.rs (a test keeps them equal).
+# docs/configuration.md and the README key table from the key table in src/config.rs (tests keep them equal).
 config-doc:
 	$(CARGO) run --release --example gen_config_doc
 
