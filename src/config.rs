@@ -68,6 +68,7 @@ pub const CONSUME_TIMESTAMP: &str = "consumer.consume-timestamp";
 pub const ALLOCATE_STRATEGY: &str = "consumer.allocate-strategy";
 pub const PULL_BATCH_SIZE: &str = "consumer.pull-batch-size";
 pub const PULL_THRESHOLD_FOR_QUEUE: &str = "consumer.pull-threshold-for-queue";
+pub const CONSUME_CONCURRENTLY_MAX_SPAN: &str = "consumer.consume-concurrently-max-span";
 pub const PULL_THRESHOLD_SIZE_FOR_QUEUE: &str = "consumer.pull-threshold-size-for-queue";
 pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
@@ -273,6 +274,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "1000",
         kind: ValueKind::Integer { min: 1, max: 65535 },
         description: "Pulling of a queue pauses while this many of its messages are unconsumed.",
+    },
+    ConfigKey {
+        name: CONSUME_CONCURRENTLY_MAX_SPAN,
+        default: "2000",
+        kind: ValueKind::Integer { min: 1, max: 65535 },
+        description: "Pulling of a queue pauses while its lowest unconsumed offset is further than this behind the next offset to pull, so a stuck message bounds what a crash re-delivers.",
     },
     ConfigKey {
         name: PULL_THRESHOLD_SIZE_FOR_QUEUE,
@@ -496,6 +503,7 @@ impl Config {
             allocate_strategy: word(ALLOCATE_STRATEGY),
             pull_batch_size: self.int(PULL_BATCH_SIZE) as i32,
             pull_threshold_for_queue: self.int(PULL_THRESHOLD_FOR_QUEUE) as usize,
+            consume_concurrently_max_span: self.int(CONSUME_CONCURRENTLY_MAX_SPAN),
             pull_threshold_size_for_queue: self.int(PULL_THRESHOLD_SIZE_FOR_QUEUE) as usize
                 * 1024
                 * 1024,
@@ -525,6 +533,8 @@ pub struct ConsumerConfig {
     pub allocate_strategy: String,
     pub pull_batch_size: i32,
     pub pull_threshold_for_queue: usize,
+    /// Largest distance from the lowest unconsumed offset of a queue to its pull position.
+    pub consume_concurrently_max_span: i64,
     /// In bytes.
     pub pull_threshold_size_for_queue: usize,
     pub consume_timeout: Duration,

@@ -83,6 +83,17 @@ impl ProcessQueue {
         (st.msgs.len(), st.bytes)
     }
 
+    /// Distance from the lowest unconsumed offset to the next offset to pull (0 when nothing is
+    /// unconsumed). Java measures to the highest unconsumed offset instead, which a single stuck
+    /// message never raises; measured to the pull position it bounds what a crash re-delivers.
+    pub fn span(&self) -> i64 {
+        let st = self.state.lock();
+        st.msgs
+            .keys()
+            .next()
+            .map_or(0, |lowest| st.next_offset - lowest)
+    }
+
     pub fn mark_started(&self, offsets: &[i64]) {
         let now = Instant::now();
         let mut st = self.state.lock();

@@ -34,8 +34,12 @@ pub(crate) async fn pull_loop(
             return;
         }
         let (count, bytes) = pq.load();
+        // The span bound keeps a stuck message from letting the rest of its queue run far
+        // ahead: offsets commit only up to the lowest unconsumed one, so the span is what a
+        // crash can re-deliver.
         if count >= inner.config.pull_threshold_for_queue
             || bytes >= inner.config.pull_threshold_size_for_queue
+            || pq.span() > inner.config.consume_concurrently_max_span
         {
             if !inner.pause(DELAY_ON_FLOW_CONTROL).await {
                 return;
