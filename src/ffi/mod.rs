@@ -28,6 +28,7 @@ mod ordered;
 mod producer;
 mod send_result;
 mod status;
+mod transaction;
 mod version;
 
 pub use batch::*;
@@ -41,4 +42,5 @@ pub use ordered::*;
 pub use producer::*;
 pub use send_result::*;
 pub use status::*;
+pub use transaction::*;
 pub use version::*;
