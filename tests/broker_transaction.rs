@@ -172,17 +172,15 @@ fn commit_rollback_and_the_checker_settle_transactions() {
         calls.of("checker-panics-once") >= 2,
         "a panicking checker is asked again"
     );
-    assert_eq!(
-        calls.of("committed"),
-        0,
-        "committed transactions are not checked"
-    );
     assert!(calls
         .threads
         .lock()
         .unwrap()
         .iter()
         .all(|t| t.starts_with("rmq-txn-check")));
+    // A broker may also ask about a transaction that was ended (its scan can miss the end),
+    // so checkers must answer from the application's state; this one rolls back keys it does
+    // not know, which leaves an ended transaction as it is.
     // Every transaction is settled now; nothing settled later can be delivered. Let the broker
     // finish delivering what it will, then compare: once each, never the rolled-back ones.
     producer.close().unwrap();

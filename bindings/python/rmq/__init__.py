@@ -39,6 +39,7 @@ from .consumer import ConsumeStatus, PushConsumer, ReceivedMessage, ReconsumeLat
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
+from .transaction import TransactionProducer, TransactionSendResult, TransactionState
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
 library_version = _ffi.version
@@ -80,6 +81,9 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "Status",
+    "TransactionProducer",
+    "TransactionSendResult",
+    "TransactionState",
     "TransportError",
     "config_keys",
     "error_for",
