@@ -52,6 +52,7 @@ pub const COMPRESS_TYPE: &str = "producer.compress-type";
 pub const COMPRESS_LEVEL: &str = "producer.compress-level";
 pub const MAX_IN_FLIGHT_ASYNC_SENDS: &str = "producer.max-in-flight-async-sends";
 pub const BLOCK_WHEN_IN_FLIGHT_FULL: &str = "producer.block-when-in-flight-full";
+pub const TRANSACTION_CHECK_THREADS: &str = "producer.transaction-check-threads";
 pub const HEARTBEAT_BROKER_INTERVAL: &str = "client.heartbeat-broker-interval";
 pub const POLL_NAME_SERVER_INTERVAL: &str = "client.poll-name-server-interval";
 pub const API_TIMEOUT: &str = "client.api-timeout";
@@ -178,6 +179,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "true",
         kind: ValueKind::Bool,
         description: "With the in-flight window full, an async send waits for a free slot (at most producer.send-message-timeout); false: it fails at once. A send from a library thread (a callback) never waits.",
+    },
+    ConfigKey {
+        name: TRANSACTION_CHECK_THREADS,
+        default: "1",
+        kind: ValueKind::Integer { min: 1, max: 64 },
+        description: "Threads of a transaction producer that run its checker when brokers ask for the state of a transaction (started as checks arrive); with 1, one check at a time, as Java's TransactionMQProducer.",
     },
     ConfigKey {
         name: HEARTBEAT_BROKER_INTERVAL,
@@ -456,6 +463,7 @@ impl Config {
             compression: self.compression()?,
             max_in_flight_async_sends: self.int(MAX_IN_FLIGHT_ASYNC_SENDS) as usize,
             block_when_in_flight_full: self.get(BLOCK_WHEN_IN_FLIGHT_FULL) == Some("true"),
+            transaction_check_threads: self.int(TRANSACTION_CHECK_THREADS) as usize,
         })
     }
 
@@ -626,6 +634,8 @@ pub struct ProducerConfig {
     pub max_in_flight_async_sends: usize,
     /// With the window full: wait for a slot (true) or fail at once (false).
     pub block_when_in_flight_full: bool,
+    /// Threads that run a transaction producer's checker.
+    pub transaction_check_threads: usize,
 }
 
 impl ProducerConfig {

@@ -22,5 +22,8 @@ pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};
 pub use consumer::{ConsumeResult, ExpressionType, PushConsumer, ReceivedBatch};
 pub use error::{Error, Result};
-pub use producer::{Producer, QueueSelector, SendResult, SendStatus};
+pub use producer::{
+    LocalTransactionState, Producer, QueueSelector, SendResult, SendStatus, TransactionProducer,
+    TransactionSendResult,
+};
 pub use protocol::message::{Message, MessageExt};

@@ -374,3 +374,59 @@ fn rmq_reads_back_what_java_sent_compressed_and_batched() {
     assert_eq!(n, 6, "three codecs and a batch of three:\n{out}");
     p.shutdown();
 }
+
+/// Transactions rmq committed (at once, and later through its checker) are consumed by the
+/// Java client with their fields; the one rmq rolled back never is.
+#[test]
+fn java_consumes_transactions_rmq_committed_never_the_rolled_back_one() {
+    use rmq::{LocalTransactionState as State, TransactionProducer};
+    let topic = unique("RustTxnToJava");
+    let mut c = Config::new();
+    c.set(config::NAME_SERVER, &namesrv()).unwrap();
+    c.set(config::PRODUCER_GROUP, &unique("RustTxnInteropGroup"))
+        .unwrap();
+    // The checker commits what the local transaction left unknown.
+    let p = TransactionProducer::new(c.producer_config().unwrap(), |_| State::Commit).unwrap();
+    p.start().unwrap();
+    let mut sent = HashMap::new();
+    for (what, state) in [
+        ("commit", State::Commit),
+        ("rollback", State::Rollback),
+        ("unknown-then-commit", State::Unknown),
+    ] {
+        let m = message(
+            &topic,
+            format!("{what} body").into_bytes(),
+            &unique(what),
+            7,
+        );
+        let r = p.send_in_transaction_blocking(&m, |_, _| state).unwrap();
+        assert_eq!(r.state, state);
+        sent.insert(r.send_result.msg_id.clone(), (what, m));
+    }
+    let out = java(&["consume", &namesrv(), &topic, "2", "90000"]);
+    let mut got = HashMap::new();
+    for line in out.lines() {
+        let sys_flag: i32 = line.split('\t').nth(5).unwrap().parse().unwrap();
+        let (id, r) = parse_recv(line);
+        let (what, m) = &sent[&id];
+        let mut expected = m.clone();
+        if *what == "unknown-then-commit" {
+            // The broker re-stores a half message it checks without its flag (RocketMQ
+            // 5.3.3), so a transaction committed through a check arrives with flag 0, whichever
+            // client sent it.
+            expected.set_flag(0);
+        }
+        assert_received(what, &expected, &r);
+        assert_eq!(
+            sys_flag & 0xC,
+            0x8,
+            "{what}: stored as a committed transaction"
+        );
+        got.insert(*what, id);
+    }
+    let mut kinds: Vec<&str> = got.keys().copied().collect();
+    kinds.sort();
+    assert_eq!(kinds, ["commit", "unknown-then-commit"], "{out}");
+    p.close().unwrap();
+}

@@ -16,6 +16,7 @@ use super::route::{MessageQueue, TopicPublishInfo};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::executor::Executor;
+use crate::producer::transaction::TransactionCheckers;
 use crate::protocol::code::{request, response};
 use crate::protocol::header::{self, AUTO_CREATE_TOPIC_KEY, DEFAULT_TOPIC_QUEUE_NUMS};
 use crate::protocol::message::{
@@ -92,6 +93,8 @@ pub struct ClientInstance {
     brokers: RwLock<HashMap<String, BTreeMap<i64, Arc<str>>>>,
     producer_groups: Mutex<Vec<String>>,
     consumers: Consumers,
+    /// The checkers of this instance's transaction producers, by group.
+    transaction_checkers: Arc<TransactionCheckers>,
     shut_down: AtomicBool,
     stop: watch::Sender<bool>,
 }
@@ -112,6 +115,11 @@ impl ClientInstance {
         processors.register(
             request::NOTIFY_CONSUMER_IDS_CHANGED,
             Arc::new(ConsumerIdsChanged(Arc::clone(&consumers))),
+        );
+        let transaction_checkers = Arc::new(TransactionCheckers::default());
+        processors.register(
+            request::CHECK_TRANSACTION_STATE,
+            TransactionCheckers::processor(&transaction_checkers),
         );
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
@@ -138,6 +146,7 @@ impl ClientInstance {
             brokers: RwLock::new(HashMap::new()),
             producer_groups: Mutex::new(Vec::new()),
             consumers,
+            transaction_checkers,
             shut_down: AtomicBool::new(false),
             stop,
         });
@@ -170,6 +179,10 @@ impl ClientInstance {
     /// broker-request executor, never on the thread that read the request.
     pub fn register_processor(&self, code: i32, processor: Arc<dyn RequestProcessor>) {
         self.processors.register(code, processor);
+    }
+
+    pub(crate) fn transaction_checkers(&self) -> &TransactionCheckers {
+        &self.transaction_checkers
     }
 
     pub fn is_shut_down(&self) -> bool {

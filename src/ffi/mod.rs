@@ -29,6 +29,7 @@ mod poll;
 mod producer;
 mod send_result;
 mod status;
+mod transaction;
 mod version;
 
 pub use batch::*;
@@ -43,4 +44,5 @@ pub use poll::*;
 pub use producer::*;
 pub use send_result::*;
 pub use status::*;
+pub use transaction::*;
 pub use version::*;

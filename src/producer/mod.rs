@@ -7,6 +7,7 @@
 pub mod batch;
 mod selector;
 mod send;
+pub mod transaction;
 mod window;
 
 use std::borrow::Cow;
@@ -20,6 +21,7 @@ use tokio::sync::Notify;
 pub use selector::{hash_index, java_string_hash, QueueSelector};
 use send::{Next, RetryBudget, RetryPolicy};
 pub use send::{PreparedSend, PROPERTY_MAX_RECONSUME_TIMES, PROPERTY_RECONSUME_TIME};
+pub use transaction::{LocalTransactionState, TransactionProducer, TransactionSendResult};
 
 use crate::client::fault::LatencyFaults;
 use crate::client::namespace;

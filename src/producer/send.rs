@@ -149,6 +149,13 @@ impl PreparedSend {
         }
     }
 
+    /// Marks the send as a half message (sysFlag TRANSACTION_PREPARED); its properties carry
+    /// TRAN_MSG and PGROUP already (`super::transaction`).
+    pub(super) fn into_half_message(mut self) -> PreparedSend {
+        self.sys_flag |= crate::protocol::transaction::SYSFLAG_TRANSACTION_PREPARED;
+        self
+    }
+
     /// Bytes of the body as sent (compressed, or the encoded batch).
     pub fn body_len(&self) -> usize {
         self.body.len()

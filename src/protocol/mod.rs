@@ -7,3 +7,4 @@ pub mod ids;
 pub mod json;
 pub mod message;
 pub mod route;
+pub mod transaction;

@@ -93,6 +93,12 @@ typedef struct rmq_received_message_t rmq_received_message_t;
 typedef struct rmq_send_result_t rmq_send_result_t;
 
 /**
+ * A transaction producer (Java's TransactionMQProducer). Every rmq_transaction_producer_
+ * function may be called from any thread, concurrently.
+ */
+typedef struct rmq_transaction_producer_t rmq_transaction_producer_t;
+
+/**
  * Result of every fallible rmq_ function. See RMQ_OK and the RMQ_ERR_ constants.
  */
 typedef int32_t rmq_status_t;
@@ -386,6 +392,46 @@ typedef struct rmq_status_desc_t {
 } rmq_status_desc_t;
 
 /**
+ * How a local transaction ended: what the local-transaction callback and the checker return.
+ */
+typedef int32_t rmq_transaction_state_t;
+
+/**
+ * The checker: a broker asks for the state of a transaction of the producer's group whose end
+ * it did not get (the producer that sent it may have died; any producer of the group may be
+ * asked). `message` is the half message (rmq_received_message_msg_id is the transaction id),
+ * borrowed until the checker returns. `user_data` is the one given to
+ * rmq_transaction_producer_create.
+ *
+ * Thread: one of the producer's own check threads ("rmq-txn-check-N";
+ * producer.transaction-check-threads of them, 1 by default: calls then run one at a time),
+ * never an I/O thread or the application's thread, and never while the library holds a lock.
+ * With more threads several calls run at once, so `user_data` must be safe to use
+ * concurrently. The answer (RMQ_TRANSACTION_UNKNOWN included) is sent to the broker when the
+ * checker returns; the broker asks again about an unknown one later. It must not call
+ * rmq_transaction_producer_destroy of its own producer (RMQ_ERR_INVALID_STATE).
+ */
+typedef rmq_transaction_state_t (*rmq_transaction_checker_t)(const struct rmq_received_message_t *message,
+                                                             void *user_data);
+
+/**
+ * The local transaction of one rmq_transaction_producer_send: runs on the thread that called
+ * it, once, after the broker stored the half message, with:
+ * - `message`: the message as sent (a copy of the caller's, with the properties TRAN_MSG,
+ *   PGROUP and __transactionId__); borrowed until the callback returns (then the handle is
+ *   invalid). It may be read with the rmq_message_ getters.
+ * - `result`: the half message's send result (rmq_send_result_transaction_id, _msg_id, ...);
+ *   borrowed until the callback returns; keep it with rmq_send_result_clone.
+ * - `arg`: the `arg` given to rmq_transaction_producer_send, untouched.
+ *
+ * Returns how the local transaction ended. It must not call rmq_transaction_producer_destroy
+ * of its own producer.
+ */
+typedef rmq_transaction_state_t (*rmq_local_transaction_t)(const struct rmq_message_t *message,
+                                                           const struct rmq_send_result_t *result,
+                                                           void *arg);
+
+/**
  * Consumed: the consumer's offset may move past these messages.
  */
 #define RMQ_CONSUME_SUCCESS 0
@@ -626,6 +672,22 @@ typedef struct rmq_status_desc_t {
  * Broker TOPIC_NOT_EXIST (17).
  */
 #define RMQ_ERR_BROKER_TOPIC_NOT_EXIST 10017
+
+/**
+ * Commit: the message is delivered.
+ */
+#define RMQ_TRANSACTION_COMMIT 0
+
+/**
+ * Roll back: the message is dropped and never delivered.
+ */
+#define RMQ_TRANSACTION_ROLLBACK 1
+
+/**
+ * Not known yet: the broker asks the checker later (after its transactionTimeOut, then at its
+ * transactionCheckInterval). Any value other than the three counts as this.
+ */
+#define RMQ_TRANSACTION_UNKNOWN 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -1518,6 +1580,78 @@ const char *rmq_status_str(rmq_status_t status);
  * retries.
  */
 bool rmq_status_is_retriable(rmq_status_t status);
+
+/**
+ * Static NUL-terminated name of a transaction state, as Java names them ("COMMIT_MESSAGE",
+ * "ROLLBACK_MESSAGE", "UNKNOW"); "UNKNOW" for any other value, as such a value counts.
+ */
+const char *rmq_transaction_state_name(rmq_transaction_state_t state);
+
+/**
+ * Creates a transaction producer from `config` (borrowed for the call; the producer copies
+ * it). `producer.group` and `name-server` must be set; producer.transaction-check-threads sets
+ * the checker's threads. `checker` must not be NULL; `user_data` is passed to it untouched and
+ * must stay valid until rmq_transaction_producer_destroy has returned.
+ * Ownership: on success *out_producer is owned by the caller; free it with
+ * rmq_transaction_producer_destroy.
+ */
+rmq_status_t rmq_transaction_producer_create(const struct rmq_config_t *config,
+                                             rmq_transaction_checker_t checker,
+                                             void *user_data,
+                                             struct rmq_transaction_producer_t **out_producer);
+
+/**
+ * Starts the producer: from now on brokers may call the checker. A second start, or a start
+ * after shutdown, fails with RMQ_ERR_INVALID_STATE.
+ */
+rmq_status_t rmq_transaction_producer_start(struct rmq_transaction_producer_t *producer);
+
+/**
+ * Sends `message` (borrowed for the call) in a transaction: stores it as a half message
+ * (consumers do not see it) and waits for the broker, calls `execute` (must not be NULL) on
+ * this thread with the message as sent and `arg`, then ends the transaction as `execute`
+ * returned: commit delivers the message, rollback drops it, unknown leaves it to the checker.
+ * A half message stored with a status other than RMQ_SEND_OK is rolled back without calling
+ * `execute`. The end is sent oneway; if it is lost, the broker asks the checker. A message
+ * with a delay is refused (RMQ_ERR_INVALID_ARGUMENT). Blocks.
+ * On RMQ_OK, *out_state (if not NULL) says how the transaction ended, and *out_result (if not
+ * NULL) is the half message's send result (rmq_send_result_transaction_id gives the
+ * transaction id), owned by the caller: free it with rmq_send_result_destroy. On any other
+ * status nothing was written and `execute` did not run (the send failed).
+ */
+rmq_status_t rmq_transaction_producer_send(struct rmq_transaction_producer_t *producer,
+                                           const struct rmq_message_t *message,
+                                           rmq_local_transaction_t execute,
+                                           void *arg,
+                                           rmq_transaction_state_t *out_state,
+                                           struct rmq_send_result_t **out_result);
+
+/**
+ * Stops the producer: no checker call starts afterwards (one running goes on; destroy waits
+ * for it), the brokers are told the group is gone, and the client instance closes its
+ * connections when this was its last client. Idempotent. Blocks for at most
+ * client.api-timeout.
+ */
+rmq_status_t rmq_transaction_producer_shutdown(struct rmq_transaction_producer_t *producer);
+
+/**
+ * Shuts the producer down if needed, waits until a checker call still running has returned
+ * (so the checker never runs after this returns and its user_data may be freed), and frees the
+ * producer. Called from the producer's own checker it would wait for itself: it fails with
+ * RMQ_ERR_INVALID_STATE and the handle stays valid. In a child process after fork() it frees
+ * the handle without touching the parent's connections. NULL is a no-op (RMQ_OK); a stale
+ * handle is RMQ_ERR_INVALID_HANDLE.
+ */
+rmq_status_t rmq_transaction_producer_destroy(struct rmq_transaction_producer_t *producer);
+
+/**
+ * Borrowed view of the transaction id of a send in a transaction (the message's UNIQ_KEY, as
+ * the broker uses it), valid until the result is destroyed. Always set for the result of
+ * rmq_transaction_producer_send; RMQ_ERR_NOT_FOUND when a broker gave none (ordinary sends).
+ */
+rmq_status_t rmq_send_result_transaction_id(const struct rmq_send_result_t *result,
+                                            const char **out,
+                                            size_t *out_len);
 
 /**
  * Static NUL-terminated version string, e.g. "0.1.0".

@@ -39,6 +39,7 @@ from .consumer import ConsumeStatus, PushConsumer, ReceivedBatch, ReceivedMessag
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
+from .transaction import TransactionProducer, TransactionSendResult, TransactionState
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
 library_version = _ffi.version
@@ -81,6 +82,9 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "Status",
+    "TransactionProducer",
+    "TransactionSendResult",
+    "TransactionState",
     "TransportError",
     "config_keys",
     "error_for",

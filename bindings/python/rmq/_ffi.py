@@ -181,6 +181,13 @@ class ReceivedViewT(Structure):
 #: rmq_consume_context_t *context, void *user_data) -> rmq_consume_status_t
 MESSAGE_LISTENER = CFUNCTYPE(consume_status_t, POINTER(c_void_p), c_size_t, POINTER(ConsumeContextT), c_void_p)
 
+transaction_state_t = c_int32
+#: rmq_transaction_checker_t: (const rmq_received_message_t *message, void *user_data)
+TRANSACTION_CHECKER = CFUNCTYPE(transaction_state_t, c_void_p, c_void_p)
+#: rmq_local_transaction_t: (const rmq_message_t *message, const rmq_send_result_t *result,
+#: void *arg)
+LOCAL_TRANSACTION = CFUNCTYPE(transaction_state_t, c_void_p, c_void_p, c_void_p)
+
 #: name -> (restype, argtypes), in the order of include/rmq.h.
 SIGNATURES = {
     "rmq_last_error_message": (c_char_p, []),
@@ -318,6 +325,16 @@ SIGNATURES = {
     "rmq_status_is_retriable": (c_bool, [status_t]),
     "rmq_set_logger": (status_t, [LOG_CALLBACK, c_void_p, c_int32]),
     "rmq_log_dropped": (c_uint64, []),
+    "rmq_transaction_state_name": (c_char_p, [transaction_state_t]),
+    "rmq_transaction_producer_create": (status_t, [handle_t, TRANSACTION_CHECKER, c_void_p, _out_handle]),
+    "rmq_transaction_producer_start": (status_t, [handle_t]),
+    "rmq_transaction_producer_send": (
+        status_t,
+        [handle_t, handle_t, LOCAL_TRANSACTION, c_void_p, POINTER(transaction_state_t), _out_handle],
+    ),
+    "rmq_transaction_producer_shutdown": (status_t, [handle_t]),
+    "rmq_transaction_producer_destroy": (status_t, [handle_t]),
+    "rmq_send_result_transaction_id": (status_t, [handle_t, _out_view, _out_size]),
     "rmq_version": (c_char_p, []),
     "rmq_version_number": (c_uint32, []),
 }

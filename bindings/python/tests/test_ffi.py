@@ -49,6 +49,7 @@ HANDLE_STRUCTS = {
     "rmq_push_consumer_t",
     "rmq_received_message_t",
     "rmq_received_batch_t",
+    "rmq_transaction_producer_t",
 }
 
 
@@ -79,6 +80,10 @@ def expected_ctype(ctype: str):
         "rmq_log_level_t": c_int32,
         "uint64_t": c_uint64,
         "rmq_message_listener_t": _ffi.MESSAGE_LISTENER,
+        "rmq_transaction_state_t": c_int32,
+        "rmq_transaction_state_t*": POINTER(c_int32),
+        "rmq_transaction_checker_t": _ffi.TRANSACTION_CHECKER,
+        "rmq_local_transaction_t": _ffi.LOCAL_TRANSACTION,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
