@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::namesrv::NameServerList;
 use super::nsaddr::NameServerUrl;
+use super::reply::{PendingRequests, PushReplyProcessor};
 use super::route::{MessageQueue, TopicPublishInfo};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -92,6 +93,8 @@ pub struct ClientInstance {
     brokers: RwLock<HashMap<String, BTreeMap<i64, Arc<str>>>>,
     producer_groups: Mutex<Vec<String>>,
     consumers: Consumers,
+    /// Requests of this instance's producers waiting for their reply (request-reply).
+    requests: Arc<PendingRequests>,
     shut_down: AtomicBool,
     stop: watch::Sender<bool>,
 }
@@ -112,6 +115,11 @@ impl ClientInstance {
         processors.register(
             request::NOTIFY_CONSUMER_IDS_CHANGED,
             Arc::new(ConsumerIdsChanged(Arc::clone(&consumers))),
+        );
+        let requests = Arc::new(PendingRequests::default());
+        processors.register(
+            request::PUSH_REPLY_MESSAGE_TO_CLIENT,
+            Arc::new(PushReplyProcessor(Arc::clone(&requests))),
         );
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
@@ -138,6 +146,7 @@ impl ClientInstance {
             brokers: RwLock::new(HashMap::new()),
             producer_groups: Mutex::new(Vec::new()),
             consumers,
+            requests,
             shut_down: AtomicBool::new(false),
             stop,
         });
@@ -170,6 +179,11 @@ impl ClientInstance {
     /// broker-request executor, never on the thread that read the request.
     pub fn register_processor(&self, code: i32, processor: Arc<dyn RequestProcessor>) {
         self.processors.register(code, processor);
+    }
+
+    /// Requests waiting for their reply, routed by PUSH_REPLY_MESSAGE_TO_CLIENT.
+    pub fn pending_requests(&self) -> &Arc<PendingRequests> {
+        &self.requests
     }
 
     pub fn is_shut_down(&self) -> bool {

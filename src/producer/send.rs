@@ -28,6 +28,8 @@ pub struct PreparedSend {
     sys_flag: i32,
     /// A SEND_BATCH_MESSAGE of several messages (`super::batch`).
     batch: bool,
+    /// A reply of request-reply (`super::request`), sent as SEND_REPLY_MESSAGE_V2.
+    reply: bool,
 }
 
 impl PreparedSend {
@@ -82,6 +84,7 @@ impl PreparedSend {
             flag: msg.flag(),
             sys_flag,
             batch: false,
+            reply: super::request::is_reply(msg),
         })
     }
 
@@ -133,6 +136,7 @@ impl PreparedSend {
             flag: 0,
             sys_flag: 0,
             batch: true,
+            reply: false,
         }
     }
 
@@ -163,6 +167,7 @@ impl PreparedSend {
                 properties: Arc::clone(&self.properties),
                 broker_name: Arc::clone(&mq.broker_name),
                 batch: self.batch,
+                reply: self.reply,
             },
             self.body.clone(),
         )

@@ -39,6 +39,8 @@ pub struct SendMessageHeader {
     pub broker_name: Arc<str>,
     /// SEND_BATCH_MESSAGE: the body holds several encoded messages.
     pub batch: bool,
+    /// SEND_REPLY_MESSAGE_V2: a reply of request-reply (property MSG_TYPE=reply), as Java sends.
+    pub reply: bool,
 }
 
 impl TypedHeader for SendMessageHeader {
@@ -60,10 +62,13 @@ impl TypedHeader for SendMessageHeader {
     }
 }
 
-/// SEND_MESSAGE_V2, or SEND_BATCH_MESSAGE when the header says `batch` (same header).
+/// SEND_MESSAGE_V2, or SEND_BATCH_MESSAGE when the header says `batch`, or SEND_REPLY_MESSAGE_V2
+/// when it says `reply` (same header).
 pub fn send_message_v2(h: SendMessageHeader, body: Bytes) -> RemotingCommand {
     let code = if h.batch {
         request::SEND_BATCH_MESSAGE
+    } else if h.reply {
+        request::SEND_REPLY_MESSAGE_V2
     } else {
         request::SEND_MESSAGE_V2
     };
@@ -147,6 +152,7 @@ mod tests {
                 properties: "WAIT\u{1}true\u{2}".into(),
                 broker_name: "broker-a".into(),
                 batch: false,
+                reply: false,
             },
             Bytes::from_static(b"x"),
         );
