@@ -58,6 +58,12 @@ $(OUT)/test_consumer: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/test_consumer_asan: tests/c/test_consumer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/test_request: tests/c/test_request.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/test_request_asan: tests/c/test_request.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
+
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
@@ -68,19 +74,23 @@ $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
-            $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/producer $(OUT)/consumer \
+            $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/test_request $(OUT)/test_request_asan \
+            $(OUT)/producer $(OUT)/consumer \
             $(OUT)/sync_send
 
 # These two need RMQ_NAMESRV (make test sets it).
-c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer
+c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer $(OUT)/test_request
 	$(OUT)/test_rmq
 	$(OUT)/test_faults
 	$(OUT)/test_consumer
+	$(OUT)/test_request
 
-c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan $(OUT)/test_consumer_asan
+c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan $(OUT)/test_consumer_asan \
+             $(OUT)/test_request_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_rmq_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_faults_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_asan
+	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_request_asan
 
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs

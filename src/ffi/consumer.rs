@@ -121,7 +121,7 @@ pub(crate) struct FfiConsumer {
 }
 
 static CONSUMERS: Registry<FfiConsumer> = Registry::new("push consumer");
-static RECEIVED: Registry<MessageExt> = Registry::new("received message");
+pub(crate) static RECEIVED: Registry<MessageExt> = Registry::new("received message");
 
 /// A live consumer handle of this process: one made before fork() is RMQ_ERR_FORKED in the child.
 fn consumer_of(handle: *const rmq_push_consumer_t) -> FfiResult<Arc<FfiConsumer>> {
