@@ -39,6 +39,7 @@ from .consumer import ConsumeStatus, PushConsumer, ReceivedMessage, ReconsumeLat
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
+from .request import RequestFuture, create_reply
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
 library_version = _ffi.version
@@ -69,6 +70,7 @@ __all__ = [
     "PushConsumer",
     "ReceivedMessage",
     "ReconsumeLater",
+    "RequestFuture",
     "ResourceError",
     "RandomSelector",
     "RmqConnectionError",
@@ -82,6 +84,7 @@ __all__ = [
     "Status",
     "TransportError",
     "config_keys",
+    "create_reply",
     "error_for",
     "log_records_dropped",
     "is_retriable",
