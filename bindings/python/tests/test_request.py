@@ -9,7 +9,7 @@ import pytest
 
 import rmq
 
-from conftest import unique_name
+from conftest import unique_name, wait_for
 
 PATIENT = 30  # seconds: a responder still starting (rebalance, first pull) answers within it
 
@@ -76,7 +76,8 @@ def test_requests_round_trip_blocking_with_futures_and_awaited(make_producer, to
             _assert_reply(r, f"q-await-{i}".encode())
 
     asyncio.run(asyncio.wait_for(awaited(), PATIENT * 2))
-    assert len(responder) == 1 + 4 + 3
+    # the broker answers the responder's send after it has pushed the reply to us
+    assert wait_for(lambda: len(responder) == 1 + 4 + 3, PATIENT)
 
 
 def test_a_request_nobody_answers_times_out_saying_no_reply_came(make_producer, topic):
