@@ -338,6 +338,40 @@ typedef struct rmq_received_view_t {
 typedef int32_t rmq_send_status_t;
 
 /**
+ * What a request callback receives.
+ */
+typedef struct rmq_request_callback_params_t {
+  /**
+   * RMQ_OK with a reply; RMQ_ERR_TIMEOUT when no reply came in time (error_message says so);
+   * RMQ_ERR_CANCELLED when the producer shut down first; or why the request could not be sent.
+   */
+  rmq_status_t status;
+  /**
+   * The reply when status is RMQ_OK, else NULL. Owned by the callback: it must eventually
+   * free it with rmq_message_destroy (it may keep it past the callback, on any thread).
+   */
+  struct rmq_message_t *reply;
+  /**
+   * NUL-terminated error message; "" when status is RMQ_OK. Borrowed until the callback
+   * returns. Never NULL.
+   */
+  const char *error_message;
+  /**
+   * The broker's own response code when a broker refused the request's send; 0 otherwise.
+   */
+  int32_t broker_code;
+} rmq_request_callback_params_t;
+
+/**
+ * Request completion. Runs exactly once per request that rmq_producer_request_async accepted,
+ * on a callback thread of the producer's client instance ("rmq-callback-N"), as an async
+ * send's callback: never on an I/O thread, never while the library holds a lock. Shutdown
+ * completes pending requests with RMQ_ERR_CANCELLED.
+ */
+typedef void (*rmq_request_callback_t)(const struct rmq_request_callback_params_t *params,
+                                       void *user_data);
+
+/**
  * Every field of a send result. The strings are borrowed views into the result (not
  * NUL-terminated, never NULL, empty when absent), valid until the result is destroyed; inside
  * a send callback, until the callback returns. This struct never grows: a later version adds a
@@ -1550,6 +1584,63 @@ rmq_status_t rmq_send_result_clone(const struct rmq_send_result_t *result,
  * Frees a send result. NULL is a no-op.
  */
 void rmq_send_result_destroy(struct rmq_send_result_t *result);
+
+/**
+ * Sends `request` (borrowed for the call; not changed) as a request and waits at most
+ * `timeout_ms` (> 0) for its reply, which a responder sends with a message made by
+ * rmq_received_message_create_reply (or a Java responder with MessageUtil.createReplyMessage).
+ * The request carries the properties CORRELATION_ID, REPLY_TO_CLIENT and TTL, as Java's
+ * DefaultMQProducer.request. Blocks the calling thread.
+ * Returns RMQ_ERR_TIMEOUT when no reply came in time ("... was sent, but no reply came within
+ * N ms"), RMQ_ERR_CANCELLED when the producer shut down meanwhile, or the send's error.
+ * Ownership: on success *out_reply is owned by the caller; free it with rmq_message_destroy.
+ * Read it with the rmq_message_ getters (body, properties, topic "<cluster>_REPLY_TOPIC",
+ * born and store timestamps).
+ */
+rmq_status_t rmq_producer_request(struct rmq_producer_t *producer,
+                                  const struct rmq_message_t *request,
+                                  int64_t timeout_ms,
+                                  struct rmq_message_t **out_reply);
+
+/**
+ * rmq_producer_request in the background: returns at once; `callback` runs exactly once with
+ * the reply or the error (see rmq_request_callback_t), with `user_data`, which must be safe to
+ * use from that thread. A pending request holds a slot of producer.max-in-flight-async-sends
+ * as an async send does. Invalid input or a producer that is not running fail here, and the
+ * callback is then not called. `request` is borrowed for the call.
+ */
+rmq_status_t rmq_producer_request_async(struct rmq_producer_t *producer,
+                                        const struct rmq_message_t *request,
+                                        int64_t timeout_ms,
+                                        rmq_request_callback_t callback,
+                                        void *user_data);
+
+/**
+ * The responder's side: builds the reply to `request` (a message a listener received) with
+ * `body_len` bytes at `body` (borrowed for the call): topic "<cluster>_REPLY_TOPIC" of the
+ * cluster that stored the request, MSG_TYPE=reply, and the request's CORRELATION_ID,
+ * REPLY_TO_CLIENT and TTL, as Java's MessageUtil.createReplyMessage. Send it with any started
+ * producer (rmq_producer_send_sync, which answers once the broker has pushed it to the
+ * requester). A message that is not a request is RMQ_ERR_INVALID_ARGUMENT.
+ * Ownership: on success *out_reply is owned by the caller; free it with rmq_message_destroy.
+ * `request` need only be valid for this call.
+ */
+rmq_status_t rmq_received_message_create_reply(const struct rmq_received_message_t *request,
+                                               const uint8_t *body,
+                                               size_t body_len,
+                                               struct rmq_message_t **out_reply);
+
+/**
+ * rmq_received_message_create_reply for a request known by its properties only:
+ * `properties_len` bytes at `properties` (borrowed for the call) in the broker's encoding,
+ * "name" 0x01 "value" 0x02 for each property (as rmq_received_message_property_at lists them).
+ * For programs and bindings that keep copies of received messages.
+ */
+rmq_status_t rmq_message_create_reply(const char *properties,
+                                      size_t properties_len,
+                                      const uint8_t *body,
+                                      size_t body_len,
+                                      struct rmq_message_t **out_reply);
 
 /**
  * Writes every field of `result` to *out in one call (see rmq_send_result_view_t for how long

@@ -2,6 +2,8 @@
 //! run with Maven): Java consumes what rmq sent (batched, delayed, compressed with each codec) and
 //! rmq reads back what Java sent (compressed with each codec, batched), every field compared.
 mod common;
+#[path = "java_interop/request_reply.rs"]
+mod request_reply;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

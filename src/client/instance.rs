@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use super::namesrv::NameServerList;
 use super::nsaddr::NameServerUrl;
+use super::reply::{PendingRequests, PushReplyProcessor};
 use super::route::{MessageQueue, TopicPublishInfo};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -95,6 +96,8 @@ pub struct ClientInstance {
     consumers: Consumers,
     /// The checkers of this instance's transaction producers, by group.
     transaction_checkers: Arc<TransactionCheckers>,
+    /// Requests of this instance's producers waiting for their reply (request-reply).
+    requests: Arc<PendingRequests>,
     shut_down: AtomicBool,
     stop: watch::Sender<bool>,
 }
@@ -120,6 +123,11 @@ impl ClientInstance {
         processors.register(
             request::CHECK_TRANSACTION_STATE,
             TransactionCheckers::processor(&transaction_checkers),
+        );
+        let requests = Arc::new(PendingRequests::default());
+        processors.register(
+            request::PUSH_REPLY_MESSAGE_TO_CLIENT,
+            Arc::new(PushReplyProcessor(Arc::clone(&requests))),
         );
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
@@ -147,6 +155,7 @@ impl ClientInstance {
             producer_groups: Mutex::new(Vec::new()),
             consumers,
             transaction_checkers,
+            requests,
             shut_down: AtomicBool::new(false),
             stop,
         });
@@ -183,6 +192,11 @@ impl ClientInstance {
 
     pub(crate) fn transaction_checkers(&self) -> &TransactionCheckers {
         &self.transaction_checkers
+    }
+
+    /// Requests waiting for their reply, routed by PUSH_REPLY_MESSAGE_TO_CLIENT.
+    pub fn pending_requests(&self) -> &Arc<PendingRequests> {
+        &self.requests
     }
 
     pub fn is_shut_down(&self) -> bool {

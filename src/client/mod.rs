@@ -6,6 +6,7 @@ pub mod namespace;
 pub mod namesrv;
 pub mod nsaddr;
 pub mod registry;
+pub mod reply;
 pub mod route;
 pub(crate) mod route_log;
 

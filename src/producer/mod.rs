@@ -5,6 +5,7 @@
 //! with a callback spawn it on the runtime and hand the outcome to the instance's callback
 //! executor.
 pub mod batch;
+pub mod request;
 mod selector;
 mod send;
 pub mod transaction;
@@ -116,6 +117,8 @@ struct Inner {
     cancel: Cancel,
     /// Async sends whose callback has not returned yet.
     outstanding: Outstanding,
+    /// Set once a heartbeat announced this producer for request-reply (`request`).
+    announced: AtomicBool,
 }
 
 /// A RocketMQ producer. Cheap to clone; clones share one producer.
@@ -146,6 +149,7 @@ impl Producer {
                 next_queue: AtomicUsize::new(ids::random_u32() as usize),
                 cancel: Cancel::default(),
                 outstanding: Outstanding::default(),
+                announced: AtomicBool::new(false),
             }),
         })
     }
@@ -502,6 +506,30 @@ impl Producer {
         F: FnOnce(Result<SendResult>) + Send + 'static,
     {
         let instance = self.running()?;
+        let this = self.clone();
+        let inst = Arc::clone(&instance);
+        let work = async move {
+            this.send_prepared(&inst, &prepared, RetryPolicy::Async, &target)
+                .await
+        };
+        self.spawn_with_callback(&instance, work, callback)
+    }
+
+    /// Runs `work` on the runtime and hands its outcome to `callback` on the client instance's
+    /// callback executor, exactly once: shutdown makes it `Error::Cancelled`. The work holds a
+    /// slot of the in-flight window until the callback has returned. Every async operation with
+    /// a callback (sends, requests) goes through here.
+    fn spawn_with_callback<T, W, F>(
+        &self,
+        instance: &ClientInstance,
+        work: W,
+        callback: F,
+    ) -> Result<()>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T>> + Send + 'static,
+        F: FnOnce(Result<T>) + Send + 'static,
+    {
         let executor = instance.callback_executor().clone();
         let owner = self.inner.id;
         // The slot is held from here until the callback has returned (CallbackDone).
@@ -525,7 +553,7 @@ impl Producer {
             let outcome = tokio::select! {
                 biased;
                 _ = this.inner.cancel.fired() => Err(shut_down_error()),
-                r = this.send_prepared(&instance, &prepared, RetryPolicy::Async, &target) => r,
+                r = work => r,
             };
             completion.complete(outcome);
         });

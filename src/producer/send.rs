@@ -35,6 +35,8 @@ pub struct PreparedSend {
     /// Header `j` and `l`, for `%RETRY%` topics (`retry_counts`).
     reconsume_times: i32,
     max_reconsume_times: Option<i32>,
+    /// A reply of request-reply (`super::request`), sent as SEND_REPLY_MESSAGE_V2.
+    reply: bool,
 }
 
 impl PreparedSend {
@@ -93,6 +95,7 @@ impl PreparedSend {
             batch: false,
             reconsume_times,
             max_reconsume_times,
+            reply: super::request::is_reply(msg),
         })
     }
 
@@ -146,6 +149,7 @@ impl PreparedSend {
             batch: true,
             reconsume_times: 0,
             max_reconsume_times: None,
+            reply: false,
         }
     }
 
@@ -185,6 +189,7 @@ impl PreparedSend {
                 batch: self.batch,
                 reconsume_times: self.reconsume_times,
                 max_reconsume_times: self.max_reconsume_times,
+                reply: self.reply,
             },
             self.body.clone(),
         )

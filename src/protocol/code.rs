@@ -20,6 +20,10 @@ pub mod request {
     pub const GET_ROUTEINFO_BY_TOPIC: i32 = 105;
     pub const SEND_MESSAGE_V2: i32 = 310;
     pub const SEND_BATCH_MESSAGE: i32 = 320;
+    /// A reply of request-reply (MSG_TYPE=reply): the broker pushes it to the requester.
+    pub const SEND_REPLY_MESSAGE_V2: i32 = 325;
+    /// Broker to client: a reply to one of this client's requests.
+    pub const PUSH_REPLY_MESSAGE_TO_CLIENT: i32 = 326;
 }
 
 /// Response codes (RemotingSysResponseCode + ResponseCode).
@@ -107,6 +111,7 @@ const REQUEST_CODES: &[(i32, &str)] = &[
     (request::UNREGISTER_CLIENT, "UNREGISTER_CLIENT"),
     (request::GET_ROUTEINFO_BY_TOPIC, "GET_ROUTEINFO_BY_TOPIC"),
     (request::SEND_MESSAGE_V2, "SEND_MESSAGE_V2"),
+    (request::SEND_REPLY_MESSAGE_V2, "SEND_REPLY_MESSAGE_V2"),
 ];
 
 /// "SEND_MESSAGE_V2 (310)", or "request code N" for a code without a name here.

@@ -44,6 +44,8 @@ pub struct SendMessageHeader {
     pub reconsume_times: i32,
     /// `l`: for `%RETRY%` topics, the consumer's max-reconsume-times; not sent when None.
     pub max_reconsume_times: Option<i32>,
+    /// SEND_REPLY_MESSAGE_V2: a reply of request-reply (property MSG_TYPE=reply), as Java sends.
+    pub reply: bool,
 }
 
 impl TypedHeader for SendMessageHeader {
@@ -68,10 +70,13 @@ impl TypedHeader for SendMessageHeader {
     }
 }
 
-/// SEND_MESSAGE_V2, or SEND_BATCH_MESSAGE when the header says `batch` (same header).
+/// SEND_MESSAGE_V2, or SEND_BATCH_MESSAGE when the header says `batch`, or SEND_REPLY_MESSAGE_V2
+/// when it says `reply` (same header).
 pub fn send_message_v2(h: SendMessageHeader, body: Bytes) -> RemotingCommand {
     let code = if h.batch {
         request::SEND_BATCH_MESSAGE
+    } else if h.reply {
+        request::SEND_REPLY_MESSAGE_V2
     } else {
         request::SEND_MESSAGE_V2
     };
@@ -157,6 +162,7 @@ mod tests {
                 batch: false,
                 reconsume_times: 2,
                 max_reconsume_times: Some(5),
+                reply: false,
             },
             Bytes::from_static(b"x"),
         );

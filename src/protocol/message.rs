@@ -128,6 +128,21 @@ impl Message {
         m
     }
 
+    /// A message exactly as received: these properties and no others (client internals only).
+    pub(crate) fn from_parts(
+        topic: String,
+        flag: i32,
+        properties: Vec<(String, String)>,
+        body: Bytes,
+    ) -> Message {
+        Message {
+            topic,
+            flag,
+            properties,
+            body,
+        }
+    }
+
     pub fn topic(&self) -> &str {
         &self.topic
     }

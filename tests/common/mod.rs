@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod request_reply;
+
 pub fn namesrv() -> String {
     std::env::var("RMQ_NAMESRV").unwrap_or_else(|_| {
         panic!(

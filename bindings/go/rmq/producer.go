@@ -257,6 +257,12 @@ func producerSendAsync(ph *C.rmq_producer_t, mh *C.rmq_message_t, callback func(
 // submitAsync hands callback, as a cgo.Handle, to the async send that start makes; the handle
 // is freed by rmqGoSendCallback, or here when the send is not accepted.
 func submitAsync(callback func(*SendResult, error), start func(h C.uintptr_t) C.rmq_status_t) error {
+	return submitHandle(callback, start)
+}
+
+// submitHandle hands callback (any func the export that start names expects) as a cgo.Handle
+// to the async call start makes; the export frees it, or this does when the call is refused.
+func submitHandle(callback any, start func(h C.uintptr_t) C.rmq_status_t) error {
 	h := cgo.NewHandle(callback)
 	liveAsyncHandles.Add(1)
 	err := call(func() C.rmq_status_t { return start(C.uintptr_t(h)) })

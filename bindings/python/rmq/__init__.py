@@ -40,6 +40,7 @@ from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
 from .transaction import TransactionProducer, TransactionSendResult, TransactionState
+from .request import RequestFuture, create_reply
 
 #: Version of the loaded C library, e.g. "0.1.0", and its number (MAJOR*1000000+MINOR*1000+PATCH).
 library_version = _ffi.version
@@ -71,6 +72,7 @@ __all__ = [
     "ReceivedBatch",
     "ReceivedMessage",
     "ReconsumeLater",
+    "RequestFuture",
     "ResourceError",
     "RandomSelector",
     "RmqConnectionError",
@@ -87,6 +89,7 @@ __all__ = [
     "TransactionState",
     "TransportError",
     "config_keys",
+    "create_reply",
     "error_for",
     "log_records_dropped",
     "is_retriable",

@@ -74,6 +74,21 @@ class SendCallbackParamsT(Structure):
 SEND_CALLBACK = CFUNCTYPE(None, POINTER(SendCallbackParamsT), c_void_p)
 
 
+class RequestCallbackParamsT(Structure):
+    """rmq_request_callback_params_t (the reply is the callback's to free)."""
+
+    _fields_ = [
+        ("status", status_t),
+        ("reply", c_void_p),
+        ("error_message", c_char_p),
+        ("broker_code", c_int32),
+    ]
+
+
+#: rmq_request_callback_t
+REQUEST_CALLBACK = CFUNCTYPE(None, POINTER(RequestCallbackParamsT), c_void_p)
+
+
 class MessageQueueT(Structure):
     """rmq_message_queue_t (views borrowed as the header says)."""
 
@@ -285,6 +300,10 @@ SIGNATURES = {
     "rmq_send_result_clone": (status_t, [handle_t, _out_handle]),
     "rmq_send_result_get": (status_t, [handle_t, POINTER(SendResultViewT)]),
     "rmq_send_result_destroy": (None, [handle_t]),
+    "rmq_producer_request": (status_t, [handle_t, handle_t, c_int64, _out_handle]),
+    "rmq_producer_request_async": (status_t, [handle_t, handle_t, c_int64, REQUEST_CALLBACK, c_void_p]),
+    "rmq_received_message_create_reply": (status_t, [handle_t, c_void_p, c_size_t, _out_handle]),
+    "rmq_message_create_reply": (status_t, [c_char_p, c_size_t, c_void_p, c_size_t, _out_handle]),
     "rmq_push_consumer_create": (status_t, [handle_t, _out_handle]),
     "rmq_push_consumer_subscribe": (status_t, [handle_t, c_char_p, c_char_p]),
     "rmq_push_consumer_subscribe_sql92": (status_t, [handle_t, c_char_p, c_char_p]),

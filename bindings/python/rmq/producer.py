@@ -315,6 +315,34 @@ class Producer(_ffi.Closeable):
 
         return self._submit(start)
 
+    # ------------------------------------------------------------------ request-reply (rmq.request)
+    def request(self, message: Message, timeout: float) -> Message:
+        """Sends ``message`` as a request and waits at most ``timeout`` seconds for the reply a
+        responder sends (see :func:`rmq.create_reply`); returns the reply :class:`Message`.
+        No reply in time raises :class:`RmqTimeoutError` ("... no reply came within N ms");
+        shutdown meanwhile :class:`OperationCancelledError`. Ctrl-C interrupts the wait on the
+        main thread, as for :meth:`send`. ``message`` is not changed."""
+        from .request import request
+
+        return request(self, message, timeout)
+
+    def request_async(self, message: Message, timeout: float):
+        """:meth:`request` without waiting: a :class:`rmq.RequestFuture` of the reply, which
+        asyncio code awaits (``reply = await producer.request_async(msg, 3)``). Bad input or a
+        producer that is not running raise here."""
+        from .request import request_async
+
+        return request_async(self, message, timeout)
+
+    def reply(self, request, body) -> SendResult:
+        """Answers ``request`` (a received :class:`rmq.ReceivedMessage`) with ``body``: builds the
+        reply with :func:`rmq.create_reply` and sends it, waiting until the broker has pushed it
+        to the requester."""
+        from .request import create_reply
+
+        with create_reply(request, body) as reply:
+            return self.send(reply)
+
     def _submit(self, start) -> "SendFuture":
         """The one async send path: a future registered under a new id, which ``start(uid)``
         hands to the library (raising when the send is not accepted)."""

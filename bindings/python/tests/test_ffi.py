@@ -76,6 +76,7 @@ def expected_ctype(ctype: str):
         "int64_t*": POINTER(c_int64),
         "rmq_send_status_t*": POINTER(c_int32),
         "rmq_send_callback_t": _ffi.SEND_CALLBACK,
+        "rmq_request_callback_t": _ffi.REQUEST_CALLBACK,
         "rmq_log_callback_t": _ffi.LOG_CALLBACK,
         "rmq_log_level_t": c_int32,
         "uint64_t": c_uint64,
@@ -134,6 +135,7 @@ def _header_struct_fields(name):
         ("rmq_consume_context_t", _ffi.ConsumeContextT),
         ("rmq_property_view_t", _ffi.PropertyViewT),
         ("rmq_received_view_t", _ffi.ReceivedViewT),
+        ("rmq_request_callback_params_t", _ffi.RequestCallbackParamsT),
     ],
 )
 def test_struct_layouts_match_header(cname, pytype):
