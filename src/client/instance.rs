@@ -52,7 +52,18 @@ pub trait ConsumerMember: Send + Sync {
     fn rebalance_now(&self);
 }
 
-type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
+pub(crate) type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
+
+/// The processors of the requests brokers start, by request code, as every instance registers
+/// them (the fuzz targets register the same).
+pub(crate) fn broker_request_processors(
+    consumers: &Consumers,
+) -> Vec<(i32, Arc<dyn RequestProcessor>)> {
+    vec![(
+        request::NOTIFY_CONSUMER_IDS_CHANGED,
+        Arc::new(ConsumerIdsChanged(Arc::clone(consumers))),
+    )]
+}
 
 /// NOTIFY_CONSUMER_IDS_CHANGED: the group's consumers rebalance at once (oneway; no answer).
 struct ConsumerIdsChanged(Consumers);
@@ -109,10 +120,9 @@ impl ClientInstance {
             config.broker_request_threads,
         )));
         let consumers: Consumers = Arc::default();
-        processors.register(
-            request::NOTIFY_CONSUMER_IDS_CHANGED,
-            Arc::new(ConsumerIdsChanged(Arc::clone(&consumers))),
-        );
+        for (code, processor) in broker_request_processors(&consumers) {
+            processors.register(code, processor);
+        }
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
             client_id: key.client_id.clone(),

@@ -11,7 +11,7 @@ mod consume;
 mod offset;
 mod process_queue;
 mod pull;
-mod rebalance;
+pub(crate) mod rebalance;
 mod subscription;
 
 use std::collections::HashMap;
