@@ -11,7 +11,8 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench clean config-doc install go-lib packaging-test
+        c-programs c-test c-test-asan bench clean config-doc install go-lib packaging-test \
+        fuzz fuzz-short fuzz-seeds
 
 all: build c-programs
 
@@ -97,6 +98,23 @@ demo: go-lib $(OUT)/producer $(OUT)/consumer
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
+
+# Fuzzing (fuzz/, cargo-fuzz on the nightly toolchain; both are installed on first use): the
+# frame decoder, the JSON and binary headers, the route JSON, the stored-message decoder and the
+# broker-request handlers. `make fuzz` runs each target for FUZZ_RUNS executions (10 million:
+# about 2.5 hours for all six on one free core, see README); `make fuzz-short` for FUZZ_SECONDS
+# each (about 5 minutes in all). A crash stops the run and leaves its input in fuzz/artifacts/.
+FUZZ_RUNS    ?= 10000000
+FUZZ_SECONDS ?= 45
+fuzz:
+	scripts/fuzz.sh runs $(FUZZ_RUNS)
+
+fuzz-short:
+	scripts/fuzz.sh time $(FUZZ_SECONDS)
+
+# Re-captures the seed corpora (fuzz/seeds/) from a running cluster (RMQ_NAMESRV).
+fuzz-seeds:
+	$(CARGO) run --release --example capture_fuzz_seeds -- "$${RMQ_NAMESRV:?set RMQ_NAMESRV}" fuzz/seeds
 
 # C and C++: header, librmq.so.X.Y.Z with its SONAME links, librmq.a, rmq.pc and the CMake
 # package under PREFIX (DESTDIR stages it elsewhere).
