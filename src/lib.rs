@@ -10,6 +10,8 @@ pub mod consumer;
 pub mod error;
 pub mod executor;
 pub mod ffi;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod log;
 pub mod producer;
 pub mod protocol;

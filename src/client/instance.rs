@@ -54,7 +54,30 @@ pub trait ConsumerMember: Send + Sync {
     fn rebalance_now(&self);
 }
 
-type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
+pub(crate) type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
+
+/// The processors of the requests brokers start, by request code, as every instance registers
+/// them (the fuzz targets register the same).
+pub(crate) fn broker_request_processors(
+    consumers: &Consumers,
+    transaction_checkers: &Arc<TransactionCheckers>,
+    requests: &Arc<PendingRequests>,
+) -> Vec<(i32, Arc<dyn RequestProcessor>)> {
+    vec![
+        (
+            request::NOTIFY_CONSUMER_IDS_CHANGED,
+            Arc::new(ConsumerIdsChanged(Arc::clone(consumers))),
+        ),
+        (
+            request::CHECK_TRANSACTION_STATE,
+            TransactionCheckers::processor(transaction_checkers),
+        ),
+        (
+            request::PUSH_REPLY_MESSAGE_TO_CLIENT,
+            Arc::new(PushReplyProcessor(Arc::clone(requests))),
+        ),
+    ]
+}
 
 /// NOTIFY_CONSUMER_IDS_CHANGED: the group's consumers rebalance at once (oneway; no answer).
 struct ConsumerIdsChanged(Consumers);
@@ -115,20 +138,13 @@ impl ClientInstance {
             config.broker_request_threads,
         )));
         let consumers: Consumers = Arc::default();
-        processors.register(
-            request::NOTIFY_CONSUMER_IDS_CHANGED,
-            Arc::new(ConsumerIdsChanged(Arc::clone(&consumers))),
-        );
         let transaction_checkers = Arc::new(TransactionCheckers::default());
-        processors.register(
-            request::CHECK_TRANSACTION_STATE,
-            TransactionCheckers::processor(&transaction_checkers),
-        );
         let requests = Arc::new(PendingRequests::default());
-        processors.register(
-            request::PUSH_REPLY_MESSAGE_TO_CLIENT,
-            Arc::new(PushReplyProcessor(Arc::clone(&requests))),
-        );
+        for (code, processor) in
+            broker_request_processors(&consumers, &transaction_checkers, &requests)
+        {
+            processors.register(code, processor);
+        }
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
             client_id: key.client_id.clone(),

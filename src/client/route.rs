@@ -31,18 +31,15 @@ impl TopicPublishInfo {
         let mut queues = Vec::new();
         let topic: Arc<str> = Arc::from(topic);
         match route.order_topic_conf.as_deref().filter(|c| !c.is_empty()) {
-            Some(conf) => {
-                for part in conf.split(';') {
-                    if let Some((broker, n)) = part.split_once(':') {
-                        let n: i32 = n.trim().parse().unwrap_or(0);
-                        let broker: Arc<str> = Arc::from(broker);
-                        for queue_id in 0..n {
-                            queues.push(MessageQueue {
-                                topic: Arc::clone(&topic),
-                                broker_name: Arc::clone(&broker),
-                                queue_id,
-                            });
-                        }
+            Some(_) => {
+                for (broker, n) in route.order_queue_counts() {
+                    let broker: Arc<str> = Arc::from(broker);
+                    for queue_id in 0..n {
+                        queues.push(MessageQueue {
+                            topic: Arc::clone(&topic),
+                            broker_name: Arc::clone(&broker),
+                            queue_id,
+                        });
                     }
                 }
             }

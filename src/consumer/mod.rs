@@ -14,7 +14,7 @@ mod offset;
 mod poll;
 mod process_queue;
 mod pull;
-mod rebalance;
+pub(crate) mod rebalance;
 mod subscription;
 
 use std::collections::HashMap;

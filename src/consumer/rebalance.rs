@@ -40,7 +40,7 @@ pub(crate) async fn background(inner: Arc<Inner>, instance: Arc<ClientInstance>)
 }
 
 /// The readable queues of a route, sorted (topic, broker, id) as every consumer sorts them.
-fn subscribe_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
+pub(crate) fn subscribe_queues(topic: &str, route: &TopicRouteData) -> Vec<MessageQueue> {
     let topic: Arc<str> = Arc::from(topic);
     let mut qs: Vec<MessageQueue> = route
         .queue_datas

@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 pub const PERM_READ: i32 = 4;
 pub const PERM_WRITE: i32 = 2;
 pub const MASTER_ID: i64 = 0;
+/// Most queues a route may name, over all its brokers (for reading and for writing each): far
+/// above any real topic, and low enough that a corrupt count cannot make the client build
+/// billions of queues.
+pub const MAX_ROUTE_QUEUES: i64 = 65_536;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -56,8 +60,49 @@ impl BrokerData {
 impl TopicRouteData {
     /// Parses standard JSON and the fastjson form with unquoted numeric map keys.
     pub fn from_json(body: &[u8]) -> Result<TopicRouteData> {
-        serde_json::from_slice(&quote_bare_keys(body))
-            .map_err(|e| Error::Protocol(format!("bad topic route JSON: {e}")))
+        let route: TopicRouteData = serde_json::from_slice(&quote_bare_keys(body))
+            .map_err(|e| Error::Protocol(format!("bad topic route JSON: {e}")))?;
+        route.check_queue_counts()?;
+        Ok(route)
+    }
+
+    /// The `broker:count` pairs of `orderTopicConf` (`broker-a:4;broker-b:4`); a count that is
+    /// not a number counts 0.
+    pub fn order_queue_counts(&self) -> impl Iterator<Item = (&str, i32)> {
+        self.order_topic_conf
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .filter_map(|part| part.split_once(':'))
+            .map(|(broker, n)| (broker, n.trim().parse().unwrap_or(0)))
+    }
+
+    /// Rejects a route whose queue counts add up past `MAX_ROUTE_QUEUES`.
+    fn check_queue_counts(&self) -> Result<()> {
+        let total = |counts: &mut dyn Iterator<Item = i32>| -> i64 {
+            counts.map(|n| i64::from(n.max(0))).sum()
+        };
+        let counts = [
+            (
+                "readQueueNums",
+                total(&mut self.queue_datas.iter().map(|q| q.read_queue_nums)),
+            ),
+            (
+                "writeQueueNums",
+                total(&mut self.queue_datas.iter().map(|q| q.write_queue_nums)),
+            ),
+            (
+                "orderTopicConf",
+                total(&mut self.order_queue_counts().map(|(_, n)| n)),
+            ),
+        ];
+        match counts.iter().find(|(_, n)| *n > MAX_ROUTE_QUEUES) {
+            Some((what, n)) => Err(Error::Protocol(format!(
+                "the topic route names {n} queues in {what}, more than the {MAX_ROUTE_QUEUES} \
+                 a route may have"
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub fn broker(&self, name: &str) -> Option<&BrokerData> {
@@ -92,6 +137,33 @@ mod tests {
         );
         assert_eq!(r.queue_datas[0].topic_sys_flag, 1);
         assert_eq!(r.queue_datas[0].read_queue_nums, 8);
+    }
+
+    /// Found while writing the route fuzz target: a count of 2 000 000 000 queues made the
+    /// producer and the consumer build that many queue entries (tens of gigabytes).
+    #[test]
+    fn rejects_routes_with_absurd_queue_counts() {
+        let broker = r#""brokerDatas":[{"brokerAddrs":{"0":"h:1"},"brokerName":"b"}]"#;
+        for bad in [
+            format!(
+                r#"{{{broker},"queueDatas":[{{"brokerName":"b","perm":6,"writeQueueNums":2000000000}}]}}"#
+            ),
+            format!(
+                r#"{{{broker},"queueDatas":[{{"brokerName":"b","perm":6,"readQueueNums":65537}}]}}"#
+            ),
+            format!(r#"{{{broker},"orderTopicConf":"b:40000;c:40000"}}"#),
+        ] {
+            let e = TopicRouteData::from_json(bad.as_bytes()).unwrap_err();
+            assert!(e.to_string().contains("more than the 65536"), "{e}");
+        }
+        let ok = format!(
+            r#"{{{broker},"orderTopicConf":"b:4;c:x","queueDatas":[{{"brokerName":"b","perm":6,"readQueueNums":65536,"writeQueueNums":-5}}]}}"#
+        );
+        let r = TopicRouteData::from_json(ok.as_bytes()).unwrap();
+        assert_eq!(
+            r.order_queue_counts().collect::<Vec<_>>(),
+            [("b", 4), ("c", 0)]
+        );
     }
 
     #[test]

@@ -223,7 +223,10 @@ fn read_json_header(header: &Bytes) -> Result<RemotingCommand> {
             serde_json::Value::String(s) => s,
             other => other.to_string(),
         };
-        fields.push((Cow::Owned(k), value));
+        // As the in-place reader: an empty key or value is no field.
+        if !k.is_empty() && !value.is_empty() {
+            fields.push((Cow::Owned(k), value));
+        }
     }
     let ext_fields = ExtFields::Owned(fields);
     Ok(RemotingCommand {
@@ -271,9 +274,14 @@ fn write_binary_header(
     }
     let len_pos = out.len();
     out.put_i32(0);
+    let mut long_key = None;
     cmd.ext_fields.for_each(&mut |k, v| {
         // Java skips null entries; an empty string would decode as null on the other side too.
         if k.is_empty() || v.is_empty() {
+            return;
+        }
+        if k.len() > i16::MAX as usize {
+            long_key = Some(k.len());
             return;
         }
         out.put_i16(k.len() as i16);
@@ -281,6 +289,11 @@ fn write_binary_header(
         out.put_i32(v.len() as i32);
         out.put_slice(v.as_bytes());
     });
+    if let Some(len) = long_key {
+        return Err(Error::Protocol(format!(
+            "a header field name of {len} bytes does not fit the binary header; use JSON"
+        )));
+    }
     let map_len = (out.len() - len_pos - 4) as i32;
     out[len_pos..len_pos + 4].copy_from_slice(&map_len.to_be_bytes());
     Ok(())
@@ -442,6 +455,43 @@ mod tests {
         let decoded = decode_frame(&mut buf).unwrap().unwrap();
         assert_eq!(decoded.remark, None);
         assert_eq!(decoded.ext("empty"), None);
+    }
+
+    /// Found by fuzzing (json_header): an empty key in extFields came out of the in-place
+    /// reader as a field, where the binary reader and `ext` treat it as none.
+    #[test]
+    fn json_ext_fields_with_an_empty_key_or_value_are_no_fields() {
+        for header in [
+            &br#"{"code":0,"extFields":{"a":"1","":"0","b":""},"flag":1}"#[..],
+            // an escape sends the header to the general reader
+            br#"{"code":0,"extFields":{"a":"1","":"0","b":"","c":"\u0041"},"flag":1}"#,
+        ] {
+            let mut frame = BytesMut::new();
+            frame.put_u32(4 + header.len() as u32);
+            frame.put_u32(header.len() as u32);
+            frame.put_slice(header);
+            let cmd = decode_frame(&mut frame).unwrap().unwrap();
+            let fields = cmd.ext_fields.to_vec();
+            assert!(
+                fields.iter().all(|(k, v)| !k.is_empty() && !v.is_empty()),
+                "{fields:?}"
+            );
+            assert_eq!(cmd.ext("a"), Some("1"));
+            assert_eq!(cmd.ext(""), None);
+            assert_eq!(cmd.ext("b"), None);
+        }
+    }
+
+    #[test]
+    fn a_field_name_too_long_for_the_binary_header_is_an_error() {
+        let mut cmd = route_request();
+        cmd.ext_fields
+            .push((Cow::Owned("k".repeat(40_000)), "v".into()));
+        let err = encode_frame(&cmd, SerializeType::RocketMq).unwrap_err();
+        assert!(err.to_string().contains("does not fit"), "{err}");
+        let mut json = encode_frame(&cmd, SerializeType::Json).unwrap();
+        let back = decode_frame(&mut json).unwrap().unwrap();
+        assert_eq!(back.ext(&"k".repeat(40_000)), Some("v"));
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl ExtFields {
                 }
             }
             ExtFields::Json(obj) => super::json_scan::for_each_ext(obj, &mut |k, v| {
-                if !v.is_empty() {
+                if !k.is_empty() && !v.is_empty() {
                     f(k, v)
                 }
             }),
@@ -132,6 +132,10 @@ impl ExtFields {
     }
 
     fn get(&self, key: &str) -> Option<&str> {
+        if key.is_empty() {
+            // no field has an empty name (see `for_each`)
+            return None;
+        }
         match self {
             ExtFields::Owned(v) => v.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
             ExtFields::Typed(_) => None,

@@ -83,6 +83,26 @@ impl ProcessorRegistry {
             None => Arc::new(UnsupportedProcessor),
         }
     }
+
+    /// Runs the processor of `request` on the calling thread and returns what would be written
+    /// back (nothing for a oneway request). The fuzz targets drive requests through this.
+    pub(crate) fn process_now(
+        &self,
+        remote_addr: &str,
+        request: RemotingCommand,
+    ) -> Option<RemotingCommand> {
+        run(&*self.processor(request.code), remote_addr, request)
+    }
+}
+
+/// A processor's answer to `request`, dropped when the request is oneway.
+fn run(
+    processor: &dyn RequestProcessor,
+    remote_addr: &str,
+    request: RemotingCommand,
+) -> Option<RemotingCommand> {
+    let oneway = request.is_oneway();
+    processor.process(remote_addr, request).filter(|_| !oneway)
 }
 
 impl RequestHandler for ProcessorRegistry {
@@ -93,10 +113,8 @@ impl RequestHandler for ProcessorRegistry {
             (!oneway).then(|| RemotingCommand::response_to(&request, response::SYSTEM_ERROR, None));
         let conn2 = Arc::clone(conn);
         let queued = self.executor.spawn(BROKER_REQUESTS, move || {
-            if let Some(response) = processor.process(conn2.addr(), request) {
-                if !oneway {
-                    let _ = conn2.send_command(&response);
-                }
+            if let Some(response) = run(&*processor, conn2.addr(), request) {
+                let _ = conn2.send_command(&response);
             }
         });
         if let (Err(e), Some(mut refusal)) = (queued, refusal) {
