@@ -53,8 +53,9 @@ def main():
 
             for i in range(n):
                 question = f"question {i}"
+                request = rmq.Message(topic, question.encode(), tags=tag)
                 try:
-                    with requester.request(rmq.Message(topic, question.encode(), tags=tag), REPLY_TIMEOUT) as reply:
+                    with requester.request(request, REPLY_TIMEOUT) as reply:
                         ok = reply.body == f"re: {question}".encode()
                         print(f"{question} -> {reply.body.decode()}{'' if ok else '  (NOT the answer)'}")
                         matched += ok

@@ -22,7 +22,8 @@ except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bindings" / "python"))
     import rmq
 
-COMMIT, ROLLBACK, UNKNOWN = rmq.TransactionState.COMMIT, rmq.TransactionState.ROLLBACK, rmq.TransactionState.UNKNOWN
+COMMIT, ROLLBACK, UNKNOWN = (rmq.TransactionState.COMMIT, rmq.TransactionState.ROLLBACK,
+                             rmq.TransactionState.UNKNOWN)
 
 # key: (what the application's state will say, what the local transaction answers now)
 ORDERS = {
