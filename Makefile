@@ -64,6 +64,12 @@ $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/consumer: examples/c/consumer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/transaction: examples/c/transaction.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/request: examples/c/request.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
 $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
@@ -72,7 +78,8 @@ $(OUT)/rmq_bench: benches/c/rmq_bench.c include/rmq.h $(LIB) | $(OUT)
 
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan \
             $(foreach t,$(C_STANDALONE),$(OUT)/$(t) $(OUT)/$(t)_asan) \
-            $(OUT)/producer $(OUT)/consumer $(OUT)/sync_send $(OUT)/rmq_bench
+            $(OUT)/producer $(OUT)/consumer $(OUT)/transaction $(OUT)/request \
+            $(OUT)/sync_send $(OUT)/rmq_bench
 
 # These two need RMQ_NAMESRV (make test sets it).
 c-test: build $(OUT)/test_rmq $(foreach t,$(C_STANDALONE),$(OUT)/$(t))
@@ -92,7 +99,7 @@ config-doc:
 	$(CARGO) run --release --example gen_config_doc
 
 # A real local cluster, then the C, Python and Go examples end to end.
-demo: go-lib $(OUT)/producer $(OUT)/consumer
+demo: go-lib $(OUT)/producer $(OUT)/consumer $(OUT)/transaction $(OUT)/request
 	scripts/demo.sh
 
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
