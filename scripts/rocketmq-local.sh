@@ -383,6 +383,10 @@ storeReplyMessageEnable=true
 transactionTimeOut=3000
 transactionCheckInterval=1000
 transactionCheckMax=15
+# The broker writes its "transaction ended" markers in batches every transactionOpBatchInterval
+# (3000 ms by default). With the short transactionTimeOut above it would check transactions that
+# had already ended, and a checker answering commit would deliver them twice.
+transactionOpBatchInterval=100
 timerWheelEnable=true
 timerPrecisionMs=1000
 waitTimeMillsInSendQueue=1000

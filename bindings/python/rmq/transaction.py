@@ -37,9 +37,11 @@ _lib = _ffi.lib
 _log = logging.getLogger("rmq")
 
 
-class TransactionState(enum.IntEnum):
+class TransactionState(enum.Enum):
     """How a local transaction ended: RMQ_TRANSACTION_* of rmq.h (macros, so not readable at
-    run time; the ABI fixes their values and a test compares them with the header)."""
+    run time; the ABI fixes their values and a test compares them with the header). A plain
+    Enum, not an IntEnum: COMMIT is 0 in C, and ``state or default`` must not treat it as
+    false."""
 
     COMMIT = 0
     ROLLBACK = 1
@@ -66,9 +68,9 @@ class TransactionSendResult:
 
 def _state(value, what: str) -> int:
     if isinstance(value, TransactionState):
-        return int(value)
+        return value.value
     _log.error("rmq: %s returned %r, not an rmq.TransactionState; counted as UNKNOWN", what, value)
-    return TransactionState.UNKNOWN
+    return TransactionState.UNKNOWN.value
 
 
 # user_data of the checker is an integer id into _producers; arg of a send is one into _sends.
@@ -85,14 +87,14 @@ def _on_check(message, user_data):
         with _registry_lock:
             producer = _producers.get(user_data or 0)
         if producer is None:
-            return TransactionState.UNKNOWN
+            return TransactionState.UNKNOWN.value
         return _state(producer._checker(_copy(message)), "the transaction checker")
     except BaseException:
         try:
             _log.exception("rmq: the transaction checker failed; answered UNKNOWN, the broker asks again")
         except BaseException:
             pass
-        return TransactionState.UNKNOWN
+        return TransactionState.UNKNOWN.value
 
 
 def _on_execute(message, result, arg):
@@ -102,7 +104,7 @@ def _on_execute(message, result, arg):
         with _registry_lock:
             entry = _sends.get(arg or 0)
         if entry is None:
-            return TransactionState.UNKNOWN
+            return TransactionState.UNKNOWN.value
         execute, user_message, user_arg = entry
         return _state(execute(user_message, _copy_result(result), user_arg), "the local transaction")
     except BaseException:
@@ -110,7 +112,7 @@ def _on_execute(message, result, arg):
             _log.exception("rmq: the local transaction failed; the transaction ends UNKNOWN")
         except BaseException:
             pass
-        return TransactionState.UNKNOWN
+        return TransactionState.UNKNOWN.value
 
 
 #: Kept referenced for the life of the process: C may call them at any time.

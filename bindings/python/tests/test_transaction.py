@@ -72,6 +72,13 @@ def test_transaction_state_values_are_the_headers():
         assert m and int(m.group(1)) == state.value
 
 
+def test_every_state_is_truthy_and_not_an_int():
+    # COMMIT is 0 in C; as an IntEnum it was falsy, so `saved.get(id) or UNKNOWN` turned a
+    # commit into UNKNOWN.
+    assert all(bool(s) for s in rmq.TransactionState)
+    assert rmq.TransactionState.COMMIT != 0
+
+
 def test_commit_rollback_and_the_checker_settle_transactions(namesrv, topic):
     create_topic(namesrv, topic)
     group = unique_name("pytxg")
