@@ -24,10 +24,10 @@ const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);
 const TIMEOUT_DELAY_LEVEL: i32 = 3;
 
 /// Counts a batch as busy until dropped (whatever path it takes, panics included).
-struct BusyGuard(Arc<Inner>);
+pub(crate) struct BusyGuard(Arc<Inner>);
 
 impl BusyGuard {
-    fn new(inner: &Arc<Inner>) -> BusyGuard {
+    pub(crate) fn new(inner: &Arc<Inner>) -> BusyGuard {
         inner.busy.add();
         BusyGuard(Arc::clone(inner))
     }
@@ -46,6 +46,9 @@ pub(crate) fn dispatch(
     pq: &Arc<ProcessQueue>,
     msgs: Vec<Arc<MessageExt>>,
 ) {
+    if inner.orderly.is_enabled() {
+        return super::orderly::dispatch(inner, instance, mq, pq);
+    }
     for chunk in msgs.chunks(inner.config.consume_message_batch_max_size.max(1)) {
         submit(inner, instance, mq, pq, chunk.to_vec());
     }
@@ -164,7 +167,7 @@ async fn send_back_all(
 
 /// Hands a failed message back to its broker for a later retry (or the DLQ once it has been
 /// retried `max-reconsume-times` times); falls back to sending a copy to the retry topic.
-async fn send_back(
+pub(crate) async fn send_back(
     inner: &Inner,
     instance: &ClientInstance,
     mq: &MessageQueue,
@@ -257,6 +260,9 @@ async fn resend_to_retry_topic(
 /// Sends back messages whose listener call has run longer than the consume timeout, so they
 /// stop holding back their queue's offset (the call itself goes on; its result is ignored).
 pub(crate) fn send_back_expired(inner: &Arc<Inner>, instance: &Arc<ClientInstance>) {
+    if inner.orderly.is_enabled() {
+        return; // orderly queues wait for their listener: nothing may overtake it
+    }
     let queues: Vec<(MessageQueue, Arc<ProcessQueue>)> = inner
         .queues
         .lock()

@@ -33,6 +33,13 @@ pub(crate) async fn pull_loop(
         if pq.is_dropped() || inner.is_stopping() {
             return;
         }
+        // An orderly queue is pulled only while its broker lock is ours.
+        if inner.orderly.is_enabled() && !pq.orderly.lock.is_valid() {
+            if !inner.pause(DELAY_ON_ERROR).await {
+                return;
+            }
+            continue;
+        }
         let (count, bytes) = pq.load();
         if count >= inner.config.pull_threshold_for_queue
             || bytes >= inner.config.pull_threshold_size_for_queue
