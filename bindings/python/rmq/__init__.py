@@ -35,7 +35,14 @@ from .errors import (
     status_name,
 )
 from ._log import log_records_dropped, set_log_level
-from .consumer import ConsumeStatus, PushConsumer, ReceivedMessage, ReconsumeLater
+from .consumer import (
+    ConsumeOrderlyStatus,
+    ConsumeStatus,
+    PushConsumer,
+    ReceivedMessage,
+    ReconsumeLater,
+    SuspendCurrentQueue,
+)
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
@@ -53,6 +60,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigKey",
+    "ConsumeOrderlyStatus",
     "ConsumeStatus",
     "ForkedError",
     "HashSelector",
@@ -80,6 +88,7 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "Status",
+    "SuspendCurrentQueue",
     "TransportError",
     "config_keys",
     "error_for",

@@ -78,6 +78,7 @@ def expected_ctype(ctype: str):
         "rmq_log_level_t": c_int32,
         "uint64_t": c_uint64,
         "rmq_message_listener_t": _ffi.MESSAGE_LISTENER,
+        "rmq_orderly_listener_t": _ffi.ORDERLY_LISTENER,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
