@@ -114,6 +114,7 @@ type PushConsumer struct {
 	inHandlerMu sync.Mutex
 	inHandler   map[C.pthread_t]int
 	handler     Handler
+	orderly     OrderlyHandler
 	// channel mode (Messages)
 	deliveries chan *Delivery
 	// stop is closed when shutdown begins; destroyed once the last handler call has returned.
@@ -191,9 +192,16 @@ func (c *PushConsumer) Start(handler Handler) error {
 	return c.start(handler, nil)
 }
 
-// start holds mu for writing: handler and deliveries are set before any consumer thread can
-// read them (the C start happens after), and never change afterwards.
 func (c *PushConsumer) start(handler Handler, deliveries chan *Delivery) error {
+	return c.startWith(
+		func(h *C.rmq_push_consumer_t, self C.uintptr_t) C.rmq_status_t { return C.rmq_go_set_listener(h, self) },
+		func() { c.handler, c.deliveries = handler, deliveries })
+}
+
+// startWith holds mu for writing: install sets the handler before any consumer thread can read
+// it (the C start happens after), and it never changes afterwards. setListener registers the
+// C listener with the consumer's cgo handle.
+func (c *PushConsumer) startWith(setListener func(*C.rmq_push_consumer_t, C.uintptr_t) C.rmq_status_t, install func()) error {
 	if c == nil {
 		return invalidArgument("consumer is nil")
 	}
@@ -208,9 +216,9 @@ func (c *PushConsumer) start(handler Handler, deliveries chan *Delivery) error {
 	if c.self == 0 {
 		c.self = cgo.NewHandle(c)
 	}
-	c.handler, c.deliveries = handler, deliveries
-	h := c.h
-	err := call(func() C.rmq_status_t { return C.rmq_go_set_listener(h, C.uintptr_t(c.self)) })
+	install()
+	h, self := c.h, C.uintptr_t(c.self)
+	err := call(func() C.rmq_status_t { return setListener(h, self) })
 	if err == nil {
 		err = call(func() C.rmq_status_t { return C.rmq_push_consumer_start(h) })
 	}
