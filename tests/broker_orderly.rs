@@ -38,14 +38,17 @@ fn config(group: &str, extra: &[(&str, &str)]) -> rmq::ConsumerConfig {
     c.consumer_config().unwrap()
 }
 
-/// Sends `per_key` messages "<key>:<i>" for each key, interleaved, each key through the hash
-/// selector (so one key stays on one queue).
+/// Sends "<key>:<i>" for i in from..to and each key, interleaved, each key through the hash
+/// selector (so one key stays on one queue). An ordered send makes one attempt, so a failed one
+/// (a busy broker, a topic being created) is repeated here, in place: the order stays.
 fn send_keyed(p: &Producer, topic: &str, keys: &[String], from: usize, to: usize) {
     for i in from..to {
         for key in keys {
             let m = Message::new(topic, format!("{key}:{i}"));
-            p.send_select_blocking(&m, &QueueSelector::ByHash(key))
-                .unwrap();
+            let sent = eventually(Duration::from_secs(30), || {
+                p.send_select_blocking(&m, &QueueSelector::ByHash(key)).ok()
+            });
+            assert!(sent.is_some(), "{key}:{i} not sent");
         }
     }
 }

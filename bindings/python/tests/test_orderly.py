@@ -29,8 +29,19 @@ def orderly_consumer(namesrv, group, **extra):
 
 
 def send_round(producer, topic, i, keys=KEYS):
+    """Sends "<key>:<i>" for each key through the hash selector. An ordered send makes one
+    attempt, so a failed one (a busy broker, a topic being created) is repeated here, in place."""
     for k in keys:
-        producer.send(rmq.Message(topic, f"{k}:{i}".encode()), selector=rmq.HashSelector(k))
+        msg = rmq.Message(topic, f"{k}:{i}".encode())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                producer.send(msg, selector=rmq.HashSelector(k))
+                break
+            except rmq.RmqError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.3)
 
 
 def test_orderly_statuses_equal_the_header():
