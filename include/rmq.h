@@ -282,6 +282,47 @@ typedef struct rmq_queue_selector_t {
 } rmq_queue_selector_t;
 
 /**
+ * What an orderly listener says about its batch (its return value).
+ */
+typedef int32_t rmq_consume_orderly_status_t;
+
+/**
+ * What an orderly listener may say besides its status. Owned by the library; valid until the
+ * listener returns.
+ */
+typedef struct rmq_consume_orderly_context_t {
+  /**
+   * How long the queue waits after RMQ_CONSUME_ORDERLY_SUSPEND, in ms. The listener finds
+   * consumer.suspend-current-queue-time-millis here and may change it; values outside
+   * 10..30000 are brought to the nearer bound. Ignored with RMQ_CONSUME_ORDERLY_SUCCESS.
+   */
+  int64_t suspend_millis;
+} rmq_consume_orderly_context_t;
+
+/**
+ * The orderly listener of a push consumer: called with `count` (>= 1) messages of one queue,
+ * at most consumer.consume-message-batch-max-size of them, in queue offset order. Calls for
+ * one queue never overlap and follow the queue's order; the queue is locked at its broker for
+ * this consumer while they run, so no other consumer of the group receives its messages.
+ *
+ * Thread: one of the consumer's own threads ("rmq-c<id>-N"), never an I/O thread or the
+ * application's thread, and never while the library holds a lock. Calls for different queues
+ * run at once on different threads, so `user_data` must be safe to use concurrently.
+ *
+ * Lifetime: `messages`, each message in it, and `context` are borrowed until the listener
+ * returns; after that the message handles are invalid (RMQ_ERR_INVALID_HANDLE).
+ *
+ * It may call rmq_ functions, but not rmq_push_consumer_shutdown or _destroy of its own
+ * consumer (RMQ_ERR_INVALID_STATE). If the consumer is shutting down, a batch not yet started
+ * is not handed to it; it is delivered again later (to this consumer after a restart, or to
+ * another one of the group).
+ */
+typedef rmq_consume_orderly_status_t (*rmq_orderly_listener_t)(const struct rmq_received_message_t *const *messages,
+                                                               size_t count,
+                                                               struct rmq_consume_orderly_context_t *context,
+                                                               void *user_data);
+
+/**
  * A borrowed (pointer, length) view of one property of a received message.
  */
 typedef struct rmq_property_view_t {
@@ -526,6 +567,19 @@ typedef rmq_transaction_state_t (*rmq_local_transaction_t)(const struct rmq_mess
  * The caller's `select` function with `arg`.
  */
 #define RMQ_SELECTOR_CALLBACK 4
+
+/**
+ * Consumed: the queue's offset may move past these messages and the next ones follow.
+ */
+#define RMQ_CONSUME_ORDERLY_SUCCESS 0
+
+/**
+ * Stop this queue a moment (rmq_consume_orderly_context_t.suspend_millis) and deliver the same
+ * messages again, in the same order; other queues go on meanwhile. After
+ * consumer.max-reconsume-times suspensions a message goes to %DLQ%<group> and the queue moves
+ * on. Any value other than RMQ_CONSUME_ORDERLY_SUCCESS counts as this.
+ */
+#define RMQ_CONSUME_ORDERLY_SUSPEND 1
 
 /**
  * Stored (and flushed/replicated as the broker is configured).
@@ -1335,6 +1389,21 @@ rmq_status_t rmq_producer_send_async_to_queue(struct rmq_producer_t *producer,
                                               const struct rmq_message_queue_t *queue,
                                               rmq_send_callback_t callback,
                                               void *user_data);
+
+/**
+ * Sets an orderly listener (see rmq_orderly_listener_t) and its `user_data`, passed through
+ * untouched; it must stay valid until rmq_push_consumer_destroy has returned. It replaces a
+ * listener set with rmq_push_consumer_set_listener, and the other way round. Before start only
+ * (else RMQ_ERR_INVALID_STATE). `listener` must not be NULL.
+ *
+ * Orderly consumption: a queue is locked at its broker (LOCK_BATCH_MQ) before it is consumed
+ * and locked again every 20 s; it is unlocked when a rebalance gives it to another consumer
+ * (after its offset is committed, once the running call has returned) and at shutdown. The
+ * offset moves only past messages the listener consumed (or that went to the DLQ).
+ */
+rmq_status_t rmq_push_consumer_set_orderly_listener(struct rmq_push_consumer_t *consumer,
+                                                    rmq_orderly_listener_t listener,
+                                                    void *user_data);
 
 /**
  * Puts the consumer in poll mode instead of calling a listener: received messages wait until

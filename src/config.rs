@@ -75,6 +75,7 @@ pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
 pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
+pub const SUSPEND_CURRENT_QUEUE_TIME: &str = "consumer.suspend-current-queue-time-millis";
 pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
@@ -319,6 +320,12 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "How often (ms) the consumer recomputes which queues it owns; a change of the group's members announced by a broker triggers a rebalance at once as well.",
     },
     ConfigKey {
+        name: SUSPEND_CURRENT_QUEUE_TIME,
+        default: "1000",
+        kind: ValueKind::Integer { min: 10, max: 30_000 },
+        description: "Orderly listeners: how long (ms) a queue waits after its listener asked to suspend it before the same messages come again, unless the listener chose a time itself.",
+    },
+    ConfigKey {
         name: LOG_LEVEL,
         default: "off",
         kind: ValueKind::Text,
@@ -521,6 +528,7 @@ impl Config {
             ),
             persist_offset_interval: self.ms(PERSIST_CONSUMER_OFFSET_INTERVAL),
             rebalance_interval: self.ms(REBALANCE_INTERVAL),
+            suspend_current_queue_time: self.ms(SUSPEND_CURRENT_QUEUE_TIME),
         })
     }
 }
@@ -551,6 +559,8 @@ pub struct ConsumerConfig {
     pub persist_offset_interval: Duration,
     /// How often queues are reallocated.
     pub rebalance_interval: Duration,
+    /// How long an orderly queue waits after a suspend.
+    pub suspend_current_queue_time: Duration,
 }
 
 impl ConsumerConfig {

@@ -51,6 +51,9 @@ pub(crate) fn dispatch(
         handoff.push(mq, pq, msgs);
         return;
     }
+    if inner.orderly.is_enabled() {
+        return super::orderly::dispatch(inner, instance, mq, pq);
+    }
     for chunk in msgs.chunks(inner.config.consume_message_batch_max_size.max(1)) {
         submit(inner, instance, mq, pq, chunk.to_vec());
     }
@@ -175,7 +178,7 @@ async fn send_back_all(
 
 /// Hands a failed message back to its broker for a later retry (or the DLQ once it has been
 /// retried `max-reconsume-times` times); falls back to sending a copy to the retry topic.
-async fn send_back(
+pub(crate) async fn send_back(
     inner: &Inner,
     instance: &ClientInstance,
     mq: &MessageQueue,
@@ -268,6 +271,9 @@ async fn resend_to_retry_topic(
 /// Sends back messages whose listener call has run longer than the consume timeout, so they
 /// stop holding back their queue's offset (the call itself goes on; its result is ignored).
 pub(crate) fn send_back_expired(inner: &Arc<Inner>, instance: &Arc<ClientInstance>) {
+    if inner.orderly.is_enabled() {
+        return; // orderly queues wait for their listener: nothing may overtake it
+    }
     let queues: Vec<(MessageQueue, Arc<ProcessQueue>)> = inner
         .queues
         .lock()

@@ -10,7 +10,9 @@
 //! (`consumer.consume-thread-number`), never on an I/O thread or a caller's thread.
 mod allocate;
 mod consume;
+mod lock;
 mod offset;
+mod orderly;
 mod poll;
 mod process_queue;
 mod pull;
@@ -26,6 +28,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use allocate::AllocateStrategy;
+pub use orderly::{OrderlyListener, OrderlyResult};
 pub use poll::ReceivedBatch;
 pub use subscription::{java_string_hash, ExpressionType, Subscription};
 
@@ -126,6 +129,8 @@ pub(crate) struct Inner {
     listener: Mutex<Option<Listener>>,
     /// Set in poll mode (instead of a listener): where the consume stage leaves the messages.
     handoff: Mutex<Option<Arc<poll::Handoff>>>,
+    /// Set instead of `listener` for orderly consumption.
+    orderly: orderly::Orderly,
     state: Mutex<State>,
     instance: Mutex<Option<Arc<ClientInstance>>>,
     executor: Executor,
@@ -253,6 +258,7 @@ impl PushConsumer {
             subscriptions: Mutex::new(Vec::new()),
             listener: Mutex::new(None),
             handoff: Mutex::new(None),
+            orderly: orderly::Orderly::default(),
             state: Mutex::new(State::Created),
             instance: Mutex::new(None),
             executor: Executor::new(format!("rmq-c{id}"), config.consume_thread_number),
@@ -323,6 +329,7 @@ impl PushConsumer {
                     .into(),
             ));
         }
+        self.inner.orderly.clear();
         *self.inner.listener.lock() = Some(Arc::new(listener));
         *self.inner.handoff.lock() = None;
         Ok(())
@@ -338,6 +345,7 @@ impl PushConsumer {
             ));
         }
         *self.inner.listener.lock() = None;
+        self.inner.orderly.clear();
         *self.inner.handoff.lock() = Some(Arc::default());
         Ok(())
     }
@@ -352,6 +360,26 @@ impl PushConsumer {
     pub fn poll(&self, max: usize, timeout: Duration) -> Result<Option<ReceivedBatch>> {
         runtime::check_pid(self.inner.pid)?;
         poll::poll(&self.inner, max, timeout)
+    }
+
+    /// Sets an orderly listener instead (before start; it replaces any listener set before):
+    /// queues are locked at their brokers, and each is consumed by one thread at a time, in
+    /// offset order. See `OrderlyResult` for what the listener may answer.
+    pub fn set_orderly_listener(
+        &self,
+        listener: impl Fn(&[Arc<MessageExt>]) -> OrderlyResult + Send + Sync + 'static,
+    ) -> Result<()> {
+        let state = self.inner.state.lock();
+        if *state != State::Created {
+            return Err(Error::InvalidState(
+                "set the listener before start; the consumer is already started or shut down"
+                    .into(),
+            ));
+        }
+        *self.inner.listener.lock() = None;
+        *self.inner.handoff.lock() = None;
+        self.inner.orderly.set(Arc::new(listener));
+        Ok(())
     }
 
     /// Joins the client instance, fetches the routes of the subscribed topics, sends the
@@ -374,7 +402,10 @@ impl PushConsumer {
                     ))
                 }
             }
-            if inner.listener.lock().is_none() && inner.handoff.lock().is_none() {
+            if inner.listener.lock().is_none()
+                && inner.handoff.lock().is_none()
+                && !inner.orderly.is_enabled()
+            {
                 return Err(Error::InvalidState(
                     "set a listener (or poll mode) before starting the consumer".into(),
                 ));
@@ -427,6 +458,10 @@ impl PushConsumer {
             return Err(e);
         }
         let handle = instance.shared().handle().clone();
+        if inner.orderly.is_enabled() {
+            // Ends at shutdown.
+            handle.spawn(lock::relock_loop(Arc::clone(inner), Arc::clone(&instance)));
+        }
         let task = handle.spawn(rebalance::background(Arc::clone(inner), instance));
         *inner.background.lock() = Some(task);
         Ok(())
@@ -512,6 +547,11 @@ impl PushConsumer {
                 let offset = q.pq.commit_offset();
                 q.pq.drop_queue();
                 let _ = offset::commit(inner, &instance, mq, offset).await;
+            }
+            if inner.orderly.is_enabled() {
+                // After the commits, so the next owner starts where this consumer stopped.
+                let mqs: Vec<MessageQueue> = owned.iter().map(|(q, _)| q.clone()).collect();
+                lock::unlock(inner, &instance, &mqs).await;
             }
             instance
                 .unregister_consumer_group(&inner.config.group)

@@ -28,6 +28,8 @@ struct State {
 pub struct ProcessQueue {
     state: Mutex<State>,
     dropped: AtomicBool,
+    /// Lock and scheduling of orderly consumption (unused by concurrent consumption).
+    pub(crate) orderly: super::orderly::OrderlyQueue,
 }
 
 impl ProcessQueue {
@@ -117,6 +119,29 @@ impl ProcessQueue {
         removed
     }
 
+    /// The `n` lowest messages in flight, in offset order (orderly consumption takes them).
+    pub fn first(&self, n: usize) -> Vec<Arc<MessageExt>> {
+        let st = self.state.lock();
+        st.msgs
+            .values()
+            .take(n)
+            .map(|e| Arc::clone(&e.msg))
+            .collect()
+    }
+
+    /// Counts one more delivery of the messages at `offsets` (orderly consumption redelivers
+    /// them here, not through the broker), so the listener sees their reconsume times grow.
+    pub fn count_redelivery(&self, offsets: &[i64]) {
+        let mut st = self.state.lock();
+        for o in offsets {
+            if let Some(e) = st.msgs.get_mut(o) {
+                let mut m = MessageExt::clone(&e.msg);
+                m.reconsume_times = m.reconsume_times.saturating_add(1);
+                e.msg = Arc::new(m);
+            }
+        }
+    }
+
     /// Whether the message at `offset` is still in flight here.
     pub fn contains(&self, offset: i64) -> bool {
         self.state.lock().msgs.contains_key(&offset)
@@ -176,5 +201,17 @@ mod tests {
         assert_eq!(pq.remove(&[5, 5]), vec![5]);
         assert_eq!(pq.commit_offset(), 8);
         assert_eq!(pq.load(), (0, 0));
+    }
+
+    #[test]
+    fn orderly_takes_the_lowest_first_and_counts_redeliveries() {
+        let pq = ProcessQueue::new(0);
+        pq.add(&[msg(7), msg(5), msg(6)], 8);
+        let first: Vec<i64> = pq.first(2).iter().map(|m| m.queue_offset).collect();
+        assert_eq!(first, vec![5, 6]);
+        pq.count_redelivery(&[5]);
+        pq.count_redelivery(&[5]);
+        assert_eq!(pq.first(1)[0].reconsume_times, 2);
+        assert_eq!(pq.first(3)[1].reconsume_times, 0);
     }
 }

@@ -33,6 +33,13 @@ pub(crate) async fn pull_loop(
         if pq.is_dropped() || inner.is_stopping() {
             return;
         }
+        // An orderly queue is pulled only while its broker lock is ours.
+        if inner.orderly.is_enabled() && !pq.orderly.lock.is_valid() {
+            if !inner.pause(DELAY_ON_ERROR).await {
+                return;
+            }
+            continue;
+        }
         let (count, bytes) = pq.load();
         // The span bound keeps a stuck message from letting the rest of its queue run far
         // ahead: offsets commit only up to the lowest unconsumed one, so the span is what a

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{consume, offset, pull, Inner, OwnedQueue};
+use super::{consume, lock, offset, orderly, pull, Inner, OwnedQueue};
 use crate::client::{ClientInstance, MessageQueue};
 use crate::error::{Error, Result};
 use crate::protocol::code::response;
@@ -138,13 +138,22 @@ async fn update_queues(
             .collect()
     };
     for (mq, owned) in released {
-        release(inner, instance, &mq, owned).await;
+        if inner.orderly.is_enabled() {
+            orderly::release(inner, instance, mq, owned).await;
+        } else {
+            release(inner, instance, &mq, owned).await;
+        }
     }
     for mq in mine {
         if inner.is_stopping() {
             return;
         }
         if inner.queues.lock().contains_key(&mq) {
+            continue;
+        }
+        // Orderly: only a queue locked at its broker is taken (and its offset read after that).
+        if inner.orderly.is_enabled() && !lock::lock_one(inner, instance, &mq).await {
+            lock::retry_refused_soon(inner);
             continue;
         }
         // A queue whose start cannot be read is not taken now; the next round tries again.
@@ -155,6 +164,9 @@ async fn update_queues(
             return;
         };
         let pq = Arc::new(super::ProcessQueue::new(start));
+        if inner.orderly.is_enabled() {
+            pq.orderly.lock.mark_locked();
+        }
         let mut queues = inner.queues.lock();
         if inner.is_stopping() {
             return;

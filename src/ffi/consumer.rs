@@ -74,7 +74,7 @@ pub type rmq_message_listener_t = Option<
 
 /// Listener calls in progress, so destroy can wait for the last one and none starts after it.
 #[derive(Default)]
-struct Gate {
+pub(super) struct Gate {
     /// (closed, calls running)
     state: Mutex<(bool, usize)>,
     idle: Condvar,
@@ -118,7 +118,7 @@ impl Drop for LeaveOnDrop<'_> {
 
 pub(crate) struct FfiConsumer {
     pub(crate) consumer: PushConsumer,
-    gate: Arc<Gate>,
+    pub(super) gate: Arc<Gate>,
 }
 
 static CONSUMERS: Registry<FfiConsumer> = Registry::new("push consumer");
@@ -161,24 +161,36 @@ impl Drop for Lent {
     }
 }
 
+/// Lends `msgs` to C as temporary handles for the duration of `call` (array pointer, count);
+/// None, without calling, once the consumer is being destroyed.
+pub(super) fn lend<R>(
+    gate: &Gate,
+    msgs: &[Arc<MessageExt>],
+    call: impl FnOnce(*const *const rmq_received_message_t, usize) -> R,
+) -> Option<R> {
+    if !gate.enter() {
+        return None;
+    }
+    let _leave = LeaveOnDrop(gate);
+    let lent = Lent(
+        msgs.iter()
+            .map(|m| RECEIVED.insert::<rmq_received_message_t>(Arc::clone(m)) as *const _)
+            .collect(),
+    );
+    Some(call(lent.0.as_ptr(), lent.0.len()))
+}
+
 impl CListener {
     fn call(&self, msgs: &[Arc<MessageExt>]) -> ConsumeResult {
-        let later = ConsumeResult::ReconsumeLater { delay_level: 0 };
-        if !self.gate.enter() {
-            return later;
-        }
-        let _leave = LeaveOnDrop(&self.gate);
-        let lent = Lent(
-            msgs.iter()
-                .map(|m| RECEIVED.insert::<rmq_received_message_t>(Arc::clone(m)) as *const _)
-                .collect(),
-        );
         let mut context = rmq_consume_context_t { delay_level: 0 };
         // SAFETY: the caller supplied this listener for exactly this use; the handles and the
         // context live until it returns.
-        let status =
-            unsafe { (self.callback)(lent.0.as_ptr(), lent.0.len(), &mut context, self.user_data) };
-        drop(lent);
+        let status = lend(&self.gate, msgs, |ptr, len| unsafe {
+            (self.callback)(ptr, len, &mut context, self.user_data)
+        });
+        let Some(status) = status else {
+            return ConsumeResult::ReconsumeLater { delay_level: 0 };
+        };
         match status {
             RMQ_CONSUME_SUCCESS => ConsumeResult::Success,
             _ => ConsumeResult::ReconsumeLater {

@@ -172,6 +172,7 @@ type PushConsumer struct {
 	inHandlerMu sync.Mutex
 	inHandler   map[C.pthread_t]int
 	handler     Handler
+	orderly     OrderlyHandler
 	// stop is closed when shutdown begins.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -246,9 +247,22 @@ func (c *PushConsumer) Start(handler Handler) error {
 	return c.start(handler)
 }
 
-// start holds mu for writing: the handler is set before any consumer thread can read it (the C
-// start happens after), and never changes afterwards. A nil handler means poll mode.
+// start installs a handler, or poll mode when handler is nil.
 func (c *PushConsumer) start(handler Handler) error {
+	return c.startWith(
+		func(h *C.rmq_push_consumer_t, self C.uintptr_t) C.rmq_status_t {
+			if handler == nil {
+				return C.rmq_push_consumer_set_poll_mode(h)
+			}
+			return C.rmq_go_set_listener(h, self)
+		},
+		func() { c.handler = handler })
+}
+
+// startWith holds mu for writing: install sets the handler before any consumer thread can read
+// it (the C start happens after), and it never changes afterwards. setListener registers the
+// C listener (or poll mode) with the consumer's cgo handle.
+func (c *PushConsumer) startWith(setListener func(*C.rmq_push_consumer_t, C.uintptr_t) C.rmq_status_t, install func()) error {
 	if c == nil {
 		return invalidArgument("consumer is nil")
 	}
@@ -263,14 +277,9 @@ func (c *PushConsumer) start(handler Handler) error {
 	if c.self == 0 {
 		c.self = cgo.NewHandle(c)
 	}
-	c.handler = handler
-	h := c.h
-	err := call(func() C.rmq_status_t {
-		if handler == nil {
-			return C.rmq_push_consumer_set_poll_mode(h)
-		}
-		return C.rmq_go_set_listener(h, C.uintptr_t(c.self))
-	})
+	install()
+	h, self := c.h, C.uintptr_t(c.self)
+	err := call(func() C.rmq_status_t { return setListener(h, self) })
 	if err == nil {
 		err = call(func() C.rmq_status_t { return C.rmq_push_consumer_start(h) })
 	}

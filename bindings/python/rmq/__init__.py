@@ -35,7 +35,15 @@ from .errors import (
     status_name,
 )
 from ._log import log_records_dropped, set_log_level
-from .consumer import ConsumeStatus, PushConsumer, ReceivedBatch, ReceivedMessage, ReconsumeLater
+from .consumer import (
+    ConsumeOrderlyStatus,
+    ConsumeStatus,
+    PushConsumer,
+    ReceivedBatch,
+    ReceivedMessage,
+    ReconsumeLater,
+    SuspendCurrentQueue,
+)
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
@@ -55,6 +63,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConfigKey",
+    "ConsumeOrderlyStatus",
     "ConsumeStatus",
     "ForkedError",
     "HashSelector",
@@ -84,6 +93,7 @@ __all__ = [
     "SendResult",
     "SendStatus",
     "Status",
+    "SuspendCurrentQueue",
     "TransactionProducer",
     "TransactionSendResult",
     "TransactionState",

@@ -203,6 +203,18 @@ TRANSACTION_CHECKER = CFUNCTYPE(transaction_state_t, c_void_p, c_void_p)
 #: void *arg)
 LOCAL_TRANSACTION = CFUNCTYPE(transaction_state_t, c_void_p, c_void_p, c_void_p)
 
+
+class ConsumeOrderlyContextT(Structure):
+    """rmq_consume_orderly_context_t (borrowed until the orderly listener returns)."""
+
+    _fields_ = [("suspend_millis", c_int64)]
+
+
+#: rmq_orderly_listener_t: as MESSAGE_LISTENER with an rmq_consume_orderly_context_t.
+ORDERLY_LISTENER = CFUNCTYPE(
+    consume_status_t, POINTER(c_void_p), c_size_t, POINTER(ConsumeOrderlyContextT), c_void_p
+)
+
 #: name -> (restype, argtypes), in the order of include/rmq.h.
 SIGNATURES = {
     "rmq_last_error_message": (c_char_p, []),
@@ -308,6 +320,7 @@ SIGNATURES = {
     "rmq_push_consumer_subscribe": (status_t, [handle_t, c_char_p, c_char_p]),
     "rmq_push_consumer_subscribe_sql92": (status_t, [handle_t, c_char_p, c_char_p]),
     "rmq_push_consumer_set_listener": (status_t, [handle_t, MESSAGE_LISTENER, c_void_p]),
+    "rmq_push_consumer_set_orderly_listener": (status_t, [handle_t, ORDERLY_LISTENER, c_void_p]),
     "rmq_push_consumer_start": (status_t, [handle_t]),
     "rmq_push_consumer_set_poll_mode": (status_t, [handle_t]),
     "rmq_push_consumer_poll": (status_t, [handle_t, c_size_t, c_int64, _out_handle]),

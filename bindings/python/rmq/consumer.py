@@ -11,6 +11,10 @@ Three ways to receive, all on the same consumer:
 The last three use the library's poll mode: one call into the library takes a batch of
 messages (copied into Python objects at once), one call acknowledges it.
 
+``consumer.start(listener, orderly=True)`` consumes orderly instead: each queue is locked at its
+broker, and its messages reach the listener one batch at a time, in queue order (see
+:class:`SuspendCurrentQueue`).
+
 A message is acknowledged when the listener returns (or, when iterating, when the loop asks
 for the next message). An exception in user code, or a return value that is not a consume
 status, means "reconsume later": the message comes back, it is never lost or taken as consumed.
@@ -52,6 +56,23 @@ class ReconsumeLater:
     negative level sends the messages to the dead-letter queue at once."""
 
     delay_level: int = 0
+
+
+class ConsumeOrderlyStatus(enum.IntEnum):
+    """What an orderly listener returns: RMQ_CONSUME_ORDERLY_* of rmq.h."""
+
+    SUCCESS = 0
+    SUSPEND = 1
+
+
+@dataclass(frozen=True)
+class SuspendCurrentQueue:
+    """Return this from an orderly listener to stop the batch's queue a moment and get the same
+    messages again, in the same order, after ``millis`` ms (None:
+    consumer.suspend-current-queue-time-millis; kept within 10..30000). After
+    consumer.max-reconsume-times suspensions a message goes to the dead-letter queue."""
+
+    millis: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +299,42 @@ def _on_messages(msgs, count, ctx, user_data):
 #: Kept referenced for the life of the process: C may call it at any time.
 _LISTENER = _ffi.MESSAGE_LISTENER(_on_messages)
 
+
+def _orderly_verdict(result, ctx) -> int:
+    """The C status of an orderly listener's return value; anything unrecognised suspends."""
+    if result is None or result is True or (
+        isinstance(result, ConsumeOrderlyStatus) and result == ConsumeOrderlyStatus.SUCCESS
+    ):
+        return ConsumeOrderlyStatus.SUCCESS
+    if isinstance(result, SuspendCurrentQueue):
+        ms = result.millis
+        if isinstance(ms, int) and not isinstance(ms, bool):
+            ctx.contents.suspend_millis = max(10, min(ms, 30000))
+        return ConsumeOrderlyStatus.SUSPEND
+    if not (isinstance(result, ConsumeOrderlyStatus) and result == ConsumeOrderlyStatus.SUSPEND):
+        _log.error("rmq: orderly listener returned %r, not a consume status; the queue is suspended", result)
+    return ConsumeOrderlyStatus.SUSPEND
+
+
+def _on_orderly(msgs, count, ctx, user_data):
+    """The one C orderly listener of every consumer. Runs on "rmq-c<id>-N"; never raises."""
+    try:
+        with _consumers_lock:
+            consumer = _consumers.get(user_data or 0)
+        if consumer is None:
+            return ConsumeOrderlyStatus.SUSPEND
+        batch = [_copy(msgs[i]) for i in range(count)]
+        return _orderly_verdict(consumer._deliver(batch), ctx)
+    except BaseException:
+        try:
+            _log.exception("rmq: orderly listener failed; its queue is suspended a moment")
+        except BaseException:
+            pass
+        return ConsumeOrderlyStatus.SUSPEND
+
+
+_ORDERLY_LISTENER = _ffi.ORDERLY_LISTENER(_on_orderly)
+
 _live = weakref.WeakSet()
 
 
@@ -349,17 +406,29 @@ class PushConsumer(_ffi.Closeable):
             )
         )
 
-    def start(self, listener: Optional[Callable[[List[ReceivedMessage]], object]] = None) -> None:
+    def start(
+        self, listener: Optional[Callable[[List[ReceivedMessage]], object]] = None, orderly: bool = False
+    ) -> None:
         """Starts receiving. With ``listener``, it is called with each batch (a list of
         :class:`ReceivedMessage`, up to consumer.consume-message-batch-max-size) on the
         consumer's threads, several at once; return None or ConsumeStatus.SUCCESS when
         consumed, ConsumeStatus.RECONSUME_LATER or ReconsumeLater(delay_level) to have the batch
         delivered again; an exception counts as reconsume-later. Without one the consumer is in
-        poll mode: read the messages with :meth:`messages`, ``async for`` or :meth:`poll`."""
+        poll mode: read the messages with :meth:`messages`, ``async for`` or :meth:`poll`.
+
+        With ``orderly=True`` (a listener is then required) each queue is locked at its broker
+        and its batches are handed over one at a time, in queue order, on the consumer's
+        threads (different queues at once); return None or ConsumeOrderlyStatus.SUCCESS when
+        consumed, ConsumeOrderlyStatus.SUSPEND or SuspendCurrentQueue(millis) to get the same
+        messages again after a pause; an exception counts as a suspend."""
         if listener is not None and not callable(listener):
             raise TypeError("listener must be callable")
+        if orderly and listener is None:
+            raise TypeError("an orderly consumer needs a listener")
         self._listener = listener
-        if listener is not None:
+        if orderly:
+            check(_lib.rmq_push_consumer_set_orderly_listener(self._handle, _ORDERLY_LISTENER, self._id))
+        elif listener is not None:
             check(_lib.rmq_push_consumer_set_listener(self._handle, _LISTENER, self._id))
         else:
             check(_lib.rmq_push_consumer_set_poll_mode(self._handle))
@@ -542,4 +611,12 @@ class PushConsumer(_ffi.Closeable):
         return f"<rmq.PushConsumer {state}>"
 
 
-__all__ = ["ConsumeStatus", "PushConsumer", "ReceivedBatch", "ReceivedMessage", "ReconsumeLater"]
+__all__ = [
+    "ConsumeOrderlyStatus",
+    "ConsumeStatus",
+    "PushConsumer",
+    "ReceivedBatch",
+    "ReceivedMessage",
+    "ReconsumeLater",
+    "SuspendCurrentQueue",
+]

@@ -85,6 +85,7 @@ def expected_ctype(ctype: str):
         "rmq_transaction_state_t*": POINTER(c_int32),
         "rmq_transaction_checker_t": _ffi.TRANSACTION_CHECKER,
         "rmq_local_transaction_t": _ffi.LOCAL_TRANSACTION,
+        "rmq_orderly_listener_t": _ffi.ORDERLY_LISTENER,
         "rmq_config_key_t*": POINTER(_ffi.ConfigKeyT),
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
