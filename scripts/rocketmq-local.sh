@@ -39,6 +39,19 @@
 #   RMQ_STOP_TIMEOUT   seconds per process between SIGTERM and SIGKILL               (60)
 #   RMQ_TLS_MODE       -Dtls.server.mode for both servers: disabled|permissive|enforcing  (disabled)
 #                      permissive = plaintext and TLS on the same port, self-signed certificate
+#                      enforcing = TLS only, with certificates this script makes (RMQ_TLS_CERTS)
+#   RMQ_TLS_CERTS      1: make a test CA and certificates in $RMQ_DATA/tls and have the servers
+#                      use them instead of a self-signed one: ca.pem (the CA), server.pem/.key
+#                      (IP:$RMQ_HOST, DNS:localhost), client.pem/.key (for mutual TLS),
+#                      other-ca.pem (a CA that signed nothing here)  (1 when enforcing, else 0)
+#   RMQ_TLS_CLIENT_AUTH  with RMQ_TLS_CERTS: none|optional|require client certificates  (require)
+#   RMQ_ACL            0: no ACL.  1: ACL 1.0 - conf/plain_acl.yml with the accounts below
+#                      (brokers up to 5.2 read it with aclEnable=true; 5.3+ import it into ACL
+#                      2.0 at boot).  2: ACL 2.0 (5.3+) - authentication and authorization on,
+#                      users and ACLs made with mqadmin after boot.                (0)
+#                      Accounts: rmq-admin / rmq-admin-secret (super user; mqadmin uses it),
+#                      rmq-app / rmq-app-secret: publish and subscribe on topics RmqAcl*
+#                      and every group; no right on topic RmqNoPermTopic.
 #   RMQ_EXTRA_JVM_OPTS extra JVM options for namesrv and broker (word-split)
 #   RMQ_BROKER_CONF_EXTRA  extra key=value lines appended to broker.conf (last one wins)
 #
@@ -93,6 +106,11 @@ RMQ_LIB="${RMQ_LIB:-$RMQ_CACHE/rocketmq-$RMQ_VERSION/lib}"
 RMQ_START_TIMEOUT="${RMQ_START_TIMEOUT:-120}"
 RMQ_STOP_TIMEOUT="${RMQ_STOP_TIMEOUT:-60}"
 RMQ_TLS_MODE="${RMQ_TLS_MODE:-disabled}"
+if [[ "$RMQ_TLS_MODE" == enforcing ]]; then RMQ_TLS_CERTS="${RMQ_TLS_CERTS:-1}"; else RMQ_TLS_CERTS="${RMQ_TLS_CERTS:-0}"; fi
+RMQ_TLS_CLIENT_AUTH="${RMQ_TLS_CLIENT_AUTH:-require}"
+RMQ_ACL="${RMQ_ACL:-0}"
+[[ "$RMQ_ACL" =~ ^[012]$ ]] || { echo "rocketmq-local: RMQ_ACL must be 0, 1 or 2" >&2; exit 2; }
+ACL_ADMIN=rmq-admin ACL_ADMIN_SECRET=rmq-admin-secret ACL_APP=rmq-app ACL_APP_SECRET=rmq-app-secret
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RMQ_POM="$HERE/rocketmq/pom.xml"
@@ -190,22 +208,113 @@ pid_of() {
 
 port_open() { (exec 3<>"/dev/tcp/$RMQ_HOST/$1") 2>/dev/null; }
 
+# ---------------------------------------------------------------------------------- TLS, ACL
+TLS_DIR="$RMQ_DATA/tls"
+# JVM options of the servers and of mqadmin for the certificates of RMQ_TLS_CERTS: the servers
+# present server.pem and check client certificates against ca.pem; their own outgoing
+# connections (broker -> name server, mqadmin) present client.pem and check the server's.
+tls_opts() {
+  ((RMQ_TLS_CERTS)) || return 0
+  printf '%s\n' -Dtls.test.mode.enable=false \
+    -Dtls.server.certPath="$TLS_DIR/server.pem" -Dtls.server.keyPath="$TLS_DIR/server.key" \
+    -Dtls.server.trustCertPath="$TLS_DIR/ca.pem" -Dtls.server.need.client.auth="$RMQ_TLS_CLIENT_AUTH" \
+    -Dtls.enable=true -Dtls.client.authServer=true -Dtls.client.trustCertPath="$TLS_DIR/ca.pem" \
+    -Dtls.client.certPath="$TLS_DIR/client.pem" -Dtls.client.keyPath="$TLS_DIR/client.key"
+}
+
+# make_certs : a test CA, a server and a client certificate signed by it (EC P-256: fast to
+# make), keys in PKCS#8 as netty reads them, and a second CA that signed nothing here.
+make_certs() {
+  command -v openssl >/dev/null || die "openssl not found (needed for RMQ_TLS_CERTS=1)"
+  rm -rf "$TLS_DIR"; mkdir -p "$TLS_DIR"
+  local d=$TLS_DIR ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes) san="IP:$RMQ_HOST,DNS:localhost"
+  {
+    for ca in ca other-ca; do
+      openssl req -x509 "${ec[@]}" -days 7 -subj "/CN=rmq test $ca" -keyout "$d/$ca.key" -out "$d/$ca.pem" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    done
+    # leaf NAME CN EXTENSIONS
+    leaf() {
+      openssl req -new "${ec[@]}" -subj "/CN=$2" -keyout "$d/$1.key" -out "$d/$1.csr"
+      printf '%b' "$3" >"$d/$1.ext"
+      openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 7 \
+        -extfile "$d/$1.ext" -out "$d/$1.pem"
+    }
+    leaf server localhost "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=$san\n"
+    leaf client rmq-test-client "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n"
+  } >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "making the test certificates failed"; }
+}
+
+# write_acl_files : conf/tools.yml (mqadmin signs as the admin) and, for ACL 1.0,
+# conf/plain_acl.yml, in the servers' ROCKETMQ_HOME.
+write_acl_files() {
+  ((RMQ_ACL)) || return 0
+  local conf
+  conf="$(rmq_home)/conf"
+  printf 'accessKey: %s\nsecretKey: %s\n' "$ACL_ADMIN" "$ACL_ADMIN_SECRET" >"$conf/tools.yml"
+  ((RMQ_ACL == 1)) || return 0
+  cat >"$conf/plain_acl.yml" <<YML
+globalWhiteRemoteAddresses: []
+accounts:
+  - accessKey: $ACL_ADMIN
+    secretKey: $ACL_ADMIN_SECRET
+    admin: true
+  - accessKey: $ACL_APP
+    secretKey: $ACL_APP_SECRET
+    admin: false
+    defaultTopicPerm: PUB|SUB
+    defaultGroupPerm: PUB|SUB
+    topicPerms:
+      - RmqNoPermTopic=DENY
+YML
+}
+
+# broker.conf lines of the ACL mode
+acl_conf() {
+  ((RMQ_ACL)) || return 0
+  cat <<CONF
+aclEnable=true
+authenticationEnabled=true
+authenticationProvider=org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider
+authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider
+authorizationEnabled=true
+authorizationProvider=org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider
+authorizationMetadataProvider=org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider
+innerClientAuthenticationCredentials={"accessKey":"$ACL_ADMIN","secretKey":"$ACL_ADMIN_SECRET"}
+CONF
+  if ((RMQ_ACL == 1)); then
+    echo "migrateAuthFromV1Enabled=true"
+  else
+    echo "initAuthenticationUser={\"username\":\"$ACL_ADMIN\",\"password\":\"$ACL_ADMIN_SECRET\"}"
+  fi
+}
+
+# acl2_users : the application user and its rights, through the admin API (ACL 2.0)
+acl2_users() {
+  local out
+  out="$(mqadmin createUser -n "$NS_ADDR" -c "$RMQ_CLUSTER" -u "$ACL_APP" -p "$ACL_APP_SECRET" 2>&1 || true)"
+  grep -qi 'success' <<<"$out" && ! grep -qi exception <<<"$out" || { log "createUser failed:"; echo "$out" >&2; return 1; }
+  out="$(mqadmin createAcl -n "$NS_ADDR" -c "$RMQ_CLUSTER" -s "User:$ACL_APP" -r 'Topic:RmqAcl*,Group:*' -a Pub,Sub -d Allow 2>&1 || true)"
+  grep -qi 'success' <<<"$out" && ! grep -qi exception <<<"$out" || { log "createAcl failed:"; echo "$out" >&2; return 1; }
+}
+
 # ROCKETMQ_HOME must be non-null or the servers exit -2.  5.x reads only conf/tools.yml from it
 # (mqadmin ACL credentials), so an empty dir is enough.
 rmq_home() { mkdir -p "$RMQ_DATA/rmqhome/conf"; echo "$RMQ_DATA/rmqhome"; }
 
 # launch DIR MAIN_CLASS LOGBACK_RESOURCE "HEAP_OPTS" [program args...]
 launch() {
-  local dir=$1 main=$2 logback=$3 heap=$4 home pid
+  local dir=$1 main=$2 logback=$3 heap=$4 home pid tls
   shift 4
   home="$(rmq_home)"
+  mapfile -t tls < <(tls_opts)
   mkdir -p "$dir/tmp"
   # shellcheck disable=SC2086  # $heap and RMQ_EXTRA_JVM_OPTS are deliberately word-split
   nohup "$JAVA" "${JAVA_COMMON[@]}" $heap \
     -Duser.home="$dir" -Djava.io.tmpdir="$dir/tmp" \
     -Drocketmq.home.dir="$home" \
     -Drmq.logback.configurationFile="$logback" \
-    -Dtls.server.mode="$RMQ_TLS_MODE" \
+    -Dtls.server.mode="$RMQ_TLS_MODE" "${tls[@]}" \
     ${RMQ_EXTRA_JVM_OPTS:-} \
     -cp "$RMQ_LIB/*" "$main" "$@" >"$dir/stdout.log" 2>&1 </dev/null 9>&- &
   pid=$!
@@ -258,13 +367,14 @@ stop_one() {
 # -Drocketmq.namesrv.addr makes `-n` optional; an explicit -n still wins.
 mqadmin() {
   lib_ok || die "RocketMQ $RMQ_VERSION jars not fetched (run: $0 fetch)"
-  local home
+  local home tls
   home="$(rmq_home)"
+  mapfile -t tls < <(tls_opts)
   mkdir -p "$RMQ_DATA/tools"
   "$JAVA" "${JAVA_COMMON[@]}" -Xms32m -Xmx256m -XX:TieredStopAtLevel=1 \
     -Duser.home="$RMQ_DATA/tools" -Drocketmq.home.dir="$home" \
     -Drmq.logback.configurationFile=rmq.tools.logback.xml \
-    -Drocketmq.namesrv.addr="$NS_ADDR" \
+    -Drocketmq.namesrv.addr="$NS_ADDR" "${tls[@]}" \
     -cp "$RMQ_LIB/*" "$ADMIN_MAIN" "$@" 9>&-
 }
 
@@ -392,6 +502,7 @@ timerPrecisionMs=1000
 waitTimeMillsInSendQueue=1000
 osPageCacheBusyTimeOutMills=3000
 CONF
+    acl_conf
     if [[ -n "${RMQ_BROKER_CONF_EXTRA:-}" ]]; then printf '%s\n' "$RMQ_BROKER_CONF_EXTRA"; fi
   } | sed -e 's/[[:space:]]*$//' >"$dir/broker.conf"
 }
@@ -434,6 +545,8 @@ up() {
   # fresh store and logs: only our own sub-directories, never the whole RMQ_DATA
   rm -rf "$NS_DIR" "$BROKER_DIR" "$RMQ_DATA"/broker[0-9] "$RMQ_DATA/tools" "$RMQ_DATA/rmqhome"
   mkdir -p "$NS_DIR"
+  if ((RMQ_TLS_CERTS)); then make_certs; fi
+  write_acl_files
   deadline=$((SECONDS + RMQ_START_TIMEOUT))
 
   local t0=$SECONDS
@@ -460,6 +573,7 @@ up() {
   done
   local t2=$SECONDS
   registered "$deadline" || { for ((i = 0; i < RMQ_BROKERS; i++)); do show_logs "$(broker_dir $i)"; done; down; exit 1; }
+  if ((RMQ_ACL == 2)); then acl2_users || { down; exit 1; }; fi
 
   log "namesrv ready in $((t1 - t0)) s, broker(s) in $((t2 - t1)) s, registered after $((SECONDS - t0)) s"
   echo "RocketMQ $RMQ_VERSION up: namesrv $NS_ADDR, brokers $(brokers_text), cluster $RMQ_CLUSTER, data $RMQ_DATA"
@@ -513,6 +627,9 @@ RMQ_BROKERS=$RMQ_BROKERS
 RMQ_HOST=$RMQ_HOST
 RMQ_LIB=$RMQ_LIB
 RMQ_NAMESRV=$NS_ADDR
+RMQ_TLS_MODE=$RMQ_TLS_MODE
+RMQ_TLS_CERTS=$RMQ_TLS_CERTS
+RMQ_ACL=$RMQ_ACL
 JAVA=$JAVA
 EOF
 }

@@ -6,7 +6,10 @@
 # [::1]). Each run picks free ports for all three (override: RMQ_TEST_NAMESRV_PORT/
 # RMQ_TEST_BROKER_PORT, RMQ_TEST_NAMESRV_2_PORT/RMQ_TEST_BROKER_2_PORT and
 # RMQ_TEST_NAMESRV_V6_PORT/RMQ_TEST_BROKER_V6_PORT, the last one for broker-a, broker-b on +10)
-# and keeps their state in a private temporary directory, so two checkouts running `make test` at
+# Three more test security, on free ports too: ACL 1.0 accounts (RMQ_ACL=1), ACL 2.0 users
+# (RMQ_ACL=2) and TLS enforced with a test CA (RMQ_TLS_MODE=enforcing); the suites get
+# RMQ_NAMESRV_ACL1, RMQ_NAMESRV_ACL2, RMQ_NAMESRV_TLS and RMQ_TLS_DIR (its certificates). All six
+# start in parallel and keep their state in a private temporary directory, so two checkouts running `make test` at
 # once never touch each other's clusters. The suites get RMQ_NAMESRV, RMQ_NAMESRV_2,
 # RMQ_NAMESRV_V6 and RMQ_DATA_V6 (where the cluster script finds the third cluster's pids: the
 # fault test pauses one of its brokers). Suites: Rust (unit, fake-peer, real broker), C (plain
@@ -63,6 +66,11 @@ v6_namesrv_port="${RMQ_TEST_NAMESRV_V6_PORT:-$(free_port v6)}"
 v6_broker_port="${RMQ_TEST_BROKER_V6_PORT:-$(free_port v6-brokers)}" # and +10 for broker-b
 export RMQ_NAMESRV_V6="[::1]:$v6_namesrv_port"
 export RMQ_DATA_V6="$state/cluster-v6"
+acl1_ports=("$(free_port)" "$(free_port broker)")
+acl2_ports=("$(free_port)" "$(free_port broker)")
+tls_ports=("$(free_port)" "$(free_port broker)")
+export RMQ_NAMESRV_ACL1="127.0.0.1:${acl1_ports[0]}" RMQ_NAMESRV_ACL2="127.0.0.1:${acl2_ports[0]}"
+export RMQ_NAMESRV_TLS="127.0.0.1:${tls_ports[0]}" RMQ_TLS_DIR="$state/cluster-tls/tls"
 echo "run-tests: cluster 1 on $RMQ_NAMESRV_PORT/$RMQ_BROKER_PORT, cluster 2 on $second_namesrv_port/$second_broker_port, IPv6 cluster on $v6_namesrv_port/$v6_broker_port, state in $state"
 cluster=scripts/rocketmq-local.sh
 
@@ -77,7 +85,14 @@ v6_cluster() {
   RMQ_DATA="$RMQ_DATA_V6" RMQ_NAMESRV_PORT="$v6_namesrv_port" RMQ_BROKER_PORT="$v6_broker_port" \
     RMQ_HOST=::1 RMQ_BROKERS=2 RMQ_CLUSTER=V6Cluster "$cluster" "$@"
 }
-all_clusters_down() { first_cluster down & second_cluster down & v6_cluster down; wait; }
+# the ACL 1.0, ACL 2.0 and TLS clusters
+acl1_cluster() { env RMQ_DATA="$state/cluster-acl1" RMQ_NAMESRV_PORT="${acl1_ports[0]}" RMQ_BROKER_PORT="${acl1_ports[1]}" RMQ_ACL=1 "$cluster" "$@"; }
+acl2_cluster() { env RMQ_DATA="$state/cluster-acl2" RMQ_NAMESRV_PORT="${acl2_ports[0]}" RMQ_BROKER_PORT="${acl2_ports[1]}" RMQ_ACL=2 "$cluster" "$@"; }
+tls_cluster() { env RMQ_DATA="$state/cluster-tls" RMQ_NAMESRV_PORT="${tls_ports[0]}" RMQ_BROKER_PORT="${tls_ports[1]}" RMQ_TLS_MODE=enforcing "$cluster" "$@"; }
+all_clusters_down() {
+  first_cluster down & second_cluster down & v6_cluster down &
+  acl1_cluster down & acl2_cluster down & tls_cluster down; wait
+}
 
 for tool in cargo cc python3 go java mvn; do
   command -v "$tool" >/dev/null || { echo "run-tests: '$tool' is required (see README)" >&2; exit 1; }
@@ -93,13 +108,21 @@ start=$(date +%s)
 second_up=$!
 ( v6_cluster up 2>&1 | while IFS= read -r line; do echo "[ipv6 cluster] $line"; done ) &
 v6_up=$!
+security_up=()
+for c in acl1 acl2 tls; do
+  ( "${c}_cluster" up 2>&1 | while IFS= read -r line; do echo "[$c cluster] $line"; done; exit "${PIPESTATUS[0]}" ) &
+  security_up+=($!)
+done
 first_cluster up; first_rc=$?
 wait "$second_up"; second_rc=$?
 wait "$v6_up"; v6_rc=$?
 ((first_rc == 0)) || { failed=1; echo "run-tests: the local RocketMQ cluster did not start" >&2; exit 1; }
 ((second_rc == 0)) || { failed=1; echo "run-tests: the second local RocketMQ cluster did not start" >&2; exit 1; }
 ((v6_rc == 0)) || { failed=1; echo "run-tests: the IPv6 two-broker cluster did not start" >&2; exit 1; }
-echo "run-tests: all three clusters up in $(( $(date +%s) - start )) s"
+for pid in "${security_up[@]}"; do
+  wait "$pid" || { failed=1; echo "run-tests: an ACL or TLS cluster did not start" >&2; exit 1; }
+done
+echo "run-tests: all six clusters up in $(( $(date +%s) - start )) s"
 
 passed=0 failed=0 failures=()
 suite() {

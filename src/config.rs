@@ -3,11 +3,14 @@
 pub mod reference;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::protocol::compression::{Codec, CompressionPolicy};
+use crate::remoting::acl::Credentials;
 use crate::remoting::command::LanguageCode;
+use crate::remoting::tls::{Tls, TlsSettings};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ValueKind {
@@ -77,6 +80,18 @@ pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-of
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
 pub const SUSPEND_CURRENT_QUEUE_TIME: &str = "consumer.suspend-current-queue-time-millis";
 pub const LOG_LEVEL: &str = "client.log-level";
+pub const ACCESS_KEY: &str = "client.access-key";
+pub const SECRET_KEY: &str = "client.secret-key";
+pub const SECURITY_TOKEN: &str = "client.security-token";
+pub const TLS_ENABLE: &str = "client.tls.enable";
+pub const TLS_CA_FILE: &str = "client.tls.ca-file";
+pub const TLS_CERT_FILE: &str = "client.tls.cert-file";
+pub const TLS_KEY_FILE: &str = "client.tls.key-file";
+pub const TLS_SERVER_NAME: &str = "client.tls.server-name";
+pub const TLS_INSECURE_SKIP_VERIFY: &str = "client.tls.insecure-skip-verify";
+
+/// Keys whose values never appear in logs or debug output.
+const SECRET_KEYS: &[&str] = &[SECRET_KEY, SECURITY_TOKEN];
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
@@ -331,6 +346,60 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::Text,
         description: "Lowest level of library log records to deliver once a client starts: off, error, warn, info, debug or trace. Raises the level of the logger set with rmq_set_logger; with none set, records go to standard error. RMQ_LOG_LEVEL does the same without code changes.",
     },
+    ConfigKey {
+        name: ACCESS_KEY,
+        default: "",
+        kind: ValueKind::Text,
+        description: "ACL access key (ACL 2.0: the user name). With client.secret-key, every request is signed as the Java client's AclClientRPCHook signs it (ACL 1.0 and 2.0 brokers). Empty: requests are not signed.",
+    },
+    ConfigKey {
+        name: SECRET_KEY,
+        default: "",
+        kind: ValueKind::Text,
+        description: "ACL secret key (ACL 2.0: the user's password) that signs requests (HmacSHA1); never sent, logged or shown.",
+    },
+    ConfigKey {
+        name: SECURITY_TOKEN,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Optional ACL security token sent with every signed request (temporary credentials); never logged.",
+    },
+    ConfigKey {
+        name: TLS_ENABLE,
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "Connect to name servers and brokers over TLS (rustls; TLS 1.2 and 1.3). Server certificates are verified against client.tls.ca-file, else the system trust store, and must name the host dialled.",
+    },
+    ConfigKey {
+        name: TLS_CA_FILE,
+        default: "",
+        kind: ValueKind::Text,
+        description: "PEM file of the CA certificates that server certificates must chain to. Empty: the operating system's trust store (SSL_CERT_FILE and SSL_CERT_DIR are honoured).",
+    },
+    ConfigKey {
+        name: TLS_CERT_FILE,
+        default: "",
+        kind: ValueKind::Text,
+        description: "PEM file of the client certificate chain presented to servers that ask for one (mutual TLS); needs client.tls.key-file.",
+    },
+    ConfigKey {
+        name: TLS_KEY_FILE,
+        default: "",
+        kind: ValueKind::Text,
+        description: "PEM file of the private key (PKCS#8, PKCS#1 or SEC1, unencrypted) of client.tls.cert-file.",
+    },
+    ConfigKey {
+        name: TLS_SERVER_NAME,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Name that every server certificate must carry (and the SNI sent), instead of the host dialled: for servers addressed by IP whose certificates name a DNS name. Empty: the host dialled.",
+    },
+    ConfigKey {
+        name: TLS_INSECURE_SKIP_VERIFY,
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "FOR TESTS ONLY: accept any server certificate for any name, which lets anyone on the path read and change the traffic. Logged as a warning on every connection.",
+    },
 ];
 
 pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
@@ -338,9 +407,23 @@ pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
 }
 
 /// A set of configuration values by key; unset keys read as their defaults.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default, PartialEq)]
 pub struct Config {
     values: BTreeMap<&'static str, String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.values {
+            if SECRET_KEYS.contains(k) {
+                m.entry(k, &"<hidden>");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
 }
 
 impl Config {
@@ -451,7 +534,48 @@ impl Config {
                 .unwrap_or(LanguageCode::RUST),
             log_level: crate::log::Level::parse(self.get(LOG_LEVEL).unwrap_or("off"))
                 .unwrap_or(None),
+            credentials: self.credentials()?,
+            tls: self.tls()?,
         })
+    }
+
+    fn non_empty(&self, key: &str) -> Option<&str> {
+        self.get(key).filter(|v| !v.is_empty())
+    }
+
+    /// client.access-key and client.secret-key, both or neither.
+    fn credentials(&self) -> Result<Option<Arc<Credentials>>> {
+        let token = self.non_empty(SECURITY_TOKEN);
+        match (self.non_empty(ACCESS_KEY), self.non_empty(SECRET_KEY)) {
+            (Some(ak), Some(sk)) => Ok(Some(Arc::new(Credentials::new(ak, sk, token)))),
+            (None, None) if token.is_none() => Ok(None),
+            (Some(_), None) => Err(Error::InvalidArgument(format!(
+                "'{ACCESS_KEY}' is set but '{SECRET_KEY}' is not: ACL signing needs both"
+            ))),
+            (None, _) => Err(Error::InvalidArgument(format!(
+                "'{SECRET_KEY}' or '{SECURITY_TOKEN}' is set but '{ACCESS_KEY}' is not: ACL signing needs both keys"
+            ))),
+        }
+    }
+
+    /// The client.tls.* keys; TLS files read and checked now, so mistakes show at create.
+    fn tls(&self) -> Result<Option<Tls>> {
+        let settings = TlsSettings {
+            ca_file: self.non_empty(TLS_CA_FILE).map(str::to_string),
+            cert_file: self.non_empty(TLS_CERT_FILE).map(str::to_string),
+            key_file: self.non_empty(TLS_KEY_FILE).map(str::to_string),
+            server_name: self.non_empty(TLS_SERVER_NAME).map(str::to_string),
+            insecure_skip_verify: self.get(TLS_INSECURE_SKIP_VERIFY) == Some("true"),
+        };
+        if self.get(TLS_ENABLE) != Some("true") {
+            if settings != TlsSettings::default() {
+                return Err(Error::InvalidArgument(format!(
+                    "client.tls.* keys are set but '{TLS_ENABLE}' is not true"
+                )));
+            }
+            return Ok(None);
+        }
+        Tls::new(settings).map(Some)
     }
 
     pub fn producer_config(&self) -> Result<ProducerConfig> {
@@ -619,6 +743,10 @@ pub struct ClientConfig {
     pub language: LanguageCode,
     /// client.log-level: raises the process's log level when a client starts.
     pub log_level: Option<crate::log::Level>,
+    /// ACL credentials every request is signed with (client.access-key, ...).
+    pub credentials: Option<Arc<Credentials>>,
+    /// TLS to every server (client.tls.*).
+    pub tls: Option<Tls>,
 }
 
 impl ClientConfig {

@@ -68,10 +68,14 @@ pub enum Error {
 
 impl Error {
     pub fn broker(code: i32, remark: impl Into<String>, addr: impl Into<String>) -> Self {
+        let mut remark = remark.into();
+        if let Some(hint) = crate::remoting::acl::refusal_hint(code, &remark) {
+            remark = format!("{} ({hint})", remark.trim_end_matches('.'));
+        }
         Error::Broker {
             code,
             name: response_code_name(code),
-            remark: remark.into(),
+            remark,
             addr: addr.into(),
         }
     }

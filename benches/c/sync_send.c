@@ -1,6 +1,7 @@
 /* Sync send benchmark through the C ABI: N sends of S bytes from one thread.
  * Prints throughput, latency percentiles, client CPU per message and context switches per send.
- *   sync_send [name-server] [topic] [count] [size]
+ *   sync_send [name-server] [topic] [count] [size] [key=value ...]
+ * The key=value arguments are further configuration (e.g. client.tls.enable=true, ACL keys).
  * Measure syscalls separately:  strace -c -f ./sync_send ... */
 #define _DEFAULT_SOURCE
 #include "rmq.h"
@@ -67,6 +68,15 @@ int main(int argc, char **argv) {
     rmq_config_t *cfg = rmq_config_create();
     rmq_config_set(cfg, "name-server", ns);
     rmq_config_set(cfg, "producer.group", "RmqBenchGroup");
+    for (int i = 5; i < argc; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq) continue;
+        *eq = '\0';
+        if (rmq_config_set(cfg, argv[i], eq + 1) != RMQ_OK) {
+            fprintf(stderr, "config: %s\n", rmq_last_error_message());
+            return 1;
+        }
+    }
     rmq_producer_t *p = NULL;
     if (rmq_producer_create(cfg, &p) != RMQ_OK || rmq_producer_start(p) != RMQ_OK) {
         fprintf(stderr, "producer: %s\n", rmq_last_error_message());

@@ -154,7 +154,8 @@ impl ClientInstance {
                 config.connect_timeout,
                 Arc::clone(&processors) as _,
             )
-            .with_language(config.language),
+            .with_language(config.language)
+            .with_security(config.credentials.clone(), config.tls.clone()),
             processors,
             callbacks: Executor::new("rmq-callback", config.callback_executor_threads),
             name_servers: NameServerList::new(config.name_servers.clone()),

@@ -32,6 +32,14 @@ fn name_server_set(config: &ClientConfig) -> String {
         set.push_str(" from ");
         set.push_str(url);
     }
+    // Clients signing as another user, or with and without TLS, never share connections.
+    if let Some(c) = &config.credentials {
+        set.push_str(" as ");
+        set.push_str(c.access_key());
+    }
+    if config.tls.is_some() {
+        set.push_str(" over TLS");
+    }
     set
 }
 
@@ -105,6 +113,13 @@ fn register(
         .and_then(Weak::upgrade)
         .filter(|i| !i.is_shut_down());
     let instance = match existing {
+        Some(i) if i.config().credentials != config.credentials || i.config().tls != config.tls => {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "client instance {} already runs with other ACL credentials or TLS settings; \
+                 give this client another instance-name",
+                i.client_id()
+            )))
+        }
         Some(i) => i,
         None => {
             let i = ClientInstance::start(shared, config.clone(), key.clone());

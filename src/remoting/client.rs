@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::acl::Credentials;
 use super::command::{LanguageCode, RemotingCommand, SerializeType};
 use super::connection::Connection;
 use super::connection::RequestHandler;
+use super::tls::Tls;
 use crate::error::{Error, Result};
 use crate::runtime::Shared;
 use crate::single_flight::SingleFlight;
@@ -28,6 +30,10 @@ pub struct RemotingClient {
     language: Option<LanguageCode>,
     /// Addresses connected before: a new connection to one of them is a recovery (logged).
     connected_before: Mutex<HashSet<String>>,
+    /// ACL credentials every request is signed with.
+    credentials: Option<Arc<Credentials>>,
+    /// TLS to every address, when set.
+    tls: Option<Tls>,
 }
 
 impl RemotingClient {
@@ -48,7 +54,20 @@ impl RemotingClient {
             shut_down: AtomicBool::new(false),
             language: None,
             connected_before: Mutex::new(HashSet::new()),
+            credentials: None,
+            tls: None,
         }
+    }
+
+    /// Requests are signed with `credentials` (ACL) and go over `tls`, when set.
+    pub fn with_security(
+        mut self,
+        credentials: Option<Arc<Credentials>>,
+        tls: Option<Tls>,
+    ) -> Self {
+        self.credentials = credentials;
+        self.tls = tls;
+        self
     }
 
     /// Every command goes out with `language` as its language code (client.language).
@@ -113,15 +132,18 @@ impl RemotingClient {
 
     async fn dial(&self, addr: &str) -> Result<Arc<Connection>> {
         self.check_open()?;
-        let conn = match Connection::connect(
-            &self.shared,
-            addr,
-            self.connect_timeout,
-            self.ser,
-            Arc::clone(&self.handler),
-        )
-        .await
-        {
+        let handler = Arc::clone(&self.handler);
+        let dialled = match &self.tls {
+            None => {
+                Connection::connect(&self.shared, addr, self.connect_timeout, self.ser, handler)
+                    .await
+            }
+            Some(tls) => {
+                tls.connect(&self.shared, addr, self.connect_timeout, self.ser, handler)
+                    .await
+            }
+        };
+        let conn = match dialled {
             Ok(c) => c,
             Err(e) => {
                 crate::log_warn!("rmq::remoting", "{e}");
@@ -130,6 +152,9 @@ impl RemotingClient {
         };
         if let Some(language) = self.language {
             conn.set_language(language);
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.set_credentials(Arc::clone(credentials));
         }
         self.conns
             .lock()

@@ -14,10 +14,9 @@
 //! reader to hand them their reply.
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, IoSlice};
-use std::net::TcpStream;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -166,9 +165,9 @@ pub struct Connection {
     pid: u32,
     me: Weak<Connection>,
     reactor: Arc<Reactor>,
-    stream: TcpStream,
+    stream: OwnedFd,
     /// A second fd on the same socket, registered for write readiness on its own.
-    write_fd: TcpStream,
+    write_fd: OwnedFd,
     token: u64,
     ser: SerializeType,
     queue: Mutex<WriteQueue>,
@@ -178,6 +177,8 @@ pub struct Connection {
     handler: Arc<dyn RequestHandler>,
     /// Language code written in place of each command's own; NO_LANGUAGE: the command's.
     language: AtomicU8,
+    /// ACL credentials every request is signed with, once set.
+    credentials: OnceLock<Arc<super::acl::Credentials>>,
 }
 
 const NO_LANGUAGE: u8 = u8::MAX;
@@ -191,45 +192,25 @@ impl Connection {
         ser: SerializeType,
         handler: Arc<dyn RequestHandler>,
     ) -> Result<Arc<Connection>> {
-        let connect_err = |reason: String| Error::Connect {
-            addr: addr.to_string(),
-            reason,
-        };
-        // IP literals (IPv6 ones also without brackets) are dialled as they are; names resolve.
-        let dial = async {
-            match super::addr::ip_socket_addr(addr) {
-                Some(ip) => tokio::net::TcpStream::connect(ip).await,
-                None => tokio::net::TcpStream::connect(addr).await,
-            }
-        };
-        let stream = match tokio::time::timeout(timeout, dial).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(connect_err(e.to_string())),
-            Err(_) => {
-                return Err(connect_err(format!(
-                    "no answer within {} ms",
-                    timeout.as_millis()
-                )))
-            }
-        };
-        stream
-            .set_nodelay(true)
-            .map_err(|e| connect_err(e.to_string()))?;
+        let stream = dial_tcp(addr, timeout).await?;
         // Leaves tokio's reactor; stays non-blocking.
-        let stream = stream.into_std().map_err(|e| connect_err(e.to_string()))?;
-        Self::start(shared, addr.to_string(), stream, ser, handler)
-            .map_err(|e| connect_err(e.to_string()))
+        let stream = stream.into_std().map_err(|e| connect_error(addr, e))?;
+        Self::start(shared, addr.to_string(), stream.into(), ser, handler)
+            .map_err(|e| connect_error(addr, e))
     }
 
-    fn start(
+    /// A connection over `socket` (a connected TCP socket, or one end of the socket pair that a
+    /// TLS session is pumped through), registered with the reactor of `shared`.
+    pub(crate) fn start(
         shared: &Shared,
         addr: String,
-        stream: TcpStream,
+        socket: OwnedFd,
         ser: SerializeType,
         handler: Arc<dyn RequestHandler>,
     ) -> io::Result<Arc<Connection>> {
-        stream.set_nonblocking(true)?;
-        let write_fd = stream.try_clone()?;
+        set_nonblocking(&socket)?;
+        let write_fd = socket.try_clone()?;
+        let stream = socket;
         let reactor = Arc::clone(shared.reactor());
         let conn = Arc::new_cyclic(|me| Connection {
             addr,
@@ -249,6 +230,7 @@ impl Connection {
             closed: AtomicBool::new(false),
             handler,
             language: AtomicU8::new(NO_LANGUAGE),
+            credentials: OnceLock::new(),
         });
         conn.reactor.register(
             conn.token,
@@ -569,6 +551,16 @@ impl Connection {
     // ---- writing ---------------------------------------------------------------------------
 
     pub(crate) fn send_command(&self, cmd: &RemotingCommand) -> Result<()> {
+        // Requests carry the ACL signature; responses (to broker checks) are not signed.
+        if let Some(credentials) = self.credentials.get() {
+            if !cmd.is_response() {
+                return self.send_encoded(&credentials.sign(cmd));
+            }
+        }
+        self.send_encoded(cmd)
+    }
+
+    fn send_encoded(&self, cmd: &RemotingCommand) -> Result<()> {
         // Codes beyond 16 bits (5.x POP) only fit the JSON header.
         let ser = match self.ser {
             SerializeType::RocketMq if !codec::fits_binary_header(cmd) => SerializeType::Json,
@@ -579,6 +571,11 @@ impl Connection {
             code => codec::encode_head_as(cmd, ser, LanguageCode(code))?,
         };
         self.send_frame(head, cmd.body.clone())
+    }
+
+    /// Every request written from now on is signed with `credentials` (ACL); set once.
+    pub fn set_credentials(&self, credentials: Arc<super::acl::Credentials>) {
+        let _ = self.credentials.set(credentials);
     }
 
     /// Every command written from now on says it comes from `language` (client.language).
@@ -735,9 +732,53 @@ fn consume(frames: &mut VecDeque<Bytes>, mut n: usize) {
     }
 }
 
+/// A TCP connection to `addr` (IP literals, IPv6 ones also without brackets, are dialled as
+/// they are; names resolve), with Nagle off, within `timeout`.
+pub(crate) async fn dial_tcp(addr: &str, timeout: Duration) -> Result<tokio::net::TcpStream> {
+    let dial = async {
+        match super::addr::ip_socket_addr(addr) {
+            Some(ip) => tokio::net::TcpStream::connect(ip).await,
+            None => tokio::net::TcpStream::connect(addr).await,
+        }
+    };
+    let stream = match tokio::time::timeout(timeout, dial).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(connect_error(addr, e)),
+        Err(_) => {
+            return Err(Error::Connect {
+                addr: addr.to_string(),
+                reason: format!("no answer within {} ms", timeout.as_millis()),
+            })
+        }
+    };
+    stream
+        .set_nodelay(true)
+        .map_err(|e| connect_error(addr, e))?;
+    Ok(stream)
+}
+
+pub(crate) fn connect_error(addr: &str, e: impl std::fmt::Display) -> Error {
+    Error::Connect {
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on an fd we own, for the duration of the calls.
+    unsafe {
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpStream;
 
     /// A host program (C, Go) may leave SIGPIPE at its default action, which ends the process.
     /// This restores the default (Rust test binaries ignore SIGPIPE) and writes into a socket

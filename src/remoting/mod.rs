@@ -1,5 +1,6 @@
 //! The remoting layer: frame codec, connections, the per-address pool,
 //! broker-initiated requests.
+pub mod acl;
 pub mod addr;
 pub mod client;
 pub mod codec;
@@ -8,6 +9,7 @@ pub mod connection;
 mod json_header;
 mod json_scan;
 pub mod processor;
+pub mod tls;
 
 pub use client::RemotingClient;
 pub use command::{RemotingCommand, SerializeType};
