@@ -20,7 +20,7 @@ pub mod suggest;
 
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};
-pub use consumer::{ConsumeResult, ExpressionType, PushConsumer, ReceivedBatch};
+pub use consumer::{ConsumeResult, ExpressionType, LitePullConsumer, PushConsumer, ReceivedBatch};
 pub use error::{Error, Result};
 pub use producer::{Producer, QueueSelector, SendResult, SendStatus};
 pub use protocol::message::{Message, MessageExt};
