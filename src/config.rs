@@ -73,6 +73,9 @@ pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
 pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
+pub const AUTO_COMMIT: &str = "consumer.auto-commit";
+pub const AUTO_COMMIT_INTERVAL: &str = "consumer.auto-commit-interval";
+pub const PULL_THRESHOLD_FOR_ALL: &str = "consumer.pull-threshold-for-all";
 pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
@@ -305,6 +308,24 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "How often (ms) the consumer recomputes which queues it owns; a change of the group's members announced by a broker triggers a rebalance at once as well.",
     },
     ConfigKey {
+        name: AUTO_COMMIT,
+        default: "true",
+        kind: ValueKind::Bool,
+        description: "Lite pull consumer: commit the offsets of polled messages every consumer.auto-commit-interval, when a queue is released and at shutdown; false: only commit() commits.",
+    },
+    ConfigKey {
+        name: AUTO_COMMIT_INTERVAL,
+        default: "5000",
+        kind: ValueKind::Integer { min: 100, max: 3_600_000 },
+        description: "Lite pull consumer: how often (ms) the offsets of polled messages are committed with consumer.auto-commit.",
+    },
+    ConfigKey {
+        name: PULL_THRESHOLD_FOR_ALL,
+        default: "10000",
+        kind: ValueKind::Integer { min: 1, max: 1_000_000 },
+        description: "Lite pull consumer: pulling pauses while this many pulled messages, of all queues, wait to be polled.",
+    },
+    ConfigKey {
         name: LOG_LEVEL,
         default: "off",
         kind: ValueKind::Text,
@@ -505,6 +526,9 @@ impl Config {
             ),
             persist_offset_interval: self.ms(PERSIST_CONSUMER_OFFSET_INTERVAL),
             rebalance_interval: self.ms(REBALANCE_INTERVAL),
+            auto_commit: self.get(AUTO_COMMIT) == Some("true"),
+            auto_commit_interval: self.ms(AUTO_COMMIT_INTERVAL),
+            pull_threshold_for_all: self.int(PULL_THRESHOLD_FOR_ALL) as usize,
         })
     }
 }
@@ -533,6 +557,11 @@ pub struct ConsumerConfig {
     pub persist_offset_interval: Duration,
     /// How often queues are reallocated.
     pub rebalance_interval: Duration,
+    /// Lite pull: commit polled offsets periodically and at shutdown.
+    pub auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    /// Lite pull: most pulled messages waiting to be polled, all queues together.
+    pub pull_threshold_for_all: usize,
 }
 
 impl ConsumerConfig {
