@@ -36,6 +36,7 @@ from .errors import (
 )
 from ._log import log_records_dropped, set_log_level
 from .consumer import ConsumeStatus, PushConsumer, ReceivedBatch, ReceivedMessage, ReconsumeLater
+from .lite_pull import LitePullConsumer
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidHandleError",
     "InvalidStateError",
+    "LitePullConsumer",
     "Message",
     "MessageQueue",
     "MessageTooLargeError",
