@@ -296,7 +296,7 @@ fn assign_takes_exactly_the_given_queues() {
     let p = producer();
     let (topic, _, qs) = topic_with_queues(&p, "RustLiteAssign");
     assert!(qs.len() >= 2, "{qs:?}");
-    assert!(qs.iter().all(|q| &*q.topic == topic));
+    assert!(qs.iter().all(|q| *q.topic == *topic));
     let sent: Vec<(String, i32)> = qs
         .iter()
         .flat_map(|q| {

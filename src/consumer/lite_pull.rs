@@ -806,7 +806,7 @@ async fn rebalance(lite: &Arc<Lite>, instance: &Arc<ClientInstance>) {
         update_queues(
             lite,
             instance,
-            |mq| &*mq.topic == topic,
+            |mq| *mq.topic == *topic,
             mine,
             |_| sub.clone(),
         )
@@ -1051,9 +1051,8 @@ fn store_pulled(
         .collect();
     let mut st = lite.st.lock();
     let paused = st.paused.contains(mq);
-    let Some(q) = st.queues.get_mut(mq).filter(|q| q.gen == gen && !paused) else {
-        return None;
-    };
+    // A seek, pause or release came meanwhile: drop the answer.
+    let q = st.queues.get_mut(mq).filter(|q| q.gen == gen && !paused)?;
     q.pull_offset = Some(next);
     if kept.is_empty() {
         if q.count == 0 {
