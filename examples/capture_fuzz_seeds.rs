@@ -315,6 +315,7 @@ fn main() {
             suspend_timeout_ms: 0,
             sub_version: 0,
             expression_type: "TAG",
+            subscription: None,
         })
     };
     for (offset, name) in &offsets {

@@ -55,6 +55,19 @@
 typedef struct rmq_config_t rmq_config_t;
 
 /**
+ * A lite pull consumer (Java's DefaultLitePullConsumer): the application takes messages with
+ * rmq_lite_pull_consumer_poll at its own pace. Every rmq_lite_pull_consumer_ function may be
+ * called from any thread; the library never calls back into the application for it.
+ */
+typedef struct rmq_lite_pull_consumer_t rmq_lite_pull_consumer_t;
+
+/**
+ * A list of message queues (rmq_lite_pull_consumer_fetch_message_queues, _assignment). Owned
+ * by the caller; free it with rmq_message_queue_list_destroy. Immutable.
+ */
+typedef struct rmq_message_queue_list_t rmq_message_queue_list_t;
+
+/**
  * A message. Created empty with rmq_message_create, or returned by rmq_producer_view_message
  * with the broker's stored fields. Calls on one message from several threads are serialized,
  * but a view returned by a getter is only valid until the message is next modified or destroyed.
@@ -72,10 +85,17 @@ typedef struct rmq_producer_t rmq_producer_t;
 typedef struct rmq_push_consumer_t rmq_push_consumer_t;
 
 /**
- * Messages taken by one rmq_push_consumer_poll, possibly from several queues. Owned by the
- * caller: acknowledge it with rmq_received_batch_ack or _ack_each, or free it unacknowledged
- * with rmq_received_batch_destroy; either ends it. It may be used from any thread, but
- * acknowledging or destroying it while another thread still reads its messages is a bug.
+ * Messages taken by one rmq_push_consumer_poll or rmq_lite_pull_consumer_poll, possibly from
+ * several queues. Owned by the caller: acknowledge it with rmq_received_batch_ack or _ack_each,
+ * or free it unacknowledged with rmq_received_batch_destroy; either ends it. It may be used
+ * from any thread, but acknowledging or destroying it while another thread still reads its
+ * messages is a bug.
+ *
+ * A lite pull consumer's batch counts as consumed when it is polled and needs no answer:
+ * rmq_received_batch_ack and rmq_received_batch_destroy both just free it;
+ * rmq_received_batch_ack_each frees it when every status is RMQ_CONSUME_SUCCESS and refuses
+ * RMQ_CONSUME_RECONSUME_LATER (RMQ_ERR_INVALID_ARGUMENT, the batch stays valid): to read
+ * messages again, seek their queue back.
  */
 typedef struct rmq_received_batch_t rmq_received_batch_t;
 
@@ -197,6 +217,19 @@ typedef rmq_consume_status_t (*rmq_message_listener_t)(const struct rmq_received
                                                        void *user_data);
 
 /**
+ * A message queue: borrowed views of its topic and broker name (not NUL-terminated), and its
+ * queue id. Passed to selectors (valid until the selector returns) and to
+ * rmq_producer_send_*_to_queue (borrowed for the call).
+ */
+typedef struct rmq_message_queue_t {
+  const char *topic;
+  size_t topic_len;
+  const char *broker_name;
+  size_t broker_name_len;
+  int32_t queue_id;
+} rmq_message_queue_t;
+
+/**
  * Severity of a log record; a logger receives the records at its level and more severe ones.
  */
 typedef int32_t rmq_log_level_t;
@@ -230,19 +263,6 @@ typedef void (*rmq_log_callback_t)(const struct rmq_log_record_t *record, void *
  * Which queue selector (rmq_queue_selector_t.kind). 0 is no selector and is refused.
  */
 typedef int32_t rmq_selector_kind_t;
-
-/**
- * A message queue: borrowed views of its topic and broker name (not NUL-terminated), and its
- * queue id. Passed to selectors (valid until the selector returns) and to
- * rmq_producer_send_*_to_queue (borrowed for the call).
- */
-typedef struct rmq_message_queue_t {
-  const char *topic;
-  size_t topic_len;
-  const char *broker_name;
-  size_t broker_name_len;
-  int32_t queue_id;
-} rmq_message_queue_t;
 
 /**
  * A queue selector callback: returns the index (0 .. count-1) of the queue in `queues` that the
@@ -1134,6 +1154,204 @@ rmq_status_t rmq_message_set_delay_sec(struct rmq_message_t *message, int64_t de
 rmq_status_t rmq_message_set_deliver_time_ms(struct rmq_message_t *message, int64_t epoch_ms);
 
 /**
+ * Creates a lite pull consumer from `config` (borrowed for the call; copied). `consumer.group`
+ * and `name-server` must be set. Keys that apply: consumer.consume-from-where (where a queue
+ * without a committed offset starts), consumer.allocate-strategy, consumer.pull-batch-size
+ * (the most messages one poll returns), consumer.pull-threshold-for-queue,
+ * consumer.pull-threshold-size-for-queue, consumer.pull-threshold-for-all,
+ * consumer.auto-commit, consumer.auto-commit-interval, consumer.rebalance-interval.
+ * Ownership: on success *out_consumer is owned by the caller; free it with
+ * rmq_lite_pull_consumer_destroy.
+ */
+rmq_status_t rmq_lite_pull_consumer_create(const struct rmq_config_t *config,
+                                           struct rmq_lite_pull_consumer_t **out_consumer);
+
+/**
+ * Subscribes `topic` with a tag expression ("*", "TagA || TagB"; both NUL-terminated,
+ * borrowed for the call): the topic's queues are shared among the group's consumers by
+ * rebalance. Before start only, and not on a consumer with assigned queues
+ * (RMQ_ERR_INVALID_STATE).
+ */
+rmq_status_t rmq_lite_pull_consumer_subscribe(struct rmq_lite_pull_consumer_t *consumer,
+                                              const char *topic,
+                                              const char *expression);
+
+/**
+ * As rmq_lite_pull_consumer_subscribe with an SQL92 expression over message properties (the
+ * broker needs enablePropertyFilter=true).
+ */
+rmq_status_t rmq_lite_pull_consumer_subscribe_sql92(struct rmq_lite_pull_consumer_t *consumer,
+                                                    const char *topic,
+                                                    const char *expression);
+
+/**
+ * Takes exactly these `count` (>= 1) queues (borrowed for the call), every message of them,
+ * replacing an earlier assignment; queues no longer listed are released (with
+ * consumer.auto-commit their consumed offsets are committed first). A queue starts at the
+ * group's committed offset, else at consumer.consume-from-where. Before or after start; not on
+ * a consumer that subscribed (RMQ_ERR_INVALID_STATE). Blocks for route queries after start.
+ */
+rmq_status_t rmq_lite_pull_consumer_assign(struct rmq_lite_pull_consumer_t *consumer,
+                                           const struct rmq_message_queue_t *queues,
+                                           size_t count);
+
+/**
+ * Starts the consumer: registers the group with the brokers, takes the assigned queues or runs
+ * the first rebalance of the subscribed topics, and starts pulling in the background. Blocks
+ * for route queries and the first heartbeat (each within client.api-timeout). A consumer with
+ * neither subscriptions nor queues may start and assign later. RMQ_ERR_INVALID_STATE for a
+ * second start or a start after shutdown.
+ */
+rmq_status_t rmq_lite_pull_consumer_start(struct rmq_lite_pull_consumer_t *consumer);
+
+/**
+ * The readable queues of `topic` (NUL-terminated, borrowed), sorted by broker and queue id:
+ * what rmq_lite_pull_consumer_assign takes. After start. On success *out_list is owned by the
+ * caller (rmq_message_queue_list_destroy).
+ */
+rmq_status_t rmq_lite_pull_consumer_fetch_message_queues(struct rmq_lite_pull_consumer_t *consumer,
+                                                         const char *topic,
+                                                         struct rmq_message_queue_list_t **out_list);
+
+/**
+ * The queues the consumer owns now (assigned, or given by rebalance), sorted. On success
+ * *out_list is owned by the caller (rmq_message_queue_list_destroy).
+ */
+rmq_status_t rmq_lite_pull_consumer_assignment(struct rmq_lite_pull_consumer_t *consumer,
+                                               struct rmq_message_queue_list_t **out_list);
+
+/**
+ * The queues of the list: *out_queues points to *out_count entries whose strings are borrowed
+ * from the list, valid until rmq_message_queue_list_destroy. An empty list gives a count of 0.
+ */
+rmq_status_t rmq_message_queue_list_views(const struct rmq_message_queue_list_t *list,
+                                          const struct rmq_message_queue_t **out_queues,
+                                          size_t *out_count);
+
+/**
+ * Frees the list. NULL is a no-op (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+ */
+rmq_status_t rmq_message_queue_list_destroy(struct rmq_message_queue_list_t *list);
+
+/**
+ * Waits up to `timeout_ms` (0: do not wait; negative: no limit) for pulled messages and takes
+ * up to consumer.pull-batch-size of them, possibly of several queues. On RMQ_OK *out_batch is a
+ * batch, or NULL when nothing came in time.
+ *
+ * The messages count as consumed when polled: their queues' consumed offsets move past them
+ * (committed by auto-commit or rmq_lite_pull_consumer_commit). The batch is the push
+ * consumer's rmq_received_batch_t, read the same way (rmq_received_batch_count, _at, _views and
+ * the rmq_received_message_ accessors); it needs no acknowledgement: free it with
+ * rmq_received_batch_destroy (or rmq_received_batch_ack, the same for it). Ownership: a
+ * non-NULL *out_batch is owned by the caller; its messages are valid until it is freed.
+ *
+ * Threads: blocks the calling thread (any thread; several may poll at once).
+ * rmq_lite_pull_consumer_shutdown or _destroy from another thread wakes it with
+ * RMQ_ERR_INVALID_STATE, as is a poll before start or after shutdown.
+ */
+rmq_status_t rmq_lite_pull_consumer_poll(struct rmq_lite_pull_consumer_t *consumer,
+                                         int64_t timeout_ms,
+                                         struct rmq_received_batch_t **out_batch);
+
+/**
+ * Commits the consumed offset of every owned queue to the broker and waits for the answers
+ * (Java's commitSync). The first failure is returned; the other queues are committed anyway.
+ * After start.
+ */
+rmq_status_t rmq_lite_pull_consumer_commit(struct rmq_lite_pull_consumer_t *consumer);
+
+/**
+ * Commits `offsets[i]` (the next offset to consume) for `queues[i]`, `count` of each
+ * (borrowed for the call), and waits for the answers. Every queue must be owned by the
+ * consumer (RMQ_ERR_INVALID_ARGUMENT otherwise, nothing committed). The consumed offsets do not
+ * change: a later auto-commit stores them again.
+ */
+rmq_status_t rmq_lite_pull_consumer_commit_offsets(struct rmq_lite_pull_consumer_t *consumer,
+                                                   const struct rmq_message_queue_t *queues,
+                                                   const int64_t *offsets,
+                                                   size_t count);
+
+/**
+ * The group's offset of `queue` (borrowed) stored at the broker, any queue; RMQ_ERR_NOT_FOUND
+ * when it has none. After start.
+ */
+rmq_status_t rmq_lite_pull_consumer_committed(struct rmq_lite_pull_consumer_t *consumer,
+                                              const struct rmq_message_queue_t *queue,
+                                              int64_t *out_offset);
+
+/**
+ * Polls of `queue` (borrowed; one the consumer owns, else RMQ_ERR_INVALID_ARGUMENT) continue
+ * from `offset`, which must lie between the queue's first and last offsets
+ * (RMQ_ERR_INVALID_ARGUMENT otherwise); messages pulled before are dropped, and the queue's
+ * consumed offset becomes `offset`. After start; blocks for two offset queries.
+ */
+rmq_status_t rmq_lite_pull_consumer_seek(struct rmq_lite_pull_consumer_t *consumer,
+                                         const struct rmq_message_queue_t *queue,
+                                         int64_t offset);
+
+/**
+ * rmq_lite_pull_consumer_seek to the queue's first stored message.
+ */
+rmq_status_t rmq_lite_pull_consumer_seek_to_begin(struct rmq_lite_pull_consumer_t *consumer,
+                                                  const struct rmq_message_queue_t *queue);
+
+/**
+ * rmq_lite_pull_consumer_seek past the queue's last message: only later messages are polled.
+ */
+rmq_status_t rmq_lite_pull_consumer_seek_to_end(struct rmq_lite_pull_consumer_t *consumer,
+                                                const struct rmq_message_queue_t *queue);
+
+/**
+ * rmq_lite_pull_consumer_seek to the first message stored at or after `timestamp_ms` (ms since
+ * the epoch; the queue's end when there is none).
+ */
+rmq_status_t rmq_lite_pull_consumer_seek_to_timestamp(struct rmq_lite_pull_consumer_t *consumer,
+                                                      const struct rmq_message_queue_t *queue,
+                                                      int64_t timestamp_ms);
+
+/**
+ * The offset of the first message of `queue` (borrowed; any queue) stored at or after
+ * `timestamp_ms`, the queue's end when there is none. After start.
+ */
+rmq_status_t rmq_lite_pull_consumer_offset_for_timestamp(struct rmq_lite_pull_consumer_t *consumer,
+                                                         const struct rmq_message_queue_t *queue,
+                                                         int64_t timestamp_ms,
+                                                         int64_t *out_offset);
+
+/**
+ * Pauses these `count` queues (borrowed): polls return none of their messages until
+ * rmq_lite_pull_consumer_resume (what was pulled is dropped and pulled again after resume,
+ * from the consumed offset), and their pulling stops. A queue not owned yet stays paused if it
+ * comes later. Before or after start.
+ */
+rmq_status_t rmq_lite_pull_consumer_pause(struct rmq_lite_pull_consumer_t *consumer,
+                                          const struct rmq_message_queue_t *queues,
+                                          size_t count);
+
+/**
+ * Resumes these `count` queues (borrowed): pulling and polling go on from their consumed
+ * offsets. Queues not paused are ignored.
+ */
+rmq_status_t rmq_lite_pull_consumer_resume(struct rmq_lite_pull_consumer_t *consumer,
+                                           const struct rmq_message_queue_t *queues,
+                                           size_t count);
+
+/**
+ * Stops the consumer: pulling stops, waiting polls return RMQ_ERR_INVALID_STATE, with
+ * consumer.auto-commit the consumed offsets are committed (without it nothing beyond what
+ * rmq_lite_pull_consumer_commit stored), and the group is unregistered. Idempotent. Batches
+ * already polled stay valid until freed.
+ */
+rmq_status_t rmq_lite_pull_consumer_shutdown(struct rmq_lite_pull_consumer_t *consumer);
+
+/**
+ * Shuts the consumer down if needed (as rmq_lite_pull_consumer_shutdown) and frees it. After
+ * fork() in the child it frees the handle without touching the parent's connections. NULL is
+ * a no-op (RMQ_OK); a stale handle is RMQ_ERR_INVALID_HANDLE.
+ */
+rmq_status_t rmq_lite_pull_consumer_destroy(struct rmq_lite_pull_consumer_t *consumer);
+
+/**
  * Sets the process's logger: `callback` receives the library's records of `level` and more
  * severe ones (RMQ_LOG_ERROR .. RMQ_LOG_TRACE), with `user_data`, on the log thread "rmq-log".
  * Without a logger the library prints nothing and writes no files, unless the environment
@@ -1464,6 +1682,7 @@ rmq_status_t rmq_received_batch_views(const struct rmq_received_batch_t *batch,
  * of their queue is acknowledged too. If the consumer has been shut down meanwhile, the batch
  * is freed and the call returns RMQ_ERR_INVALID_STATE: its messages were not committed and are
  * delivered again. A second acknowledgement is RMQ_ERR_INVALID_HANDLE (the batch is gone).
+ * A lite pull consumer's batch is consumed already: this only frees it.
  */
 rmq_status_t rmq_received_batch_ack(struct rmq_received_batch_t *batch);
 
@@ -1474,7 +1693,8 @@ rmq_status_t rmq_received_batch_ack(struct rmq_received_batch_t *batch);
  * rmq_consume_context_t.delay_level; `delay_levels` may be NULL for 0 everywhere). Both
  * arrays are borrowed for the call and hold `count` entries, which must equal the batch's
  * count; a wrong count or a NULL `statuses` is an error that leaves the batch unacknowledged
- * and valid.
+ * and valid. A lite pull consumer's batch takes only RMQ_CONSUME_SUCCESS (then it is freed);
+ * any other status is RMQ_ERR_INVALID_ARGUMENT and leaves it valid (seek to read again).
  */
 rmq_status_t rmq_received_batch_ack_each(struct rmq_received_batch_t *batch,
                                          const rmq_consume_status_t *statuses,
@@ -1483,8 +1703,9 @@ rmq_status_t rmq_received_batch_ack_each(struct rmq_received_batch_t *batch,
 
 /**
  * Frees the batch without acknowledging it: every message not acknowledged is delivered again
- * later (as RMQ_CONSUME_RECONSUME_LATER with delay level 0). NULL is a no-op (RMQ_OK); a
- * batch already acknowledged or destroyed is RMQ_ERR_INVALID_HANDLE.
+ * later (as RMQ_CONSUME_RECONSUME_LATER with delay level 0); a lite pull consumer's batch,
+ * consumed when polled, is just freed. NULL is a no-op (RMQ_OK); a batch already acknowledged
+ * or destroyed is RMQ_ERR_INVALID_HANDLE.
  */
 rmq_status_t rmq_received_batch_destroy(struct rmq_received_batch_t *batch);
 

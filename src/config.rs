@@ -79,6 +79,9 @@ pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-mi
 pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
 pub const SUSPEND_CURRENT_QUEUE_TIME: &str = "consumer.suspend-current-queue-time-millis";
+pub const AUTO_COMMIT: &str = "consumer.auto-commit";
+pub const AUTO_COMMIT_INTERVAL: &str = "consumer.auto-commit-interval";
+pub const PULL_THRESHOLD_FOR_ALL: &str = "consumer.pull-threshold-for-all";
 pub const LOG_LEVEL: &str = "client.log-level";
 pub const ACCESS_KEY: &str = "client.access-key";
 pub const SECRET_KEY: &str = "client.secret-key";
@@ -339,6 +342,24 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "1000",
         kind: ValueKind::Integer { min: 10, max: 30_000 },
         description: "Orderly listeners: how long (ms) a queue waits after its listener asked to suspend it before the same messages come again, unless the listener chose a time itself.",
+    },
+    ConfigKey {
+        name: AUTO_COMMIT,
+        default: "true",
+        kind: ValueKind::Bool,
+        description: "Lite pull consumer: commit the offsets of polled messages every consumer.auto-commit-interval, when a queue is released and at shutdown; false: only commit() commits.",
+    },
+    ConfigKey {
+        name: AUTO_COMMIT_INTERVAL,
+        default: "5000",
+        kind: ValueKind::Integer { min: 100, max: 3_600_000 },
+        description: "Lite pull consumer: how often (ms) the offsets of polled messages are committed with consumer.auto-commit.",
+    },
+    ConfigKey {
+        name: PULL_THRESHOLD_FOR_ALL,
+        default: "10000",
+        kind: ValueKind::Integer { min: 1, max: 1_000_000 },
+        description: "Lite pull consumer: pulling pauses while this many pulled messages, of all queues, wait to be polled.",
     },
     ConfigKey {
         name: LOG_LEVEL,
@@ -653,6 +674,9 @@ impl Config {
             persist_offset_interval: self.ms(PERSIST_CONSUMER_OFFSET_INTERVAL),
             rebalance_interval: self.ms(REBALANCE_INTERVAL),
             suspend_current_queue_time: self.ms(SUSPEND_CURRENT_QUEUE_TIME),
+            auto_commit: self.get(AUTO_COMMIT) == Some("true"),
+            auto_commit_interval: self.ms(AUTO_COMMIT_INTERVAL),
+            pull_threshold_for_all: self.int(PULL_THRESHOLD_FOR_ALL) as usize,
         })
     }
 }
@@ -685,6 +709,11 @@ pub struct ConsumerConfig {
     pub rebalance_interval: Duration,
     /// How long an orderly queue waits after a suspend.
     pub suspend_current_queue_time: Duration,
+    /// Lite pull: commit polled offsets periodically and at shutdown.
+    pub auto_commit: bool,
+    pub auto_commit_interval: Duration,
+    /// Lite pull: most pulled messages waiting to be polled, all queues together.
+    pub pull_threshold_for_all: usize,
 }
 
 impl ConsumerConfig {

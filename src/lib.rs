@@ -22,7 +22,9 @@ pub mod suggest;
 
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};
-pub use consumer::{ConsumeResult, ExpressionType, OrderlyResult, PushConsumer, ReceivedBatch};
+pub use consumer::{
+    ConsumeResult, ExpressionType, LitePullConsumer, OrderlyResult, PushConsumer, ReceivedBatch,
+};
 pub use error::{Error, Result};
 pub use producer::{
     LocalTransactionState, Producer, QueueSelector, SendResult, SendStatus, TransactionProducer,

@@ -10,6 +10,7 @@
 //! (`consumer.consume-thread-number`), never on an I/O thread or a caller's thread.
 mod allocate;
 mod consume;
+mod lite_pull;
 mod lock;
 mod offset;
 mod orderly;
@@ -28,6 +29,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 pub use allocate::AllocateStrategy;
+pub use lite_pull::LitePullConsumer;
 pub use orderly::{OrderlyListener, OrderlyResult};
 pub use poll::ReceivedBatch;
 pub use subscription::{java_string_hash, ExpressionType, Subscription};
@@ -72,6 +74,27 @@ pub(crate) enum ConsumeFrom {
 }
 
 impl ConsumeFrom {
+    /// consumer.consume-from-where and consumer.consume-timestamp, checked.
+    fn of(config: &ConsumerConfig) -> Result<ConsumeFrom> {
+        let from = match config.consume_from_where.as_str() {
+            "last" => ConsumeFrom::Last,
+            "first" => ConsumeFrom::First,
+            "timestamp" => ConsumeFrom::Timestamp(match &config.consume_timestamp {
+                Some(t) => parse_local_timestamp(t)?,
+                None => crate::protocol::ids::now_ms() - 30 * 60 * 1000,
+            }),
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "consume-from-where '{other}' is not one of last, first, timestamp"
+                )))
+            }
+        };
+        if let Some(t) = &config.consume_timestamp {
+            parse_local_timestamp(t)?;
+        }
+        Ok(from)
+    }
+
     fn wire_name(self) -> &'static str {
         match self {
             ConsumeFrom::Last => "CONSUME_FROM_LAST_OFFSET",
@@ -230,22 +253,7 @@ impl PushConsumer {
     pub fn new(config: ConsumerConfig) -> Result<PushConsumer> {
         validate_group(&config.group)?;
         let strategy = AllocateStrategy::from_name(&config.allocate_strategy)?;
-        let consume_from = match config.consume_from_where.as_str() {
-            "last" => ConsumeFrom::Last,
-            "first" => ConsumeFrom::First,
-            "timestamp" => ConsumeFrom::Timestamp(match &config.consume_timestamp {
-                Some(t) => parse_local_timestamp(t)?,
-                None => crate::protocol::ids::now_ms() - 30 * 60 * 1000,
-            }),
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "consume-from-where '{other}' is not one of last, first, timestamp"
-                )))
-            }
-        };
-        if let Some(t) = &config.consume_timestamp {
-            parse_local_timestamp(t)?;
-        }
+        let consume_from = ConsumeFrom::of(&config)?;
         let id = executor::new_owner_id();
         let (stop, _) = watch::channel(false);
         let inner = Arc::new(Inner {

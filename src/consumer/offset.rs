@@ -52,14 +52,18 @@ pub(crate) async fn commit(
     mq: &MessageQueue,
     offset: i64,
 ) -> Result<()> {
+    commit_for(&inner.group, instance, mq, offset).await
+}
+
+/// Commits `group`'s `offset` of `mq` and waits for the broker's answer.
+pub(crate) async fn commit_for(
+    group: &str,
+    instance: &ClientInstance,
+    mq: &MessageQueue,
+    offset: i64,
+) -> Result<()> {
     let addr = instance.master_of(mq)?;
-    let cmd = req::update_consumer_offset(
-        &inner.group,
-        &mq.topic,
-        &mq.broker_name,
-        mq.queue_id,
-        offset,
-    );
+    let cmd = req::update_consumer_offset(group, &mq.topic, &mq.broker_name, mq.queue_id, offset);
     let resp = instance
         .remoting()
         .invoke(&addr, &cmd, Instant::now() + OFFSET_TIMEOUT)
@@ -109,6 +113,56 @@ async fn ask_offset(
     }
 }
 
+/// `group`'s offset of `mq` stored at the broker; None when it has none.
+pub(crate) async fn committed(
+    group: &str,
+    instance: &ClientInstance,
+    mq: &MessageQueue,
+) -> Result<Option<i64>> {
+    let addr = instance.master_of(mq)?;
+    let cmd = req::query_consumer_offset(group, &mq.topic, &mq.broker_name, mq.queue_id);
+    Ok(ask_offset(instance, &addr, cmd).await?.filter(|o| *o >= 0))
+}
+
+/// Which end of a queue (GET_MIN_OFFSET, GET_MAX_OFFSET).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Min,
+    Max,
+}
+
+/// The queue's lowest stored offset, or the offset after its last message.
+pub(crate) async fn queue_end(
+    instance: &ClientInstance,
+    mq: &MessageQueue,
+    end: End,
+) -> Result<i64> {
+    let addr = instance.master_of(mq)?;
+    let cmd = match end {
+        End::Min => req::get_min_offset(&mq.topic, &mq.broker_name, mq.queue_id),
+        End::Max => req::get_max_offset(&mq.topic, &mq.broker_name, mq.queue_id),
+    };
+    ask_offset(instance, &addr, cmd).await?.ok_or_else(|| {
+        let which = if end == End::Min { "min" } else { "max" };
+        Error::Protocol(format!("{addr} has no {which} offset for {mq:?}"))
+    })
+}
+
+/// The offset of the first message of `mq` stored at or after `timestamp_ms` (the end of the
+/// queue when there is none).
+pub(crate) async fn offset_for_timestamp(
+    instance: &ClientInstance,
+    mq: &MessageQueue,
+    timestamp_ms: i64,
+) -> Result<i64> {
+    let addr = instance.master_of(mq)?;
+    let cmd =
+        req::search_offset_by_timestamp(&mq.topic, &mq.broker_name, mq.queue_id, timestamp_ms);
+    ask_offset(instance, &addr, cmd)
+        .await?
+        .ok_or_else(|| Error::Protocol(format!("{addr} found no offset for the timestamp")))
+}
+
 /// Where pulling of a newly taken queue starts: the group's stored offset, else
 /// consume-from-where (retry topics start at 0 for `last`, at their end for `timestamp`, as Java).
 pub(crate) async fn start_offset(
@@ -116,38 +170,26 @@ pub(crate) async fn start_offset(
     instance: &ClientInstance,
     mq: &MessageQueue,
 ) -> Result<i64> {
-    let addr = instance.master_of(mq)?;
-    let stored = ask_offset(
-        instance,
-        &addr,
-        req::query_consumer_offset(&inner.group, &mq.topic, &mq.broker_name, mq.queue_id),
-    )
-    .await?;
-    if let Some(o) = stored.filter(|o| *o >= 0) {
+    let from = *inner.consume_from.lock();
+    start_offset_for(&inner.group, from, instance, mq).await
+}
+
+/// `start_offset` of any consumer of `group`.
+pub(crate) async fn start_offset_for(
+    group: &str,
+    from: ConsumeFrom,
+    instance: &ClientInstance,
+    mq: &MessageQueue,
+) -> Result<i64> {
+    if let Some(o) = committed(group, instance, mq).await? {
         return Ok(o);
     }
     let retry = mq.topic.starts_with("%RETRY%");
-    let max_offset = || async {
-        ask_offset(
-            instance,
-            &addr,
-            req::get_max_offset(&mq.topic, &mq.broker_name, mq.queue_id),
-        )
-        .await?
-        .ok_or_else(|| Error::Protocol(format!("{addr} has no max offset for {mq:?}")))
-    };
-    let from = *inner.consume_from.lock();
     match from {
         ConsumeFrom::First => Ok(0),
         ConsumeFrom::Last if retry => Ok(0),
-        ConsumeFrom::Last => max_offset().await,
-        ConsumeFrom::Timestamp(_) if retry => max_offset().await,
-        ConsumeFrom::Timestamp(ts) => ask_offset(
-            instance,
-            &addr,
-            req::search_offset_by_timestamp(&mq.topic, &mq.broker_name, mq.queue_id, ts),
-        )
-        .await?
-        .ok_or_else(|| Error::Protocol(format!("{addr} found no offset for the timestamp"))),
+        ConsumeFrom::Last => queue_end(instance, mq, End::Max).await,
+        ConsumeFrom::Timestamp(_) if retry => queue_end(instance, mq, End::Max).await,
+        ConsumeFrom::Timestamp(ts) => offset_for_timestamp(instance, mq, ts).await,
     }
 }

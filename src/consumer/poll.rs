@@ -160,7 +160,7 @@ pub(crate) fn poll(
         pq.mark_started(&offsets);
     }
     Ok(Some(ReceivedBatch {
-        inner: Arc::clone(inner),
+        inner: Some(Arc::clone(inner)),
         msgs,
         origins,
         settled: false,
@@ -171,14 +171,35 @@ pub(crate) fn poll(
 /// `ack_each`; dropped without either, its messages are reconsumed later (as
 /// `ConsumeResult::ReconsumeLater { delay_level: 0 }`). Messages still unacknowledged when the
 /// consumer shuts down are not committed: they are delivered again later.
+///
+/// A batch of the lite pull consumer (`LitePullConsumer::poll`) already counts as consumed when
+/// it is taken: it needs no acknowledgement; `ack` (or `ack_each` with every result `Success`)
+/// only marks it answered, dropping it does nothing, and `ReconsumeLater` is refused (seek to
+/// read messages again).
 pub struct ReceivedBatch {
-    inner: Arc<Inner>,
+    /// None for a lite pull batch.
+    inner: Option<Arc<Inner>>,
     msgs: Vec<Arc<MessageExt>>,
     origins: Vec<(MessageQueue, Arc<ProcessQueue>, Range<usize>)>,
     settled: bool,
 }
 
 impl ReceivedBatch {
+    /// A lite pull batch: messages that count as consumed already.
+    pub(crate) fn consumed(msgs: Vec<Arc<MessageExt>>) -> ReceivedBatch {
+        ReceivedBatch {
+            inner: None,
+            msgs,
+            origins: Vec::new(),
+            settled: false,
+        }
+    }
+
+    /// Whether answering the batch matters: false for a lite pull batch.
+    pub fn needs_ack(&self) -> bool {
+        self.inner.is_some()
+    }
+
     pub fn messages(&self) -> &[Arc<MessageExt>] {
         &self.msgs
     }
@@ -202,7 +223,10 @@ impl ReceivedBatch {
     /// the consumer has shut down (those messages are delivered again later). A second
     /// acknowledgement is `Error::InvalidState`.
     pub fn ack_each(&mut self, results: &[ConsumeResult]) -> Result<()> {
-        if crate::runtime::check_pid(self.inner.pid).is_err() {
+        let Some(inner) = self.inner.clone() else {
+            return self.settle_consumed(results);
+        };
+        if crate::runtime::check_pid(inner.pid).is_err() {
             // Made before fork(): the parent's consumer, nothing to do in this process.
             self.settled = true;
             return Err(Error::Forked);
@@ -220,7 +244,7 @@ impl ReceivedBatch {
             )));
         }
         self.settled = true;
-        let inner = &self.inner;
+        let inner = &inner;
         let instance = inner.instance.lock().clone();
         let Some(instance) = instance.filter(|_| !inner.is_stopping()) else {
             return Err(Error::InvalidState(
@@ -255,9 +279,36 @@ impl ReceivedBatch {
     }
 }
 
+impl ReceivedBatch {
+    /// `ack_each` of a lite pull batch: nothing to commit; only success is a valid answer.
+    fn settle_consumed(&mut self, results: &[ConsumeResult]) -> Result<()> {
+        if self.settled {
+            return Err(Error::InvalidState(
+                "this batch was already acknowledged".into(),
+            ));
+        }
+        if results.len() != self.msgs.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} results for a batch of {} messages",
+                results.len(),
+                self.msgs.len()
+            )));
+        }
+        if results.iter().any(|r| *r != ConsumeResult::Success) {
+            return Err(Error::InvalidArgument(
+                "a lite pull batch counts as consumed when polled and cannot be reconsumed \
+                 later; seek its queue back to read messages again"
+                    .into(),
+            ));
+        }
+        self.settled = true;
+        Ok(())
+    }
+}
+
 impl Drop for ReceivedBatch {
     fn drop(&mut self) {
-        if !self.settled {
+        if !self.settled && self.inner.is_some() {
             let later = vec![ConsumeResult::ReconsumeLater { delay_level: 0 }; self.msgs.len()];
             let _ = self.ack_each(&later);
         }

@@ -10,6 +10,7 @@ use crate::client::{ClientInstance, MessageQueue};
 use crate::protocol::code::response;
 use crate::protocol::consumer::{self as req, PullRequest};
 use crate::protocol::message::{decode_stored_messages, MessageExt};
+use crate::remoting::RemotingCommand;
 
 /// How long the broker may hold a pull (Java BROKER_SUSPEND_MAX_TIME_MILLIS).
 pub(crate) const BROKER_SUSPEND: Duration = Duration::from_secs(15);
@@ -70,65 +71,84 @@ pub(crate) async fn pull_loop(
             suspend_timeout_ms: BROKER_SUSPEND.as_millis() as i64,
             sub_version: sub.version,
             expression_type: sub.kind.name(),
+            subscription: None,
         });
         let deadline = Instant::now() + PULL_TIMEOUT;
         let resp = tokio::select! {
             _ = inner.stopped() => return,
             r = instance.remoting().invoke(&addr, &cmd, deadline) => r,
         };
-        let delay = match resp {
-            Err(_) => Some(DELAY_ON_ERROR),
-            Ok(resp) => {
-                let next = resp.ext_parse::<i64>("nextBeginOffset");
-                match (resp.code, next) {
-                    (response::SUCCESS, Some(next)) => {
-                        let msgs = match decode_stored_messages(resp.body) {
-                            Ok(m) => m,
-                            // Undecodable records are not skipped: pull them again later.
-                            Err(_) => {
-                                if !inner.pause(DELAY_ON_ERROR).await {
-                                    return;
-                                }
-                                continue;
-                            }
-                        };
-                        let kept = keep_matching(&inner, &sub, retry, &mq.broker_name, msgs);
-                        if pq.is_dropped() {
-                            return;
-                        }
-                        pq.add(&kept, next);
-                        inner.offsets.advance(&mq, pq.commit_offset());
-                        consume::dispatch(&inner, &instance, &mq, &pq, kept);
-                        None
-                    }
-                    (response::PULL_NOT_FOUND | response::PULL_RETRY_IMMEDIATELY, Some(next)) => {
-                        pq.set_next(next);
-                        inner.offsets.advance(&mq, pq.commit_offset());
-                        None
-                    }
-                    (response::PULL_OFFSET_MOVED, Some(next)) => {
-                        // The broker corrected the offset: drop the queue, store the correction,
-                        // and let a rebalance take the queue again from there.
-                        let owned = inner.queues.lock().remove(&mq);
-                        pq.drop_queue();
-                        inner.offsets.set(&mq, next);
-                        let _ = super::offset::commit(&inner, &instance, &mq, next).await;
-                        inner.offsets.remove(&mq);
-                        inner.rebalance_now.notify_one();
-                        // Dropping the handle does not abort this task; it ends here.
-                        drop(owned);
-                        return;
-                    }
-                    (response::FLOW_CONTROL, _) => Some(DELAY_ON_BROKER_FLOW_CONTROL),
-                    _ => Some(DELAY_ON_ERROR),
+        let delay = match read_pull_response(resp) {
+            PullOutcome::Found { next, msgs } => {
+                let kept = keep_matching(&inner, &sub, retry, &mq.broker_name, msgs);
+                if pq.is_dropped() {
+                    return;
                 }
+                pq.add(&kept, next);
+                inner.offsets.advance(&mq, pq.commit_offset());
+                consume::dispatch(&inner, &instance, &mq, &pq, kept);
+                None
             }
+            PullOutcome::NoNew { next } => {
+                pq.set_next(next);
+                inner.offsets.advance(&mq, pq.commit_offset());
+                None
+            }
+            PullOutcome::OffsetMoved { next } => {
+                // The broker corrected the offset: drop the queue, store the correction,
+                // and let a rebalance take the queue again from there.
+                let owned = inner.queues.lock().remove(&mq);
+                pq.drop_queue();
+                inner.offsets.set(&mq, next);
+                let _ = super::offset::commit(&inner, &instance, &mq, next).await;
+                inner.offsets.remove(&mq);
+                inner.rebalance_now.notify_one();
+                // Dropping the handle does not abort this task; it ends here.
+                drop(owned);
+                return;
+            }
+            PullOutcome::FlowControl => Some(DELAY_ON_BROKER_FLOW_CONTROL),
+            PullOutcome::Failed => Some(DELAY_ON_ERROR),
         };
         if let Some(d) = delay {
             if !inner.pause(d).await {
                 return;
             }
         }
+    }
+}
+
+/// What a pull's answer means.
+pub(crate) enum PullOutcome {
+    /// Messages (before the client-side filter) and the offset to pull next.
+    Found { next: i64, msgs: Vec<MessageExt> },
+    /// Nothing new (yet): pull again from `next`.
+    NoNew { next: i64 },
+    /// The offset was out of the queue's range; the broker suggests `next`.
+    OffsetMoved { next: i64 },
+    /// The broker is busy: pull again shortly.
+    FlowControl,
+    /// Transport failure, an error answer, or records that do not decode (they are not
+    /// skipped: pull them again later).
+    Failed,
+}
+
+pub(crate) fn read_pull_response(resp: crate::Result<RemotingCommand>) -> PullOutcome {
+    let Ok(resp) = resp else {
+        return PullOutcome::Failed;
+    };
+    let next = resp.ext_parse::<i64>("nextBeginOffset");
+    match (resp.code, next) {
+        (response::SUCCESS, Some(next)) => match decode_stored_messages(resp.body) {
+            Ok(msgs) => PullOutcome::Found { next, msgs },
+            Err(_) => PullOutcome::Failed,
+        },
+        (response::PULL_NOT_FOUND | response::PULL_RETRY_IMMEDIATELY, Some(next)) => {
+            PullOutcome::NoNew { next }
+        }
+        (response::PULL_OFFSET_MOVED, Some(next)) => PullOutcome::OffsetMoved { next },
+        (response::FLOW_CONTROL, _) => PullOutcome::FlowControl,
+        _ => PullOutcome::Failed,
     }
 }
 

@@ -66,6 +66,15 @@ async fn consumer_ids(
     instance: &ClientInstance,
     route: &TopicRouteData,
 ) -> Result<Vec<String>> {
+    group_consumer_ids(&inner.group, instance, route).await
+}
+
+/// The consumer ids of `group`, sorted, from a broker of the route.
+pub(crate) async fn group_consumer_ids(
+    group: &str,
+    instance: &ClientInstance,
+    route: &TopicRouteData,
+) -> Result<Vec<String>> {
     let mut brokers: Vec<_> = route.broker_datas.iter().collect();
     brokers.sort_by(|a, b| a.broker_name.cmp(&b.broker_name));
     let addr = brokers
@@ -80,7 +89,7 @@ async fn consumer_ids(
         .remoting()
         .invoke(
             &addr,
-            &req::get_consumer_list_by_group(&inner.group),
+            &req::get_consumer_list_by_group(group),
             Instant::now() + instance.config().api_timeout,
         )
         .await?;

@@ -69,7 +69,7 @@ pub struct rmq_queue_selector_t {
     pub arg: *mut c_void,
 }
 
-fn views(queues: &[MessageQueue]) -> Vec<rmq_message_queue_t> {
+pub(crate) fn views(queues: &[MessageQueue]) -> Vec<rmq_message_queue_t> {
     queues
         .iter()
         .map(|q| rmq_message_queue_t {
@@ -135,7 +135,7 @@ unsafe fn select(
     Ok(producer.select_queue_blocking(topic, |qs| producer.pick_queue_index(&builtin, qs))?)
 }
 
-unsafe fn queue_arg(queue: *const rmq_message_queue_t) -> FfiResult<MessageQueue> {
+pub(crate) unsafe fn queue_arg(queue: *const rmq_message_queue_t) -> FfiResult<MessageQueue> {
     if queue.is_null() {
         return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "queue is NULL"));
     }

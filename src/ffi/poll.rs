@@ -21,10 +21,17 @@ use super::status::*;
 use crate::consumer::{ConsumeResult, ReceivedBatch};
 use crate::protocol::message::MessageExt;
 
-/// Messages taken by one rmq_push_consumer_poll, possibly from several queues. Owned by the
-/// caller: acknowledge it with rmq_received_batch_ack or _ack_each, or free it unacknowledged
-/// with rmq_received_batch_destroy; either ends it. It may be used from any thread, but
-/// acknowledging or destroying it while another thread still reads its messages is a bug.
+/// Messages taken by one rmq_push_consumer_poll or rmq_lite_pull_consumer_poll, possibly from
+/// several queues. Owned by the caller: acknowledge it with rmq_received_batch_ack or _ack_each,
+/// or free it unacknowledged with rmq_received_batch_destroy; either ends it. It may be used
+/// from any thread, but acknowledging or destroying it while another thread still reads its
+/// messages is a bug.
+///
+/// A lite pull consumer's batch counts as consumed when it is polled and needs no answer:
+/// rmq_received_batch_ack and rmq_received_batch_destroy both just free it;
+/// rmq_received_batch_ack_each frees it when every status is RMQ_CONSUME_SUCCESS and refuses
+/// RMQ_CONSUME_RECONSUME_LATER (RMQ_ERR_INVALID_ARGUMENT, the batch stays valid): to read
+/// messages again, seek their queue back.
 pub struct rmq_received_batch_t {
     _private: [u8; 0],
 }
@@ -229,13 +236,17 @@ pub unsafe extern "C" fn rmq_push_consumer_poll(
         } else {
             Duration::from_millis(timeout_ms as u64)
         };
-        let batch = c.consumer.poll(max_messages, timeout)?;
-        *out = match batch {
-            Some(b) => BATCHES.insert(std::sync::Arc::new(lend(b))),
-            None => std::ptr::null_mut(),
-        };
+        *out = batch_handle(c.consumer.poll(max_messages, timeout)?);
         Ok(())
     })
+}
+
+/// Registers a polled batch (push or lite pull) for C; NULL for none.
+pub(crate) fn batch_handle(batch: Option<ReceivedBatch>) -> *mut rmq_received_batch_t {
+    match batch {
+        Some(b) => BATCHES.insert(std::sync::Arc::new(lend(b))),
+        None => std::ptr::null_mut(),
+    }
 }
 
 /// Number of messages in the batch (>= 1).
@@ -314,6 +325,7 @@ fn settle(batch: *mut rmq_received_batch_t, results: FfiResult<Vec<ConsumeResult
 /// of their queue is acknowledged too. If the consumer has been shut down meanwhile, the batch
 /// is freed and the call returns RMQ_ERR_INVALID_STATE: its messages were not committed and are
 /// delivered again. A second acknowledgement is RMQ_ERR_INVALID_HANDLE (the batch is gone).
+/// A lite pull consumer's batch is consumed already: this only frees it.
 #[no_mangle]
 pub extern "C" fn rmq_received_batch_ack(batch: *mut rmq_received_batch_t) -> rmq_status_t {
     guard(|| {
@@ -328,7 +340,8 @@ pub extern "C" fn rmq_received_batch_ack(batch: *mut rmq_received_batch_t) -> rm
 /// rmq_consume_context_t.delay_level; `delay_levels` may be NULL for 0 everywhere). Both
 /// arrays are borrowed for the call and hold `count` entries, which must equal the batch's
 /// count; a wrong count or a NULL `statuses` is an error that leaves the batch unacknowledged
-/// and valid.
+/// and valid. A lite pull consumer's batch takes only RMQ_CONSUME_SUCCESS (then it is freed);
+/// any other status is RMQ_ERR_INVALID_ARGUMENT and leaves it valid (seek to read again).
 #[no_mangle]
 pub unsafe extern "C" fn rmq_received_batch_ack_each(
     batch: *mut rmq_received_batch_t,
@@ -368,8 +381,9 @@ pub unsafe extern "C" fn rmq_received_batch_ack_each(
 }
 
 /// Frees the batch without acknowledging it: every message not acknowledged is delivered again
-/// later (as RMQ_CONSUME_RECONSUME_LATER with delay level 0). NULL is a no-op (RMQ_OK); a
-/// batch already acknowledged or destroyed is RMQ_ERR_INVALID_HANDLE.
+/// later (as RMQ_CONSUME_RECONSUME_LATER with delay level 0); a lite pull consumer's batch,
+/// consumed when polled, is just freed. NULL is a no-op (RMQ_OK); a batch already acknowledged
+/// or destroyed is RMQ_ERR_INVALID_HANDLE.
 #[no_mangle]
 pub extern "C" fn rmq_received_batch_destroy(batch: *mut rmq_received_batch_t) -> rmq_status_t {
     guard(|| {

@@ -7,6 +7,7 @@ use crate::remoting::RemotingCommand;
 /// PullSysFlag bits.
 pub const PULL_FLAG_COMMIT_OFFSET: i32 = 0x1;
 pub const PULL_FLAG_SUSPEND: i32 = 0x2;
+pub const PULL_FLAG_SUBSCRIPTION: i32 = 0x4;
 
 /// Fields of one PULL_MESSAGE request.
 #[derive(Debug, Clone)]
@@ -21,6 +22,9 @@ pub struct PullRequest<'a> {
     pub suspend_timeout_ms: i64,
     pub sub_version: i64,
     pub expression_type: &'a str,
+    /// The expression, sent with the pull (the lite pull consumer's way): the broker filters by
+    /// it instead of the group's subscription from heartbeats.
+    pub subscription: Option<&'a str>,
 }
 
 pub fn pull_message(p: &PullRequest<'_>) -> RemotingCommand {
@@ -28,25 +32,29 @@ pub fn pull_message(p: &PullRequest<'_>) -> RemotingCommand {
     if p.commit_offset > 0 {
         sys_flag |= PULL_FLAG_COMMIT_OFFSET;
     }
-    RemotingCommand::request(
-        request::PULL_MESSAGE,
-        vec![
-            (Borrowed("consumerGroup"), p.group.to_string()),
-            (Borrowed("topic"), p.topic.to_string()),
-            (Borrowed("queueId"), p.queue_id.to_string()),
-            (Borrowed("queueOffset"), p.queue_offset.to_string()),
-            (Borrowed("maxMsgNums"), p.max_msg_nums.to_string()),
-            (Borrowed("sysFlag"), sys_flag.to_string()),
-            (Borrowed("commitOffset"), p.commit_offset.max(0).to_string()),
-            (
-                Borrowed("suspendTimeoutMillis"),
-                p.suspend_timeout_ms.to_string(),
-            ),
-            (Borrowed("subVersion"), p.sub_version.to_string()),
-            (Borrowed("expressionType"), p.expression_type.to_string()),
-            (Borrowed("bname"), p.broker_name.to_string()),
-        ],
-    )
+    if p.subscription.is_some() {
+        sys_flag |= PULL_FLAG_SUBSCRIPTION;
+    }
+    let mut fields = vec![
+        (Borrowed("consumerGroup"), p.group.to_string()),
+        (Borrowed("topic"), p.topic.to_string()),
+        (Borrowed("queueId"), p.queue_id.to_string()),
+        (Borrowed("queueOffset"), p.queue_offset.to_string()),
+        (Borrowed("maxMsgNums"), p.max_msg_nums.to_string()),
+        (Borrowed("sysFlag"), sys_flag.to_string()),
+        (Borrowed("commitOffset"), p.commit_offset.max(0).to_string()),
+        (
+            Borrowed("suspendTimeoutMillis"),
+            p.suspend_timeout_ms.to_string(),
+        ),
+        (Borrowed("subVersion"), p.sub_version.to_string()),
+        (Borrowed("expressionType"), p.expression_type.to_string()),
+        (Borrowed("bname"), p.broker_name.to_string()),
+    ];
+    if let Some(s) = p.subscription {
+        fields.push((Borrowed("subscription"), s.to_string()));
+    }
+    RemotingCommand::request(request::PULL_MESSAGE, fields)
 }
 
 fn queue_fields(
@@ -90,8 +98,17 @@ pub fn update_consumer_offset(
 }
 
 pub fn get_max_offset(topic: &str, broker_name: &str, queue_id: i32) -> RemotingCommand {
+    queue_bound(request::GET_MAX_OFFSET, topic, broker_name, queue_id)
+}
+
+/// GET_MIN_OFFSET: the queue's lowest offset still stored.
+pub fn get_min_offset(topic: &str, broker_name: &str, queue_id: i32) -> RemotingCommand {
+    queue_bound(request::GET_MIN_OFFSET, topic, broker_name, queue_id)
+}
+
+fn queue_bound(code: i32, topic: &str, broker_name: &str, queue_id: i32) -> RemotingCommand {
     RemotingCommand::request(
-        request::GET_MAX_OFFSET,
+        code,
         vec![
             (Borrowed("topic"), topic.to_string()),
             (Borrowed("queueId"), queue_id.to_string()),
@@ -195,13 +212,20 @@ mod tests {
             suspend_timeout_ms: 15000,
             sub_version: 7,
             expression_type: "TAG",
+            subscription: None,
         };
         assert_eq!(pull_message(&p).ext("sysFlag"), Some("2"));
+        assert_eq!(pull_message(&p).ext("subscription"), None);
         p.commit_offset = 3;
         let cmd = pull_message(&p);
         assert_eq!(cmd.ext("sysFlag"), Some("3"));
         assert_eq!(cmd.ext("commitOffset"), Some("3"));
         assert_eq!(cmd.ext("queueOffset"), Some("5"));
+        p.commit_offset = 0;
+        p.subscription = Some("a || b");
+        let cmd = pull_message(&p);
+        assert_eq!(cmd.ext("sysFlag"), Some("6"), "suspend + subscription");
+        assert_eq!(cmd.ext("subscription"), Some("a || b"));
     }
 
     #[test]

@@ -44,6 +44,7 @@ from .consumer import (
     ReconsumeLater,
     SuspendCurrentQueue,
 )
+from .lite_pull import LitePullConsumer
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
@@ -71,6 +72,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidHandleError",
     "InvalidStateError",
+    "LitePullConsumer",
     "Message",
     "MessageQueue",
     "MessageTooLargeError",

@@ -50,6 +50,8 @@ HANDLE_STRUCTS = {
     "rmq_received_message_t",
     "rmq_received_batch_t",
     "rmq_transaction_producer_t",
+    "rmq_lite_pull_consumer_t",
+    "rmq_message_queue_list_t",
 }
 
 
@@ -90,6 +92,7 @@ def expected_ctype(ctype: str):
         "rmq_status_desc_t*": POINTER(_ffi.StatusDescT),
         "rmq_queue_selector_t*": POINTER(_ffi.QueueSelectorT),
         "rmq_message_queue_t*": POINTER(_ffi.MessageQueueT),
+        "rmq_message_queue_t**": POINTER(POINTER(_ffi.MessageQueueT)),
         "rmq_send_result_view_t*": POINTER(_ffi.SendResultViewT),
         "rmq_received_view_t**": POINTER(POINTER(_ffi.ReceivedViewT)),
         "rmq_consume_status_t*": POINTER(c_int32),
