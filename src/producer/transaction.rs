@@ -384,12 +384,13 @@ impl TransactionProducer {
         instance
             .transaction_checkers()
             .add(Arc::clone(&self.inner.entry));
-        if instance
-            .cached_publish_info(AUTO_CREATE_TOPIC_KEY)
-            .is_none()
-        {
-            let inst = Arc::clone(&instance);
-            instance.shared().handle().spawn(async move {
+        // Announce the group at once, as Java's start does: an instance shared with clients
+        // started earlier would otherwise name it only at its next periodic heartbeat, and the
+        // broker gives up on a transaction after transactionCheckMax checks that found no
+        // producer of its group.
+        let inst = Arc::clone(&instance);
+        instance.shared().handle().spawn(async move {
+            if inst.cached_publish_info(AUTO_CREATE_TOPIC_KEY).is_none() {
                 let deadline = Instant::now() + inst.config().api_timeout;
                 if let Err(e) = inst.update_route(AUTO_CREATE_TOPIC_KEY, deadline).await {
                     crate::log_debug!(
@@ -397,8 +398,9 @@ impl TransactionProducer {
                         "no route of {AUTO_CREATE_TOPIC_KEY} at start; brokers learn about the group from its sends: {e}"
                     );
                 }
-            });
-        }
+            }
+            inst.send_heartbeats().await;
+        });
         Ok(())
     }
 
