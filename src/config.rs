@@ -73,6 +73,8 @@ pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
 pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
+pub const MESSAGE_MODEL: &str = "consumer.message-model";
+pub const LOCAL_OFFSET_STORE_DIR: &str = "consumer.local-offset-store-dir";
 pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
@@ -305,6 +307,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "How often (ms) the consumer recomputes which queues it owns; a change of the group's members announced by a broker triggers a rebalance at once as well.",
     },
     ConfigKey {
+        name: MESSAGE_MODEL,
+        default: "CLUSTERING",
+        kind: ValueKind::OneOf(&["CLUSTERING", "BROADCASTING"]),
+        description: "CLUSTERING: the group's consumers share the queues and the brokers keep the offsets. BROADCASTING: every consumer of the group gets every message, offsets live in a local file (consumer.local-offset-store-dir), and a failed message is not retried (dropped with a warning, as in Java).",
+    },
+    ConfigKey {
+        name: LOCAL_OFFSET_STORE_DIR,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Directory of broadcasting offsets, kept in <dir>/<ip@instance-name>/<group>/offsets.json in the Java client's format. Empty: ~/.rocketmq_offsets, Java's default (its rocketmq.client.localOffsetStoreDir).",
+    },
+    ConfigKey {
         name: LOG_LEVEL,
         default: "off",
         kind: ValueKind::Text,
@@ -505,6 +519,11 @@ impl Config {
             ),
             persist_offset_interval: self.ms(PERSIST_CONSUMER_OFFSET_INTERVAL),
             rebalance_interval: self.ms(REBALANCE_INTERVAL),
+            broadcasting: self.get(MESSAGE_MODEL) == Some("BROADCASTING"),
+            local_offset_store_dir: self
+                .get(LOCAL_OFFSET_STORE_DIR)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
         })
     }
 }
@@ -533,6 +552,10 @@ pub struct ConsumerConfig {
     pub persist_offset_interval: Duration,
     /// How often queues are reallocated.
     pub rebalance_interval: Duration,
+    /// BROADCASTING (every consumer gets every queue; offsets in a local file) or CLUSTERING.
+    pub broadcasting: bool,
+    /// Root of the local offset files; None = ~/.rocketmq_offsets.
+    pub local_offset_store_dir: Option<String>,
 }
 
 impl ConsumerConfig {

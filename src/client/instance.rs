@@ -50,9 +50,24 @@ pub trait ConsumerMember: Send + Sync {
     fn consumer_data(&self) -> Option<serde_json::Value>;
     /// Asks for a rebalance soon; must not block.
     fn rebalance_now(&self);
+    /// GET_CONSUMER_RUNNING_INFO; None when the member has nothing to report.
+    fn running_info(&self) -> Option<super::admin::RunningInfo> {
+        None
+    }
+    /// GET_CONSUMER_STATUS_FROM_CLIENT: the offsets of the topic's queues held here.
+    fn offset_table(&self, _topic: &str) -> Vec<(MessageQueue, i64)> {
+        Vec::new()
+    }
+    /// RESET_CONSUMER_CLIENT_OFFSET: consume the topic's queues from these offsets on.
+    fn reset_offsets(&self, _topic: &str, _offsets: Vec<(MessageQueue, i64)>) {}
+    /// CONSUME_MESSAGE_DIRECTLY: runs the listener on the message, waiting for its result;
+    /// None when the member has no listener to run.
+    fn consume_directly(&self, _msg: MessageExt) -> Option<super::admin::DirectResult> {
+        None
+    }
 }
 
-type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
+pub(crate) type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
 
 /// NOTIFY_CONSUMER_IDS_CHANGED: the group's consumers rebalance at once (oneway; no answer).
 struct ConsumerIdsChanged(Consumers);
@@ -113,6 +128,7 @@ impl ClientInstance {
             request::NOTIFY_CONSUMER_IDS_CHANGED,
             Arc::new(ConsumerIdsChanged(Arc::clone(&consumers))),
         );
+        super::admin::register(&processors, &consumers);
         let handle = shared.handle().clone();
         let instance = Arc::new(ClientInstance {
             client_id: key.client_id.clone(),
