@@ -64,6 +64,12 @@ $(OUT)/test_consumer_group: tests/c/test_consumer_group.c include/rmq.h $(LIB) |
 $(OUT)/test_consumer_group_asan: tests/c/test_consumer_group.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/test_consumer_broadcast: tests/c/test_consumer_broadcast.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/test_consumer_broadcast_asan: tests/c/test_consumer_broadcast.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
+
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
@@ -75,22 +81,26 @@ $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan $(OUT)/test_faults $(OUT)/test_faults_asan \
             $(OUT)/test_consumer $(OUT)/test_consumer_asan $(OUT)/test_consumer_group \
-            $(OUT)/test_consumer_group_asan $(OUT)/producer $(OUT)/consumer \
+            $(OUT)/test_consumer_group_asan $(OUT)/test_consumer_broadcast \
+            $(OUT)/test_consumer_broadcast_asan $(OUT)/producer $(OUT)/consumer \
             $(OUT)/sync_send
 
 # These two need RMQ_NAMESRV (make test sets it).
-c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer $(OUT)/test_consumer_group
+c-test: build $(OUT)/test_rmq $(OUT)/test_faults $(OUT)/test_consumer $(OUT)/test_consumer_group \
+        $(OUT)/test_consumer_broadcast
 	$(OUT)/test_rmq
 	$(OUT)/test_faults
 	$(OUT)/test_consumer
 	$(OUT)/test_consumer_group
+	$(OUT)/test_consumer_broadcast
 
 c-test-asan: build $(OUT)/test_rmq_asan $(OUT)/test_faults_asan $(OUT)/test_consumer_asan \
-             $(OUT)/test_consumer_group_asan
+             $(OUT)/test_consumer_group_asan $(OUT)/test_consumer_broadcast_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_rmq_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_faults_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_asan
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_group_asan
+	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_consumer_broadcast_asan
 
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs
