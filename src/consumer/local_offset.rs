@@ -174,6 +174,10 @@ mod tests {
         );
         let again = LocalOffsetStore::open(path.clone()).unwrap();
         assert_eq!((again.get(&mq(0)), again.get(&mq(1))), (Some(4), Some(9)));
+        // What the Java client 5.3.3 writes (OffsetSerializeWrapper.toJson(true)) for that table.
+        std::fs::write(&path, "{\n\t\"offsetTable\":{{\n\t\t\t\"brokerName\":\"broker-a\",\n\t\t\t\"queueId\":1,\n\t\t\t\"topic\":\"T\"\n\t\t}:9,{\n\t\t\t\"brokerName\":\"broker-a\",\n\t\t\t\"queueId\":0,\n\t\t\t\"topic\":\"T\"\n\t\t}:4\n\t}\n}").unwrap();
+        let java = LocalOffsetStore::open(path.clone()).unwrap();
+        assert_eq!((java.get(&mq(0)), java.get(&mq(1))), (Some(4), Some(9)));
         std::fs::write(&path, "not json").unwrap();
         assert!(LocalOffsetStore::open(path).is_err());
         std::fs::remove_dir_all(dir).unwrap();
