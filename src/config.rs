@@ -82,6 +82,8 @@ pub const SUSPEND_CURRENT_QUEUE_TIME: &str = "consumer.suspend-current-queue-tim
 pub const AUTO_COMMIT: &str = "consumer.auto-commit";
 pub const AUTO_COMMIT_INTERVAL: &str = "consumer.auto-commit-interval";
 pub const PULL_THRESHOLD_FOR_ALL: &str = "consumer.pull-threshold-for-all";
+pub const MESSAGE_MODEL: &str = "consumer.message-model";
+pub const LOCAL_OFFSET_STORE_DIR: &str = "consumer.local-offset-store-dir";
 pub const LOG_LEVEL: &str = "client.log-level";
 pub const ACCESS_KEY: &str = "client.access-key";
 pub const SECRET_KEY: &str = "client.secret-key";
@@ -360,6 +362,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "10000",
         kind: ValueKind::Integer { min: 1, max: 1_000_000 },
         description: "Lite pull consumer: pulling pauses while this many pulled messages, of all queues, wait to be polled.",
+    },
+    ConfigKey {
+        name: MESSAGE_MODEL,
+        default: "CLUSTERING",
+        kind: ValueKind::OneOf(&["CLUSTERING", "BROADCASTING"]),
+        description: "CLUSTERING: the group's consumers share the queues and the brokers keep the offsets. BROADCASTING: every consumer of the group gets every message, offsets live in a local file (consumer.local-offset-store-dir), and a failed message is not retried (dropped with a warning, as in Java).",
+    },
+    ConfigKey {
+        name: LOCAL_OFFSET_STORE_DIR,
+        default: "",
+        kind: ValueKind::Text,
+        description: "Directory of broadcasting offsets, kept in <dir>/<ip@instance-name>/<group>/offsets.json in the Java client's format. Empty: ~/.rocketmq_offsets, Java's default (its rocketmq.client.localOffsetStoreDir).",
     },
     ConfigKey {
         name: LOG_LEVEL,
@@ -677,6 +691,11 @@ impl Config {
             auto_commit: self.get(AUTO_COMMIT) == Some("true"),
             auto_commit_interval: self.ms(AUTO_COMMIT_INTERVAL),
             pull_threshold_for_all: self.int(PULL_THRESHOLD_FOR_ALL) as usize,
+            broadcasting: self.get(MESSAGE_MODEL) == Some("BROADCASTING"),
+            local_offset_store_dir: self
+                .get(LOCAL_OFFSET_STORE_DIR)
+                .filter(|d| !d.is_empty())
+                .map(str::to_string),
         })
     }
 }
@@ -714,6 +733,10 @@ pub struct ConsumerConfig {
     pub auto_commit_interval: Duration,
     /// Lite pull: most pulled messages waiting to be polled, all queues together.
     pub pull_threshold_for_all: usize,
+    /// BROADCASTING (every consumer gets every queue; offsets in a local file) or CLUSTERING.
+    pub broadcasting: bool,
+    /// Root of the local offset files; None = ~/.rocketmq_offsets.
+    pub local_offset_store_dir: Option<String>,
 }
 
 impl ConsumerConfig {

@@ -52,6 +52,21 @@ pub trait ConsumerMember: Send + Sync {
     fn consumer_data(&self) -> Option<serde_json::Value>;
     /// Asks for a rebalance soon; must not block.
     fn rebalance_now(&self);
+    /// GET_CONSUMER_RUNNING_INFO; None when the member has nothing to report.
+    fn running_info(&self) -> Option<super::admin::RunningInfo> {
+        None
+    }
+    /// GET_CONSUMER_STATUS_FROM_CLIENT: the offsets of the topic's queues held here.
+    fn offset_table(&self, _topic: &str) -> Vec<(MessageQueue, i64)> {
+        Vec::new()
+    }
+    /// RESET_CONSUMER_CLIENT_OFFSET: consume the topic's queues from these offsets on.
+    fn reset_offsets(&self, _topic: &str, _offsets: Vec<(MessageQueue, i64)>) {}
+    /// CONSUME_MESSAGE_DIRECTLY: runs the listener on the message, waiting for its result;
+    /// None when the member has no listener to run.
+    fn consume_directly(&self, _msg: MessageExt) -> Option<super::admin::DirectResult> {
+        None
+    }
 }
 
 pub(crate) type Consumers = Arc<Mutex<Vec<(String, Arc<dyn ConsumerMember>)>>>;
@@ -63,7 +78,7 @@ pub(crate) fn broker_request_processors(
     transaction_checkers: &Arc<TransactionCheckers>,
     requests: &Arc<PendingRequests>,
 ) -> Vec<(i32, Arc<dyn RequestProcessor>)> {
-    vec![
+    let mut list: Vec<(i32, Arc<dyn RequestProcessor>)> = vec![
         (
             request::NOTIFY_CONSUMER_IDS_CHANGED,
             Arc::new(ConsumerIdsChanged(Arc::clone(consumers))),
@@ -76,7 +91,9 @@ pub(crate) fn broker_request_processors(
             request::PUSH_REPLY_MESSAGE_TO_CLIENT,
             Arc::new(PushReplyProcessor(Arc::clone(requests))),
         ),
-    ]
+    ];
+    list.extend(super::admin::processors(consumers));
+    list
 }
 
 /// NOTIFY_CONSUMER_IDS_CHANGED: the group's consumers rebalance at once (oneway; no answer).

@@ -1,5 +1,6 @@
 //! The client instance: routes, name servers, heartbeats, shared connections, and the registry
 //! that shares one instance among the clients with the same client id.
+pub mod admin;
 pub mod fault;
 pub mod instance;
 pub mod namespace;

@@ -118,6 +118,15 @@ pub(crate) fn finish(
             pq.remove(&offsets);
             inner.offsets.advance(mq, pq.commit_offset());
         }
+        ConsumeResult::ReconsumeLater { .. } if inner.config.broadcasting => {
+            drop_failed(
+                inner,
+                mq,
+                pq,
+                &batch,
+                "its listener asked to consume it later",
+            );
+        }
         ConsumeResult::ReconsumeLater { delay_level } => {
             // Those still here (a consume timeout may have sent some back already).
             let failed: Vec<Arc<MessageExt>> = batch
@@ -138,6 +147,27 @@ pub(crate) fn finish(
             });
         }
     }
+}
+
+/// Broadcasting has no retry: as Java's consumer does, a failed message is dropped with a
+/// warning and the offset moves past it.
+fn drop_failed(
+    inner: &Inner,
+    mq: &MessageQueue,
+    pq: &ProcessQueue,
+    msgs: &[Arc<MessageExt>],
+    why: &str,
+) {
+    let offsets: Vec<i64> = msgs.iter().map(|m| m.queue_offset).collect();
+    for o in pq.remove(&offsets) {
+        crate::log_warn!(
+            "rmq::consumer",
+            "broadcasting consumer of group {} drops the message at offset {o} of {mq:?}: {why}; \
+             broadcasting does not retry",
+            inner.group
+        );
+    }
+    inner.offsets.advance(mq, pq.commit_offset());
 }
 
 async fn send_back_all(
@@ -283,6 +313,10 @@ pub(crate) fn send_back_expired(inner: &Arc<Inner>, instance: &Arc<ClientInstanc
     for (mq, pq) in queues {
         let expired = pq.expired(inner.config.consume_timeout);
         if expired.is_empty() {
+            continue;
+        }
+        if inner.config.broadcasting {
+            drop_failed(inner, &mq, &pq, &expired, "its listener call timed out");
             continue;
         }
         let (inner, instance) = (Arc::clone(inner), Arc::clone(instance));

@@ -8,9 +8,11 @@
 //! Threads: pull loops, rebalance and offset commits are tasks on the process's I/O runtime; the
 //! listener runs only on the consumer's `rmq-c<id>-<n>` threads
 //! (`consumer.consume-thread-number`), never on an I/O thread or a caller's thread.
+mod admin;
 mod allocate;
 mod consume;
 mod lite_pull;
+mod local_offset;
 mod lock;
 mod offset;
 mod orderly;
@@ -21,7 +23,8 @@ pub(crate) mod rebalance;
 mod subscription;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -163,6 +166,10 @@ pub(crate) struct Inner {
     rebalance_now: Notify,
     background: Mutex<Option<JoinHandle<()>>>,
     busy: Busy,
+    /// Broadcasting only: the local offset file, opened at start.
+    local_offsets: OnceLock<local_offset::LocalOffsetStore>,
+    /// When start succeeded (ms since the epoch), for the admin tools.
+    started_ms: AtomicI64,
 }
 
 impl Inner {
@@ -211,7 +218,7 @@ impl ConsumerMember for Member {
         Some(serde_json::json!({
             "groupName": &*inner.group,
             "consumeType": "CONSUME_PASSIVELY",
-            "messageModel": "CLUSTERING",
+            "messageModel": if inner.config.broadcasting { "BROADCASTING" } else { "CLUSTERING" },
             "consumeFromWhere": inner.consume_from.lock().wire_name(),
             "subscriptionDataSet": subs,
             "unitMode": false,
@@ -222,6 +229,27 @@ impl ConsumerMember for Member {
         if let Some(inner) = self.0.upgrade() {
             inner.rebalance_now.notify_one();
         }
+    }
+
+    fn running_info(&self) -> Option<crate::client::admin::RunningInfo> {
+        admin::running_info(&self.0.upgrade()?)
+    }
+
+    fn offset_table(&self, topic: &str) -> Vec<(MessageQueue, i64)> {
+        self.0
+            .upgrade()
+            .map(|inner| admin::offset_table(&inner, topic))
+            .unwrap_or_default()
+    }
+
+    fn reset_offsets(&self, topic: &str, offsets: Vec<(MessageQueue, i64)>) {
+        if let Some(inner) = self.0.upgrade() {
+            admin::reset_offsets(&inner, topic, offsets);
+        }
+    }
+
+    fn consume_directly(&self, msg: MessageExt) -> Option<crate::client::admin::DirectResult> {
+        admin::consume_directly(&self.0.upgrade()?, msg)
     }
 }
 
@@ -276,6 +304,8 @@ impl PushConsumer {
             rebalance_now: Notify::new(),
             background: Mutex::new(None),
             busy: Busy::default(),
+            local_offsets: OnceLock::new(),
+            started_ms: AtomicI64::new(0),
             config,
         });
         Ok(PushConsumer {
@@ -424,12 +454,18 @@ impl PushConsumer {
                     "subscribe at least one topic before starting the consumer".into(),
                 ));
             }
-            subs.push(Subscription::new(
-                &inner.retry_topic,
-                "*",
-                ExpressionType::Tag,
-            )?);
-            drop(subs);
+            if inner.config.broadcasting {
+                // Java's broadcasting consumers neither retry nor read the retry topic.
+                drop(subs);
+                local_offset::open_for(inner)?;
+            } else {
+                subs.push(Subscription::new(
+                    &inner.retry_topic,
+                    "*",
+                    ExpressionType::Tag,
+                )?);
+                drop(subs);
+            }
             let member: Arc<dyn ConsumerMember> = Arc::new(Member(Arc::downgrade(inner)));
             let instance = match registry::register_consumer(
                 &inner.config.client,
@@ -438,11 +474,17 @@ impl PushConsumer {
             ) {
                 Ok(i) => i,
                 Err(e) => {
-                    inner.subscriptions.lock().pop();
+                    if !inner.config.broadcasting {
+                        inner.subscriptions.lock().pop();
+                    }
                     return Err(e);
                 }
             };
             *inner.instance.lock() = Some(Arc::clone(&instance));
+            inner.started_ms.store(
+                crate::protocol::ids::now_ms(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
             *state = State::Running;
         }
         let instance = inner.instance.lock().clone().expect("set above");
@@ -488,6 +530,14 @@ impl PushConsumer {
             .lock()
             .as_ref()
             .map(|i| i.client_id().to_string())
+    }
+
+    /// The broadcasting offset file, once a broadcasting consumer has started; None otherwise.
+    pub fn local_offsets_path(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .local_offsets
+            .get()
+            .map(|l| l.path().to_path_buf())
     }
 
     /// Whether the calling thread is running this consumer's listener.

@@ -1,7 +1,8 @@
 //! Consumer offsets kept by the broker (clustering): read when a queue is taken, committed every
 //! `consumer.persist-consumer-offset-interval` (oneway), and synchronously when a queue is
 //! released and at shutdown. The value is always the next offset to consume: the lowest message
-//! still in flight, or the next to pull.
+//! still in flight, or the next to pull. Broadcasting consumers keep them in a local file
+//! instead (`local_offset`), written at the same moments.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ const OFFSET_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Default)]
 pub(crate) struct OffsetStore {
     table: Mutex<HashMap<MessageQueue, i64>>,
+    /// Offsets an admin reset set, for queues to start from when next taken.
+    resets: Mutex<HashMap<MessageQueue, i64>>,
 }
 
 impl OffsetStore {
@@ -43,6 +46,16 @@ impl OffsetStore {
     pub fn remove(&self, mq: &MessageQueue) {
         self.table.lock().remove(mq);
     }
+
+    /// Makes the queue start at `offset` the next time it is taken.
+    pub fn reset(&self, mq: &MessageQueue, offset: i64) {
+        self.resets.lock().insert(mq.clone(), offset);
+        self.set(mq, offset);
+    }
+
+    fn take_reset(&self, mq: &MessageQueue) -> Option<i64> {
+        self.resets.lock().remove(mq)
+    }
 }
 
 /// Commits `offset` and waits for the broker's answer (queue release, shutdown).
@@ -52,6 +65,9 @@ pub(crate) async fn commit(
     mq: &MessageQueue,
     offset: i64,
 ) -> Result<()> {
+    if let Some(local) = inner.local_offsets.get() {
+        return local.persist(&[(mq.clone(), offset)]);
+    }
     commit_for(&inner.group, instance, mq, offset).await
 }
 
@@ -77,6 +93,16 @@ pub(crate) async fn commit_for(
 /// The periodic commit: oneway, every offset of the queues still owned.
 pub(crate) async fn commit_all_oneway(inner: &Inner, instance: &ClientInstance) {
     let owned: Vec<MessageQueue> = inner.queues.lock().keys().cloned().collect();
+    if let Some(local) = inner.local_offsets.get() {
+        let offsets: Vec<(MessageQueue, i64)> = owned
+            .into_iter()
+            .filter_map(|mq| inner.offsets.get(&mq).map(|o| (mq, o)))
+            .collect();
+        if let Err(e) = local.persist(&offsets) {
+            crate::log_warn!("rmq::consumer", "broadcasting offsets not saved: {e}");
+        }
+        return;
+    }
     for mq in owned {
         let Some(offset) = inner.offsets.get(&mq) else {
             continue;
@@ -170,18 +196,36 @@ pub(crate) async fn start_offset(
     instance: &ClientInstance,
     mq: &MessageQueue,
 ) -> Result<i64> {
+    if let Some(o) = inner.offsets.take_reset(mq) {
+        return Ok(o);
+    }
     let from = *inner.consume_from.lock();
-    start_offset_for(&inner.group, from, instance, mq).await
+    let stored = match inner.local_offsets.get() {
+        Some(local) => local.get(mq).filter(|o| *o >= 0),
+        None => committed(&inner.group, instance, mq).await?,
+    };
+    start_offset_from(stored, from, instance, mq).await
 }
 
-/// `start_offset` of any consumer of `group`.
+/// `start_offset` of any consumer of `group`, whose offsets the brokers keep.
 pub(crate) async fn start_offset_for(
     group: &str,
     from: ConsumeFrom,
     instance: &ClientInstance,
     mq: &MessageQueue,
 ) -> Result<i64> {
-    if let Some(o) = committed(group, instance, mq).await? {
+    let stored = committed(group, instance, mq).await?;
+    start_offset_from(stored, from, instance, mq).await
+}
+
+/// The stored offset when there is one, else where consume-from-where points.
+async fn start_offset_from(
+    stored: Option<i64>,
+    from: ConsumeFrom,
+    instance: &ClientInstance,
+    mq: &MessageQueue,
+) -> Result<i64> {
+    if let Some(o) = stored {
         return Ok(o);
     }
     let retry = mq.topic.starts_with("%RETRY%");

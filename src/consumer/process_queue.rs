@@ -22,6 +22,19 @@ struct State {
     bytes: usize,
     /// The next offset to pull (everything below it was pulled).
     next_offset: i64,
+    /// When messages were last added and removed (ms since the epoch), for the admin tools.
+    last_pull_ms: i64,
+    last_consume_ms: i64,
+}
+
+/// What the admin tools are shown of a process queue.
+pub struct Snapshot {
+    pub min_offset: i64,
+    pub max_offset: i64,
+    pub count: usize,
+    pub bytes: usize,
+    pub last_pull_ms: i64,
+    pub last_consume_ms: i64,
 }
 
 #[derive(Default)]
@@ -35,7 +48,12 @@ pub struct ProcessQueue {
 impl ProcessQueue {
     pub fn new(next_offset: i64) -> ProcessQueue {
         let pq = ProcessQueue::default();
-        pq.state.lock().next_offset = next_offset;
+        let now = crate::protocol::ids::now_ms();
+        let mut st = pq.state.lock();
+        st.next_offset = next_offset;
+        st.last_pull_ms = now;
+        st.last_consume_ms = now;
+        drop(st);
         pq
     }
 
@@ -72,6 +90,7 @@ impl ProcessQueue {
             }
         }
         st.next_offset = st.next_offset.max(next);
+        st.last_pull_ms = crate::protocol::ids::now_ms();
     }
 
     /// Moves the pull position without messages (nothing new, nothing matched, offset moved).
@@ -116,6 +135,7 @@ impl ProcessQueue {
                 removed.push(*o);
             }
         }
+        st.last_consume_ms = crate::protocol::ids::now_ms();
         removed
     }
 
@@ -151,6 +171,18 @@ impl ProcessQueue {
     pub fn commit_offset(&self) -> i64 {
         let st = self.state.lock();
         st.msgs.keys().next().copied().unwrap_or(st.next_offset)
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let st = self.state.lock();
+        Snapshot {
+            min_offset: st.msgs.keys().next().copied().unwrap_or(0),
+            max_offset: st.msgs.keys().next_back().copied().unwrap_or(0),
+            count: st.msgs.len(),
+            bytes: st.bytes,
+            last_pull_ms: st.last_pull_ms,
+            last_consume_ms: st.last_consume_ms,
+        }
     }
 
     /// Messages whose listener call started more than `timeout` ago.

@@ -67,7 +67,12 @@ pub(crate) async fn pull_loop(
             queue_id: mq.queue_id,
             queue_offset: pq.next_offset(),
             max_msg_nums: inner.config.pull_batch_size,
-            commit_offset: inner.offsets.get(&mq).unwrap_or(0),
+            // Broadcasting offsets are local: the broker is not told (Java sends none either).
+            commit_offset: if inner.config.broadcasting {
+                0
+            } else {
+                inner.offsets.get(&mq).unwrap_or(0)
+            },
             suspend_timeout_ms: BROKER_SUSPEND.as_millis() as i64,
             sub_version: sub.version,
             expression_type: sub.kind.name(),

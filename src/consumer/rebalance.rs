@@ -119,10 +119,14 @@ pub(crate) async fn rebalance(inner: &Arc<Inner>, instance: &Arc<ClientInstance>
             continue;
         };
         let all = subscribe_queues(&topic, &route);
-        let Ok(ids) = consumer_ids(inner, instance, &route).await else {
-            continue;
+        let mine = if inner.config.broadcasting {
+            all // every consumer of a broadcasting group reads every queue
+        } else {
+            let Ok(ids) = consumer_ids(inner, instance, &route).await else {
+                continue;
+            };
+            inner.strategy.allocate(instance.client_id(), &all, &ids)
         };
-        let mine = inner.strategy.allocate(instance.client_id(), &all, &ids);
         update_queues(inner, instance, &topic, mine).await;
     }
 }

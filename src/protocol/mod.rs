@@ -6,5 +6,6 @@ pub mod header;
 pub mod ids;
 pub mod json;
 pub mod message;
+pub mod mq_map;
 pub mod route;
 pub mod transaction;
