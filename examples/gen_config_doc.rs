@@ -14,7 +14,9 @@ fn main() {
 
     let readme_path = root.join("README.md");
     let readme = std::fs::read_to_string(&readme_path).expect("README.md is readable");
-    let (head, rest) = readme.split_once(BEGIN).expect("README has the begin marker");
+    let (head, rest) = readme
+        .split_once(BEGIN)
+        .expect("README has the begin marker");
     let (_, tail) = rest.split_once(END).expect("README has the end marker");
     let mut table = String::from("\n| key | default | meaning |\n|---|---|---|\n");
     for key in rmq::config::CONFIG_KEYS {
