@@ -6,4 +6,5 @@ pub mod header;
 pub mod ids;
 pub mod json;
 pub mod message;
+pub mod pop;
 pub mod route;
