@@ -74,6 +74,8 @@ pub const CONSUME_TIMEOUT: &str = "consumer.consume-timeout";
 pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-millis-when-shutdown";
 pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
+pub const CONSUME_MODE: &str = "consumer.consume-mode";
+pub const POP_INVISIBLE_TIME: &str = "consumer.pop-invisible-time-millis";
 pub const LOG_LEVEL: &str = "client.log-level";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
@@ -312,6 +314,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         description: "How often (ms) the consumer recomputes which queues it owns; a change of the group's members announced by a broker triggers a rebalance at once as well.",
     },
     ConfigKey {
+        name: CONSUME_MODE,
+        default: "pull",
+        kind: ValueKind::OneOf(&["pull", "pop"]),
+        description: "pull: the consumer shares the queues among the group itself and pulls them, keeping offsets. pop (5.x brokers): the broker assigns the queues (QUERY_ASSIGNMENT, every consumer.rebalance-interval) and hands out messages by POP_MESSAGE, up to min(pull-batch-size, 32) at a time and pull-threshold-for-queue unacknowledged per assignment; consumed ones are acked, reconsume-later ones come back after their delay level (CHANGE_INVISIBLETIME), unacked ones after consumer.pop-invisible-time-millis; after max-reconsume-times (or a negative level) to %DLQ%<group>. Listener only (no poll mode).",
+    },
+    ConfigKey {
+        name: POP_INVISIBLE_TIME,
+        default: "60000",
+        kind: ValueKind::Integer { min: 1000, max: 43_200_000 },
+        description: "In pop mode: how long (ms) a popped message stays invisible to the group; one not acked by then is delivered again. Keep it above the listener's running time.",
+    },
+    ConfigKey {
         name: LOG_LEVEL,
         default: "off",
         kind: ValueKind::Text,
@@ -513,6 +527,8 @@ impl Config {
             ),
             persist_offset_interval: self.ms(PERSIST_CONSUMER_OFFSET_INTERVAL),
             rebalance_interval: self.ms(REBALANCE_INTERVAL),
+            pop_mode: self.get(CONSUME_MODE) == Some("pop"),
+            pop_invisible_time: self.ms(POP_INVISIBLE_TIME),
         })
     }
 }
@@ -543,6 +559,9 @@ pub struct ConsumerConfig {
     pub persist_offset_interval: Duration,
     /// How often queues are reallocated.
     pub rebalance_interval: Duration,
+    /// consumer.consume-mode=pop: POP consumption with broker-side assignment.
+    pub pop_mode: bool,
+    pub pop_invisible_time: Duration,
 }
 
 impl ConsumerConfig {

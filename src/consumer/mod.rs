@@ -12,6 +12,7 @@ mod allocate;
 mod consume;
 mod offset;
 mod poll;
+mod pop;
 mod process_queue;
 mod pull;
 mod rebalance;
@@ -135,6 +136,8 @@ pub(crate) struct Inner {
     rebalance_now: Notify,
     background: Mutex<Option<JoinHandle<()>>>,
     busy: Busy,
+    /// consumer.consume-mode=pop: the broker's assignments being popped (pop.rs).
+    pops: pop::PopQueues,
 }
 
 impl Inner {
@@ -262,6 +265,7 @@ impl PushConsumer {
             rebalance_now: Notify::new(),
             background: Mutex::new(None),
             busy: Busy::default(),
+            pops: pop::PopQueues::default(),
             config,
         });
         Ok(PushConsumer {
@@ -379,6 +383,12 @@ impl PushConsumer {
                     "set a listener (or poll mode) before starting the consumer".into(),
                 ));
             }
+            if inner.config.pop_mode && inner.handoff.lock().is_some() {
+                return Err(Error::InvalidState(
+                    "poll mode is not available with consumer.consume-mode=pop; set a listener"
+                        .into(),
+                ));
+            }
             let mut subs = inner.subscriptions.lock();
             if subs.is_empty() {
                 return Err(Error::InvalidState(
@@ -427,7 +437,11 @@ impl PushConsumer {
             return Err(e);
         }
         let handle = instance.shared().handle().clone();
-        let task = handle.spawn(rebalance::background(Arc::clone(inner), instance));
+        let task = if inner.config.pop_mode {
+            handle.spawn(pop::background(Arc::clone(inner), instance))
+        } else {
+            handle.spawn(rebalance::background(Arc::clone(inner), instance))
+        };
         *inner.background.lock() = Some(task);
         Ok(())
     }
@@ -435,6 +449,7 @@ impl PushConsumer {
     /// The queues this consumer owns now (for tests and diagnostics).
     pub fn assigned_queues(&self) -> Vec<MessageQueue> {
         let mut qs: Vec<MessageQueue> = self.inner.queues.lock().keys().cloned().collect();
+        qs.extend(self.inner.pops.queues());
         qs.sort();
         qs
     }
@@ -495,6 +510,7 @@ impl PushConsumer {
         if let Some(t) = inner.background.lock().take() {
             t.abort();
         }
+        inner.pops.stop_all();
         let owned: Vec<(MessageQueue, OwnedQueue)> = inner.queues.lock().drain().collect();
         for (_, q) in &owned {
             q.pull.abort();
