@@ -48,7 +48,7 @@ $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) tests/c/test_rmq.c tests/c/test_second_unit.c tests/c/test_input.c tests/c/test_routing.c tests/c/test_payload.c tests/c/test_order.c tests/c/test_log.c tests/c/test_async.c $(LIB) $(LDLIBS) -o $@
 
 # Test programs of one source file each; a new one only needs its name here.
-C_STANDALONE := test_faults test_consumer test_consumer_group test_consumer_sigkill test_poll
+C_STANDALONE := test_faults test_consumer test_consumer_group test_consumer_sigkill test_poll test_pop
 
 $(OUT)/test_%: tests/c/test_%.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
