@@ -84,6 +84,8 @@ pub const AUTO_COMMIT_INTERVAL: &str = "consumer.auto-commit-interval";
 pub const PULL_THRESHOLD_FOR_ALL: &str = "consumer.pull-threshold-for-all";
 pub const MESSAGE_MODEL: &str = "consumer.message-model";
 pub const LOCAL_OFFSET_STORE_DIR: &str = "consumer.local-offset-store-dir";
+pub const CONSUME_MODE: &str = "consumer.consume-mode";
+pub const POP_INVISIBLE_TIME: &str = "consumer.pop-invisible-time-millis";
 pub const LOG_LEVEL: &str = "client.log-level";
 pub const ACCESS_KEY: &str = "client.access-key";
 pub const SECRET_KEY: &str = "client.secret-key";
@@ -374,6 +376,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         default: "",
         kind: ValueKind::Text,
         description: "Directory of broadcasting offsets, kept in <dir>/<ip@instance-name>/<group>/offsets.json in the Java client's format. Empty: ~/.rocketmq_offsets, Java's default (its rocketmq.client.localOffsetStoreDir).",
+    },
+    ConfigKey {
+        name: CONSUME_MODE,
+        default: "pull",
+        kind: ValueKind::OneOf(&["pull", "pop"]),
+        description: "pull: the consumer shares the queues among the group itself and pulls them, keeping offsets. pop (5.x brokers): the broker assigns the queues (QUERY_ASSIGNMENT, every consumer.rebalance-interval) and hands out messages by POP_MESSAGE, up to min(pull-batch-size, 32) at a time and pull-threshold-for-queue unacknowledged per assignment; consumed ones are acked, reconsume-later ones come back after their delay level (CHANGE_INVISIBLETIME), unacked ones after consumer.pop-invisible-time-millis; after max-reconsume-times (or a negative level) to %DLQ%<group>. Listener only (no poll mode).",
+    },
+    ConfigKey {
+        name: POP_INVISIBLE_TIME,
+        default: "60000",
+        kind: ValueKind::Integer { min: 1000, max: 43_200_000 },
+        description: "In pop mode: how long (ms) a popped message stays invisible to the group; one not acked by then is delivered again. Keep it above the listener's running time.",
     },
     ConfigKey {
         name: LOG_LEVEL,
@@ -696,6 +710,8 @@ impl Config {
                 .get(LOCAL_OFFSET_STORE_DIR)
                 .filter(|d| !d.is_empty())
                 .map(str::to_string),
+            pop_mode: self.get(CONSUME_MODE) == Some("pop"),
+            pop_invisible_time: self.ms(POP_INVISIBLE_TIME),
         })
     }
 }
@@ -737,6 +753,9 @@ pub struct ConsumerConfig {
     pub broadcasting: bool,
     /// Root of the local offset files; None = ~/.rocketmq_offsets.
     pub local_offset_store_dir: Option<String>,
+    /// consumer.consume-mode=pop: POP consumption with broker-side assignment.
+    pub pop_mode: bool,
+    pub pop_invisible_time: Duration,
 }
 
 impl ConsumerConfig {

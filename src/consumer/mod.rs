@@ -17,6 +17,7 @@ mod lock;
 mod offset;
 mod orderly;
 mod poll;
+mod pop;
 mod process_queue;
 mod pull;
 pub(crate) mod rebalance;
@@ -170,6 +171,8 @@ pub(crate) struct Inner {
     local_offsets: OnceLock<local_offset::LocalOffsetStore>,
     /// When start succeeded (ms since the epoch), for the admin tools.
     started_ms: AtomicI64,
+    /// consumer.consume-mode=pop: the broker's assignments being popped (pop.rs).
+    pops: pop::PopQueues,
 }
 
 impl Inner {
@@ -306,6 +309,7 @@ impl PushConsumer {
             busy: Busy::default(),
             local_offsets: OnceLock::new(),
             started_ms: AtomicI64::new(0),
+            pops: pop::PopQueues::default(),
             config,
         });
         Ok(PushConsumer {
@@ -448,6 +452,26 @@ impl PushConsumer {
                     "set a listener (or poll mode) before starting the consumer".into(),
                 ));
             }
+            if inner.config.pop_mode && inner.handoff.lock().is_some() {
+                return Err(Error::InvalidState(
+                    "poll mode is not available with consumer.consume-mode=pop; set a listener"
+                        .into(),
+                ));
+            }
+            if inner.config.pop_mode && inner.orderly.is_enabled() {
+                return Err(Error::InvalidState(
+                    "orderly listeners are not available with consumer.consume-mode=pop yet; set \
+                     a concurrent listener"
+                        .into(),
+                ));
+            }
+            if inner.config.pop_mode && inner.config.broadcasting {
+                return Err(Error::InvalidState(
+                    "consumer.consume-mode=pop serves clustering groups only; broadcasting needs \
+                     consumer.consume-mode=pull"
+                        .into(),
+                ));
+            }
             let mut subs = inner.subscriptions.lock();
             if subs.is_empty() {
                 return Err(Error::InvalidState(
@@ -512,7 +536,11 @@ impl PushConsumer {
             // Ends at shutdown.
             handle.spawn(lock::relock_loop(Arc::clone(inner), Arc::clone(&instance)));
         }
-        let task = handle.spawn(rebalance::background(Arc::clone(inner), instance));
+        let task = if inner.config.pop_mode {
+            handle.spawn(pop::background(Arc::clone(inner), instance))
+        } else {
+            handle.spawn(rebalance::background(Arc::clone(inner), instance))
+        };
         *inner.background.lock() = Some(task);
         Ok(())
     }
@@ -520,6 +548,7 @@ impl PushConsumer {
     /// The queues this consumer owns now (for tests and diagnostics).
     pub fn assigned_queues(&self) -> Vec<MessageQueue> {
         let mut qs: Vec<MessageQueue> = self.inner.queues.lock().keys().cloned().collect();
+        qs.extend(self.inner.pops.queues());
         qs.sort();
         qs
     }
@@ -588,6 +617,7 @@ impl PushConsumer {
         if let Some(t) = inner.background.lock().take() {
             t.abort();
         }
+        inner.pops.stop_all();
         let owned: Vec<(MessageQueue, OwnedQueue)> = inner.queues.lock().drain().collect();
         for (_, q) in &owned {
             q.pull.abort();

@@ -293,6 +293,8 @@ pub extern "C" fn rmq_push_consumer_set_listener(
 /// listener is called as messages arrive. Blocks for the route queries and the first heartbeat
 /// (each within client.api-timeout). Needs a listener and at least one subscription
 /// (RMQ_ERR_INVALID_STATE otherwise, and for a second start or a start after shutdown).
+/// With consumer.consume-mode=pop the brokers assign the queues and the consumer pops and acks
+/// messages instead (same listener, same threads); poll mode is then RMQ_ERR_INVALID_STATE.
 #[no_mangle]
 pub extern "C" fn rmq_push_consumer_start(consumer: *mut rmq_push_consumer_t) -> rmq_status_t {
     guard(|| {

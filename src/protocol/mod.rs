@@ -7,5 +7,6 @@ pub mod ids;
 pub mod json;
 pub mod message;
 pub mod mq_map;
+pub mod pop;
 pub mod route;
 pub mod transaction;

@@ -980,6 +980,8 @@ rmq_status_t rmq_push_consumer_set_listener(struct rmq_push_consumer_t *consumer
  * listener is called as messages arrive. Blocks for the route queries and the first heartbeat
  * (each within client.api-timeout). Needs a listener and at least one subscription
  * (RMQ_ERR_INVALID_STATE otherwise, and for a second start or a start after shutdown).
+ * With consumer.consume-mode=pop the brokers assign the queues and the consumer pops and acks
+ * messages instead (same listener, same threads); poll mode is then RMQ_ERR_INVALID_STATE.
  */
 rmq_status_t rmq_push_consumer_start(struct rmq_push_consumer_t *consumer);
 
