@@ -76,6 +76,8 @@ pub const AWAIT_TERMINATION_WHEN_SHUTDOWN: &str = "consumer.await-termination-mi
 pub const PERSIST_CONSUMER_OFFSET_INTERVAL: &str = "consumer.persist-consumer-offset-interval";
 pub const REBALANCE_INTERVAL: &str = "consumer.rebalance-interval";
 pub const LOG_LEVEL: &str = "client.log-level";
+pub const TRACE_ENABLED: &str = "client.trace-enabled";
+pub const TRACE_TOPIC: &str = "client.trace-topic";
 
 pub static CONFIG_KEYS: &[ConfigKey] = &[
     ConfigKey {
@@ -324,6 +326,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::Text,
         description: "Lowest level of library log records to deliver once a client starts: off, error, warn, info, debug or trace. Raises the level of the logger set with rmq_set_logger; with none set, records go to standard error. RMQ_LOG_LEVEL does the same without code changes.",
     },
+    ConfigKey {
+        name: TRACE_ENABLED,
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "Message trace (Java's enableMsgTrace): producers write a Pub record of every send a broker answered (batches and oneway sends are not traced), consumers SubBefore and SubAfter records around every listener call (poll mode is not traced), in the Java client's format, to client.trace-topic, in the background and in batches (a full queue drops records rather than slowing sends). mqadmin queryMsgTraceById shows them.",
+    },
+    ConfigKey {
+        name: TRACE_TOPIC,
+        default: "RMQ_SYS_TRACE_TOPIC",
+        kind: ValueKind::Text,
+        description: "Topic the trace records go to (Java's customizedTraceTopic); the broker creates RMQ_SYS_TRACE_TOPIC when it runs with traceTopicEnable=true.",
+    },
 ];
 
 pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
@@ -390,6 +404,9 @@ impl Config {
         if key == LOG_LEVEL {
             crate::log::Level::parse(value).map_err(invalid)?;
         }
+        if key == TRACE_TOPIC {
+            crate::protocol::message::validate_topic(value).map_err(|e| invalid(e.to_string()))?;
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -444,6 +461,11 @@ impl Config {
                 .unwrap_or(LanguageCode::RUST),
             log_level: crate::log::Level::parse(self.get(LOG_LEVEL).unwrap_or("off"))
                 .unwrap_or(None),
+            trace_topic: (self.get(TRACE_ENABLED) == Some("true")).then(|| {
+                self.get(TRACE_TOPIC)
+                    .unwrap_or("RMQ_SYS_TRACE_TOPIC")
+                    .to_string()
+            }),
         })
     }
 
@@ -609,6 +631,8 @@ pub struct ClientConfig {
     pub language: LanguageCode,
     /// client.log-level: raises the process's log level when a client starts.
     pub log_level: Option<crate::log::Level>,
+    /// client.trace-enabled: the topic trace records go to (client.trace-topic); None: off.
+    pub trace_topic: Option<String>,
 }
 
 impl ClientConfig {

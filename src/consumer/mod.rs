@@ -135,6 +135,8 @@ pub(crate) struct Inner {
     rebalance_now: Notify,
     background: Mutex<Option<JoinHandle<()>>>,
     busy: Busy,
+    /// Message trace, when client.trace-enabled: set at start.
+    trace: std::sync::OnceLock<crate::trace::Tracer>,
 }
 
 impl Inner {
@@ -262,6 +264,7 @@ impl PushConsumer {
             rebalance_now: Notify::new(),
             background: Mutex::new(None),
             busy: Busy::default(),
+            trace: std::sync::OnceLock::new(),
             config,
         });
         Ok(PushConsumer {
@@ -407,6 +410,25 @@ impl PushConsumer {
             *state = State::Running;
         }
         let instance = inner.instance.lock().clone().expect("set above");
+        if let Some(topic) = &inner.config.client.trace_topic {
+            let started = crate::trace::Tracer::start(
+                &inner.config.client,
+                topic,
+                &inner.config.group,
+                crate::trace::Role::Consume,
+                instance.shared().handle(),
+            );
+            match started {
+                Ok(t) => {
+                    let _ = inner.trace.set(t);
+                }
+                Err(e) => {
+                    drop(instance);
+                    let _ = self.shutdown();
+                    return Err(e);
+                }
+            }
+        }
         let topics: Vec<String> = inner
             .subscriptions
             .lock()
@@ -503,6 +525,9 @@ impl PushConsumer {
             .busy
             .wait_until(Instant::now() + inner.config.await_termination);
         inner.executor.close();
+        if let Some(t) = inner.trace.get() {
+            t.close();
+        }
         let Some(instance) = instance else {
             return Ok(());
         };

@@ -73,6 +73,16 @@ pub(crate) async fn pull_loop(
             Err(_) => Some(DELAY_ON_ERROR),
             Ok(resp) => {
                 let next = resp.ext_parse::<i64>("nextBeginOffset");
+                if let Some(max) = resp.ext_parse::<i64>("maxOffset") {
+                    crate::metrics::queue_offsets(
+                        &mq.topic,
+                        &mq.broker_name,
+                        &inner.group,
+                        mq.queue_id,
+                        Some(max),
+                        pq.commit_offset(),
+                    );
+                }
                 match (resp.code, next) {
                     (response::SUCCESS, Some(next)) => {
                         let msgs = match decode_stored_messages(resp.body) {
