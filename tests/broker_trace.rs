@@ -270,3 +270,44 @@ fn metrics_of_a_run_equal_its_counts() {
     consumer.shutdown().unwrap();
     p.shutdown();
 }
+
+#[test]
+fn poll_mode_traces_from_the_poll_to_the_acknowledgement() {
+    let topic = unique("RustTracePoll");
+    let producer = traced_producer(&unique("RustTracePollP"), None);
+    let ids: Vec<String> = (0..2)
+        .map(|i| {
+            let m = Message::new(topic.as_str(), format!("polled-{i}").into_bytes());
+            producer.send_blocking(&m).unwrap().msg_id
+        })
+        .collect();
+    let c = config(&[
+        ("consumer.group", &unique("RustTracePollC")),
+        ("consumer.consume-from-where", "first"),
+        ("client.trace-enabled", "true"),
+    ]);
+    let consumer = PushConsumer::new(c.consumer_config().unwrap()).unwrap();
+    consumer.subscribe(&topic, "*").unwrap();
+    consumer.set_poll_mode().unwrap();
+    consumer.start().unwrap();
+    let mut got = 0;
+    eventually(WITHIN, || {
+        if let Some(mut batch) = consumer.poll(32, Duration::from_millis(500)).unwrap() {
+            got += batch.len();
+            batch.ack().unwrap();
+        }
+        (got >= 2).then_some(())
+    })
+    .expect("both messages are polled");
+    consumer.shutdown().unwrap();
+    producer.shutdown();
+    let reader =
+        Producer::new(ProducerConfig::new(&namesrv(), &unique("RustTraceR")).unwrap()).unwrap();
+    reader.start().unwrap();
+    for id in &ids {
+        let records = wait_for_records(&reader, "RMQ_SYS_TRACE_TOPIC", id);
+        let after = records.iter().find(|f| f[0] == "SubAfter").unwrap();
+        assert_eq!((&*after[2], &*after[4]), (&**id, "true"), "{after:?}");
+    }
+    reader.shutdown();
+}

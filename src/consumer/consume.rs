@@ -84,14 +84,15 @@ fn submit(
         let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
         pq.mark_started(&offsets);
         let listener = inner.listener.lock().clone();
-        let span = inner.trace.get().and_then(|t| t.consume_before(&batch));
+        let trace = inner.trace.get();
+        let span = trace.and_then(|t| t.consume_before(&batch));
         let result = match listener {
             Some(l) => catch_unwind(AssertUnwindSafe(|| l(&batch)))
                 .unwrap_or(ConsumeResult::ReconsumeLater { delay_level: 0 }),
             None => ConsumeResult::ReconsumeLater { delay_level: 0 },
         };
-        if let Some(span) = span {
-            span.finish(result == ConsumeResult::Success);
+        if let (Some(t), Some(span)) = (trace, span) {
+            t.consume_after(span, result == ConsumeResult::Success);
         }
         finish(&inner, &instance, &mq, &pq, batch, result, guard);
     };

@@ -14,7 +14,7 @@ pub mod encode;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,8 @@ pub(crate) enum Event {
 pub(crate) struct Tracer {
     tx: mpsc::Sender<Event>,
     stop: watch::Sender<bool>,
+    /// Set by `close`: later events are ignored (not counted as dropped).
+    closed: AtomicBool,
 }
 
 #[derive(Clone, Copy)]
@@ -128,11 +130,18 @@ impl Tracer {
             sends: JoinSet::new(),
         };
         handle.spawn(task.run(rx, stop_rx));
-        Ok(Tracer { tx, stop })
+        Ok(Tracer {
+            tx,
+            stop,
+            closed: AtomicBool::new(false),
+        })
     }
 
     /// Hands an event to the background task; never waits. A full queue drops it (counted).
     pub(crate) fn record(&self, e: Event) {
+        if self.closed.load(Relaxed) {
+            return;
+        }
         if self.tx.try_send(e).is_err() {
             DROPPED.fetch_add(1, Relaxed);
         }
@@ -140,12 +149,14 @@ impl Tracer {
 
     /// Sends what is queued, then stops the internal producer. Does not wait.
     pub(crate) fn close(&self) {
+        self.closed.store(true, Relaxed);
         let _ = self.stop.send(true);
     }
 
-    /// A SubBefore record for a listener call about to run on `batch`; `None` when no message
-    /// of it is traced (Java skips messages whose TRACE_ON property is "false").
-    pub(crate) fn consume_before(&self, batch: &[Arc<MessageExt>]) -> Option<ConsumeSpan<'_>> {
+    /// A SubBefore record for a listener call about to run on `batch` (or a batch a poll took);
+    /// `None` when no message of it is traced (Java skips messages whose TRACE_ON property is
+    /// "false"). Hand the span to `consume_after` once the batch's outcome is known.
+    pub(crate) fn consume_before(&self, batch: &[Arc<MessageExt>]) -> Option<ConsumeSpan> {
         let msgs: Arc<[Arc<MessageExt>]> = batch
             .iter()
             .filter(|m| m.message.property("TRACE_ON") != Some("false"))
@@ -161,7 +172,6 @@ impl Tracer {
             msgs: Arc::clone(&msgs),
         });
         Some(ConsumeSpan {
-            tracer: self,
             request_id,
             msgs,
             began: Instant::now(),
@@ -176,22 +186,22 @@ impl Drop for Tracer {
     }
 }
 
-/// A listener call between its SubBefore and SubAfter records.
-pub(crate) struct ConsumeSpan<'a> {
-    tracer: &'a Tracer,
+/// A listener call (or a polled batch) between its SubBefore and SubAfter records.
+pub(crate) struct ConsumeSpan {
     request_id: Arc<str>,
     msgs: Arc<[Arc<MessageExt>]>,
     began: Instant,
     batch_len: usize,
 }
 
-impl ConsumeSpan<'_> {
-    pub(crate) fn finish(self, success: bool) {
-        let cost_ms = self.began.elapsed().as_millis() as i64 / self.batch_len.max(1) as i64;
-        self.tracer.record(Event::SubAfter {
+impl Tracer {
+    /// The SubAfter record of `span`: `success` when every message of it was consumed.
+    pub(crate) fn consume_after(&self, span: ConsumeSpan, success: bool) {
+        let cost_ms = span.began.elapsed().as_millis() as i64 / span.batch_len.max(1) as i64;
+        self.record(Event::SubAfter {
             timestamp: ids::now_ms(),
-            request_id: self.request_id,
-            msgs: self.msgs,
+            request_id: span.request_id,
+            msgs: span.msgs,
             cost_ms,
             success,
         });
