@@ -62,7 +62,8 @@ pub(crate) enum Event {
         store_host: Arc<str>,
         body_length: usize,
         cost_ms: i64,
-        msg_type: u8,
+        /// The send's sysFlag (a half message?); the type is worked out in the background.
+        sys_flag: i32,
         success: bool,
     },
     SubBefore {
@@ -114,6 +115,8 @@ impl Tracer {
         config.client.namespace.clear(); // the trace topic is a system topic
         config.send_timeout = Duration::from_secs(5);
         config.max_message_size = 128_000 + 64 * 1024;
+        // Trace bodies are not compressed: that CPU would be taken from the traced program.
+        config.compression.threshold = usize::MAX;
         let producer = Producer::new(config)?;
         producer.start()?;
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
@@ -263,9 +266,24 @@ impl Dispatcher {
                 store_host,
                 body_length,
                 cost_ms,
-                msg_type,
+                sys_flag,
                 success,
             } => {
+                let delayed = [
+                    "DELAY",
+                    "TIMER_DELIVER_MS",
+                    "TIMER_DELAY_SEC",
+                    "TIMER_DELAY_MS",
+                ]
+                .iter()
+                .any(|p| encode::encoded_property(properties, p).is_some());
+                let msg_type = if sys_flag & SYSFLAG_TRANSACTION_PREPARED != 0 {
+                    encode::MSG_TYPE_TRANS_HALF
+                } else if delayed {
+                    encode::MSG_TYPE_DELAY
+                } else {
+                    encode::MSG_TYPE_NORMAL
+                };
                 let tags = encode::encoded_property(properties, "TAGS").unwrap_or("");
                 let msg_keys = encode::encoded_property(properties, "KEYS").unwrap_or("");
                 let topic = namespace::unwrap(&self.namespace, topic);
@@ -280,7 +298,7 @@ impl Dispatcher {
                     store_host,
                     body_length: *body_length,
                     cost_ms: *cost_ms,
-                    msg_type: *msg_type,
+                    msg_type,
                     offset_msg_id,
                     success: *success,
                 }
@@ -386,33 +404,17 @@ pub(crate) fn pub_event(
         return None;
     }
     let cost = began.elapsed();
-    let properties = prepared.encoded_properties();
-    let delayed = [
-        "DELAY",
-        "TIMER_DELIVER_MS",
-        "TIMER_DELAY_SEC",
-        "TIMER_DELAY_MS",
-    ]
-    .iter()
-    .any(|p| encode::encoded_property(properties, p).is_some());
-    let msg_type = if prepared.sys_flag() & SYSFLAG_TRANSACTION_PREPARED != 0 {
-        encode::MSG_TYPE_TRANS_HALF
-    } else if delayed {
-        encode::MSG_TYPE_DELAY
-    } else {
-        encode::MSG_TYPE_NORMAL
-    };
     Some(Event::Pub {
         timestamp: ids::now_ms() - cost.as_millis() as i64,
         region_id: r.region_id.clone(),
         topic: Arc::clone(&prepared.topic),
-        properties: Arc::clone(properties),
+        properties: Arc::clone(prepared.encoded_properties()),
         msg_id: r.msg_id.clone(),
         offset_msg_id: r.offset_msg_id.clone(),
         store_host,
         body_length: prepared.body_len(),
         cost_ms: cost.as_millis() as i64,
-        msg_type,
+        sys_flag: prepared.sys_flag(),
         success: r.status == SendStatus::SendOk,
     })
 }
@@ -425,4 +427,41 @@ fn beans(msgs: &[Arc<MessageExt>]) -> Vec<encode::Bean<'_>> {
             keys: m.message.keys().unwrap_or(""),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> Event {
+        Event::SubBefore {
+            timestamp: 0,
+            request_id: Arc::from("R"),
+            msgs: Arc::from(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_waiting_and_a_closed_one_ignores() {
+        let (tx, _rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (stop, _stop_rx) = watch::channel(false);
+        let tracer = Tracer {
+            tx,
+            stop,
+            closed: AtomicBool::new(false),
+        };
+        let before = dropped();
+        // Nobody reads: the queue fills, then every further record is dropped at once.
+        for _ in 0..QUEUE_CAPACITY + 5 {
+            tracer.record(event());
+        }
+        assert_eq!(dropped() - before, 5);
+        tracer.close();
+        tracer.record(event());
+        assert_eq!(
+            dropped() - before,
+            5,
+            "records after close are ignored, not dropped"
+        );
+    }
 }
