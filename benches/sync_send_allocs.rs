@@ -11,6 +11,7 @@
 //!
 //! Every thread of the process is counted (the library's I/O and timer threads too), so a
 //! heartbeat or route refresh falling inside the window adds a little. Numbers, not pass/fail.
+//! BENCH_TRACE=1 turns message trace on for the rust api path.
 //!
 //!   cargo bench --bench sync_send_allocs
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -77,7 +78,12 @@ fn env_or(name: &str, default: &str) -> String {
 }
 
 fn rust_api(namesrv: &str, topic: &str, count: usize) {
-    let config = ProducerConfig::new(namesrv, "RmqAllocBenchRustGroup").expect("config");
+    let mut config = ProducerConfig::new(namesrv, "RmqAllocBenchRustGroup").expect("config");
+    if env_or("BENCH_TRACE", "0") == "1" {
+        // Message trace on: the send path's hand-off plus the background batching and sending
+        // of the trace messages (every thread is counted).
+        config.client.trace_topic = Some("RMQ_SYS_TRACE_TOPIC".to_string());
+    }
     let producer = Producer::new(config).expect("producer");
     producer.start().expect("start");
     let msg = Message::new(topic, vec![b'x'; BODY_SIZE]);

@@ -1563,6 +1563,41 @@ rmq_status_t rmq_message_store_timestamp(const struct rmq_message_t *message, in
 rmq_status_t rmq_message_born_timestamp(const struct rmq_message_t *message, int64_t *out);
 
 /**
+ * Copies every metric of the process, in the Prometheus text exposition format (0.0.4), into
+ * `buf` as a NUL-terminated string and writes its length without the NUL to *out_len. With a
+ * NULL or too small `buf` (cap <= length) it writes only *out_len and returns
+ * RMQ_ERR_BUFFER_TOO_SMALL: call again with a buffer of at least *out_len + 1 bytes (a little
+ * more in case series were added meanwhile). `buf` stays the caller's.
+ *
+ * Families (labels topic and broker; consume ones also group, the lag also queue):
+ * rmq_messages_sent_total, rmq_bytes_sent_total, rmq_send_errors_total, rmq_send_retries_total,
+ * rmq_sends_in_flight, rmq_send_latency_seconds (histogram), rmq_messages_consumed_total,
+ * rmq_bytes_consumed_total, rmq_consume_failures_total, rmq_consume_lag, and
+ * rmq_trace_records_dropped_total. Counters count from the start of the process, over every
+ * producer and consumer of it; sends to the message trace topic count as well.
+ */
+rmq_status_t rmq_metrics_prometheus(char *buf, size_t cap, size_t *out_len);
+
+/**
+ * Writes to *out the value of the metric `name` (a family of rmq_metrics_prometheus, or
+ * "rmq_send_latency_seconds_count" for the number of timed send attempts) for `topic` (as
+ * sent, with its namespace if any), summed over every broker, group and queue; or over those
+ * of broker `broker` (its name, e.g. "broker-a") when `broker` is not NULL. A topic nothing
+ * happened to reads 0. RMQ_ERR_INVALID_ARGUMENT for an unknown name. Strings are borrowed for
+ * the call.
+ */
+rmq_status_t rmq_metrics_value(const char *name,
+                               const char *topic,
+                               const char *broker,
+                               uint64_t *out);
+
+/**
+ * Message trace records dropped since the process started because a trace queue was full
+ * (client.trace-enabled): tracing never slows sends or listener calls down, it drops instead.
+ */
+uint64_t rmq_trace_dropped(void);
+
+/**
  * Ordered send: sends `message` (borrowed for the call) to the queue `selector` (borrowed for
  * the call) chooses and waits for the broker's answer. One attempt: an ordered send is never
  * retried on another queue (as Java's send with a selector). The selector runs on this thread.

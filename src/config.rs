@@ -87,6 +87,8 @@ pub const LOCAL_OFFSET_STORE_DIR: &str = "consumer.local-offset-store-dir";
 pub const CONSUME_MODE: &str = "consumer.consume-mode";
 pub const POP_INVISIBLE_TIME: &str = "consumer.pop-invisible-time-millis";
 pub const LOG_LEVEL: &str = "client.log-level";
+pub const TRACE_ENABLED: &str = "client.trace-enabled";
+pub const TRACE_TOPIC: &str = "client.trace-topic";
 pub const ACCESS_KEY: &str = "client.access-key";
 pub const SECRET_KEY: &str = "client.secret-key";
 pub const SECURITY_TOKEN: &str = "client.security-token";
@@ -449,6 +451,18 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         kind: ValueKind::Bool,
         description: "FOR TESTS ONLY: accept any server certificate for any name, which lets anyone on the path read and change the traffic. Logged as a warning on every connection.",
     },
+    ConfigKey {
+        name: TRACE_ENABLED,
+        default: "false",
+        kind: ValueKind::Bool,
+        description: "Message trace (Java's enableMsgTrace): producers write a Pub record of every send a broker answered (batches and oneway sends are not traced), consumers SubBefore and SubAfter records around every listener call (in poll mode: from the poll to the acknowledgement), in the Java client's format, to client.trace-topic, in the background and in batches (a full queue drops records rather than slowing sends). mqadmin queryMsgTraceById shows them.",
+    },
+    ConfigKey {
+        name: TRACE_TOPIC,
+        default: "RMQ_SYS_TRACE_TOPIC",
+        kind: ValueKind::Text,
+        description: "Topic the trace records go to (Java's customizedTraceTopic); the broker creates RMQ_SYS_TRACE_TOPIC when it runs with traceTopicEnable=true.",
+    },
 ];
 
 pub fn find_key(name: &str) -> Option<&'static ConfigKey> {
@@ -529,6 +543,9 @@ impl Config {
         if key == LOG_LEVEL {
             crate::log::Level::parse(value).map_err(invalid)?;
         }
+        if key == TRACE_TOPIC {
+            crate::protocol::message::validate_topic(value).map_err(|e| invalid(e.to_string()))?;
+        }
         self.values.insert(spec.name, value.to_string());
         Ok(())
     }
@@ -585,6 +602,11 @@ impl Config {
                 .unwrap_or(None),
             credentials: self.credentials()?,
             tls: self.tls()?,
+            trace_topic: (self.get(TRACE_ENABLED) == Some("true")).then(|| {
+                self.get(TRACE_TOPIC)
+                    .unwrap_or("RMQ_SYS_TRACE_TOPIC")
+                    .to_string()
+            }),
         })
     }
 
@@ -818,6 +840,8 @@ pub struct ClientConfig {
     pub credentials: Option<Arc<Credentials>>,
     /// TLS to every server (client.tls.*).
     pub tls: Option<Tls>,
+    /// client.trace-enabled: the topic trace records go to (client.trace-topic); None: off.
+    pub trace_topic: Option<String>,
 }
 
 impl ClientConfig {

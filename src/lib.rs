@@ -13,12 +13,14 @@ pub mod ffi;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod log;
+pub mod metrics;
 pub mod producer;
 pub mod protocol;
 pub mod remoting;
 pub mod runtime;
 pub mod single_flight;
 pub mod suggest;
+pub mod trace;
 
 pub use client::MessageQueue;
 pub use config::{ClientConfig, Config, ConsumerConfig, ProducerConfig};

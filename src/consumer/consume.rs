@@ -87,11 +87,16 @@ fn submit(
         let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
         pq.mark_started(&offsets);
         let listener = inner.listener.lock().clone();
+        let trace = inner.trace.get();
+        let span = trace.and_then(|t| t.consume_before(&batch));
         let result = match listener {
             Some(l) => catch_unwind(AssertUnwindSafe(|| l(&batch)))
                 .unwrap_or(ConsumeResult::ReconsumeLater { delay_level: 0 }),
             None => ConsumeResult::ReconsumeLater { delay_level: 0 },
         };
+        if let (Some(t), Some(span)) = (trace, span) {
+            t.consume_after(span, result == ConsumeResult::Success);
+        }
         finish(&inner, &instance, &mq, &pq, batch, result, guard);
     };
     // A closed executor (shutdown) drops the job: its messages stay in flight, uncommitted.
@@ -112,11 +117,28 @@ pub(crate) fn finish(
     if pq.is_dropped() {
         return; // the queue moved on; its next owner starts from the committed offset
     }
+    let bytes: usize = batch.iter().map(|m| m.message.body().len()).sum();
+    crate::metrics::consumed(
+        &mq.topic,
+        &mq.broker_name,
+        &inner.group,
+        batch.len() as u64,
+        bytes as u64,
+        result == ConsumeResult::Success,
+    );
     match result {
         ConsumeResult::Success => {
             let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
             pq.remove(&offsets);
             inner.offsets.advance(mq, pq.commit_offset());
+            crate::metrics::queue_offsets(
+                &mq.topic,
+                &mq.broker_name,
+                &inner.group,
+                mq.queue_id,
+                None,
+                pq.commit_offset(),
+            );
         }
         ConsumeResult::ReconsumeLater { .. } if inner.config.broadcasting => {
             drop_failed(

@@ -173,6 +173,8 @@ pub(crate) struct Inner {
     started_ms: AtomicI64,
     /// consumer.consume-mode=pop: the broker's assignments being popped (pop.rs).
     pops: pop::PopQueues,
+    /// Message trace, when client.trace-enabled: set at start.
+    trace: std::sync::OnceLock<crate::trace::Tracer>,
 }
 
 impl Inner {
@@ -310,6 +312,7 @@ impl PushConsumer {
             local_offsets: OnceLock::new(),
             started_ms: AtomicI64::new(0),
             pops: pop::PopQueues::default(),
+            trace: std::sync::OnceLock::new(),
             config,
         });
         Ok(PushConsumer {
@@ -512,6 +515,25 @@ impl PushConsumer {
             *state = State::Running;
         }
         let instance = inner.instance.lock().clone().expect("set above");
+        if let Some(topic) = &inner.config.client.trace_topic {
+            let started = crate::trace::Tracer::start(
+                &inner.config.client,
+                topic,
+                &inner.config.group,
+                crate::trace::Role::Consume,
+                instance.shared().handle(),
+            );
+            match started {
+                Ok(t) => {
+                    let _ = inner.trace.set(t);
+                }
+                Err(e) => {
+                    drop(instance);
+                    let _ = self.shutdown();
+                    return Err(e);
+                }
+            }
+        }
         let topics: Vec<String> = inner
             .subscriptions
             .lock()
@@ -626,6 +648,9 @@ impl PushConsumer {
             .busy
             .wait_until(Instant::now() + inner.config.await_termination);
         inner.executor.close();
+        if let Some(t) = inner.trace.get() {
+            t.close();
+        }
         let Some(instance) = instance else {
             return Ok(());
         };

@@ -159,11 +159,13 @@ pub(crate) fn poll(
         let offsets: Vec<i64> = msgs[range.clone()].iter().map(|m| m.queue_offset).collect();
         pq.mark_started(&offsets);
     }
+    let trace = inner.trace.get().and_then(|t| t.consume_before(&msgs));
     Ok(Some(ReceivedBatch {
         inner: Some(Arc::clone(inner)),
         msgs,
         origins,
         settled: false,
+        trace,
     }))
 }
 
@@ -182,6 +184,8 @@ pub struct ReceivedBatch {
     msgs: Vec<Arc<MessageExt>>,
     origins: Vec<(MessageQueue, Arc<ProcessQueue>, Range<usize>)>,
     settled: bool,
+    /// Message trace: the SubBefore written when the poll took the batch.
+    trace: Option<crate::trace::ConsumeSpan>,
 }
 
 impl ReceivedBatch {
@@ -192,6 +196,7 @@ impl ReceivedBatch {
             msgs,
             origins: Vec::new(),
             settled: false,
+            trace: None,
         }
     }
 
@@ -244,6 +249,10 @@ impl ReceivedBatch {
             )));
         }
         self.settled = true;
+        if let (Some(t), Some(span)) = (inner.trace.get(), self.trace.take()) {
+            let all_consumed = results.iter().all(|r| *r == ConsumeResult::Success);
+            t.consume_after(span, all_consumed);
+        }
         let inner = &inner;
         let instance = inner.instance.lock().clone();
         let Some(instance) = instance.filter(|_| !inner.is_stopping()) else {

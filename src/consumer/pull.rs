@@ -83,6 +83,16 @@ pub(crate) async fn pull_loop(
             _ = inner.stopped() => return,
             r = instance.remoting().invoke(&addr, &cmd, deadline) => r,
         };
+        if let Ok(Some(max)) = resp.as_ref().map(|r| r.ext_parse::<i64>("maxOffset")) {
+            crate::metrics::queue_offsets(
+                &mq.topic,
+                &mq.broker_name,
+                &inner.group,
+                mq.queue_id,
+                Some(max),
+                pq.commit_offset(),
+            );
+        }
         let delay = match read_pull_response(resp) {
             PullOutcome::Found { next, msgs } => {
                 let kept = keep_matching(&inner, &sub, retry, &mq.broker_name, msgs);

@@ -119,6 +119,8 @@ struct Inner {
     outstanding: Outstanding,
     /// Set once a heartbeat announced this producer for request-reply (`request`).
     announced: AtomicBool,
+    /// Message trace, when client.trace-enabled: set at start.
+    trace: std::sync::OnceLock<crate::trace::Tracer>,
 }
 
 /// A RocketMQ producer. Cheap to clone; clones share one producer.
@@ -150,6 +152,7 @@ impl Producer {
                 cancel: Cancel::default(),
                 outstanding: Outstanding::default(),
                 announced: AtomicBool::new(false),
+                trace: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -174,6 +177,10 @@ impl Producer {
             }
         }
         let instance = registry::register_producer(&self.inner.config.client, &self.inner.group)?;
+        if let Err(e) = self.start_trace(&instance) {
+            leave_instance(instance, self.inner.group.to_string());
+            return Err(e);
+        }
         *self.inner.callbacks.lock() = Some(instance.callback_executor().clone());
         *self.inner.instance.lock() = Some(instance);
         *state = State::Running;
@@ -193,6 +200,9 @@ impl Producer {
             let was = *state;
             *state = State::ShutDown;
             self.inner.cancel.fire();
+            if let Some(t) = self.inner.trace.get() {
+                t.close();
+            }
             // Senders waiting for a slot of the in-flight window give up now.
             self.inner.outstanding.wake_waiters();
             if was != State::Running {
@@ -356,6 +366,7 @@ impl Producer {
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let info = self.unless_shut_down(instance.publish_info(&prepared.topic, deadline).await)?;
         let mut budget = self.budget(policy, target, deadline);
+        let mut first = true;
         loop {
             if self.inner.cancel.is_fired() {
                 return Err(shut_down_error());
@@ -366,20 +377,32 @@ impl Producer {
                 Target::Queue(mq) => mq,
             };
             let began = Instant::now();
+            let metric = crate::metrics::send_attempt(&prepared.topic, &mq.broker_name, !first);
+            first = false;
+            let mut store_host = None;
             let result = match instance.master_of(mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.group, mq);
-                    match instance
+                    let r = match instance
                         .remoting()
                         .invoke(&addr, &cmd, attempt_deadline)
                         .await
                     {
                         Ok(resp) => prepared.parse_response(&resp, mq, &addr),
                         Err(e) => self.unless_shut_down(Err(e)),
-                    }
+                    };
+                    store_host = Some(addr);
+                    r
                 }
                 Err(e) => Err(e),
             };
+            let stored = result.as_ref().ok().map(|_| prepared.stored_counts());
+            metric.finish(began.elapsed(), stored);
+            if let (Some(t), Ok(r), Some(addr)) = (self.inner.trace.get(), &result, store_host) {
+                if let Some(e) = crate::trace::pub_event(prepared, r, addr, began) {
+                    t.record(e);
+                }
+            }
             self.record_latency(mq, began, result.is_err());
             if let Next::Done(r) = budget.after(&mq.broker_name, result) {
                 return r.map(|r| self.outside_namespace(r));
@@ -396,6 +419,7 @@ impl Producer {
         let info = instance.publish_info(&prepared.topic, deadline).await?;
         let mq = self.pick_queue(&info, None)?;
         let began = Instant::now();
+        let metric = crate::metrics::send_attempt(&prepared.topic, &mq.broker_name, false);
         let result = match instance.master_of(mq) {
             Ok(addr) => {
                 instance
@@ -405,8 +429,27 @@ impl Producer {
             }
             Err(e) => Err(e),
         };
+        // A oneway send counts as sent once written: no answer says whether it was stored.
+        let written = result.as_ref().ok().map(|_| prepared.stored_counts());
+        metric.finish(began.elapsed(), written);
         self.record_latency(mq, began, result.is_err());
         result
+    }
+
+    /// Starts message trace when client.trace-enabled is set.
+    fn start_trace(&self, instance: &ClientInstance) -> Result<()> {
+        let Some(topic) = &self.inner.config.client.trace_topic else {
+            return Ok(());
+        };
+        let tracer = crate::trace::Tracer::start(
+            &self.inner.config.client,
+            topic,
+            &self.inner.config.group,
+            crate::trace::Role::Produce,
+            instance.shared().handle(),
+        )?;
+        let _ = self.inner.trace.set(tracer);
+        Ok(())
     }
 
     /// Feeds latency fault tolerance, when it is on.

@@ -160,6 +160,25 @@ impl PreparedSend {
         self
     }
 
+    /// The encoded properties sent (message trace reads tags and keys from them).
+    pub(crate) fn encoded_properties(&self) -> &Arc<str> {
+        &self.properties
+    }
+
+    pub(crate) fn is_batch(&self) -> bool {
+        self.batch
+    }
+
+    /// Messages and body bytes this send stores when it succeeds (a batch: all of its messages).
+    pub(crate) fn stored_counts(&self) -> (u64, u64) {
+        let messages = if self.batch {
+            self.msg_id.split(',').count() as u64
+        } else {
+            1
+        };
+        (messages, self.body.len() as u64)
+    }
+
     /// Bytes of the body as sent (compressed, or the encoded batch).
     pub fn body_len(&self) -> usize {
         self.body.len()

@@ -35,6 +35,7 @@ from .errors import (
     status_name,
 )
 from ._log import log_records_dropped, set_log_level
+from .metrics import metrics_text, metrics_value, trace_records_dropped
 from .consumer import (
     ConsumeOrderlyStatus,
     ConsumeStatus,
@@ -104,10 +105,13 @@ __all__ = [
     "create_reply",
     "error_for",
     "log_records_dropped",
+    "metrics_text",
+    "metrics_value",
     "is_retriable",
     "library_path",
     "library_version",
     "library_version_number",
     "set_log_level",
     "status_name",
+    "trace_records_dropped",
 ]

@@ -82,6 +82,7 @@ def expected_ctype(ctype: str):
         "rmq_log_callback_t": _ffi.LOG_CALLBACK,
         "rmq_log_level_t": c_int32,
         "uint64_t": c_uint64,
+        "uint64_t*": POINTER(c_uint64),
         "rmq_message_listener_t": _ffi.MESSAGE_LISTENER,
         "rmq_transaction_state_t": c_int32,
         "rmq_transaction_state_t*": POINTER(c_int32),
