@@ -53,10 +53,10 @@ C_STANDALONE := test_faults test_consumer test_consumer_group test_consumer_sigk
                 test_transaction test_request test_orderly test_security \
                 test_lite_pull test_consumer_broadcast test_pop test_metrics
 
-$(OUT)/test_%: tests/c/test_%.c include/rmq.h $(LIB) | $(OUT)
+$(OUT)/test_%: tests/c/test_%.c tests/c/check.h include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@
 
-$(OUT)/test_%_asan: tests/c/test_%.c include/rmq.h $(LIB) | $(OUT)
+$(OUT)/test_%_asan: tests/c/test_%.c tests/c/check.h include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) $(ASAN) $< $(LIB) $(LDLIBS) -o $@
 
 $(OUT)/producer: examples/c/producer.c include/rmq.h $(LIB) | $(OUT)

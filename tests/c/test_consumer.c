@@ -9,13 +9,12 @@
  *
  *   test_consumer            every case
  *   test_consumer tags sql   the named cases only */
-#include "rmq.h"
+#include "check.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,58 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define EXPECT_STATUS(call, want) EXPECT((call) == (want))
-#define OK(call) EXPECT_STATUS(call, RMQ_OK)
-
 /* Upper bound of one wait; only a failure reaches it. */
 #define WITHIN_SECONDS 90
 #define MAX_MSGS 64
 
-static const char *namesrv;
-
 /* ---------------------------------------------------------------------------------- helpers */
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-static rmq_producer_t *new_producer(void) {
-    char group[96];
-    unique(group, sizeof group, "CConsumeProducer");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
-    return p;
-}
 
 /* Sends body "<prefix>-<i>" with `tags` (NULL: none) and property n=<i>; retries while the
  * topic is being auto-created. Writes the message id to id_out (if not NULL). */
@@ -86,16 +38,12 @@ static void send_one(rmq_producer_t *p, const char *topic, const char *prefix, i
     char body[64], n[16];
     snprintf(body, sizeof body, "%s-%d", prefix, i);
     snprintf(n, sizeof n, "%d", i);
-    rmq_message_t *m = rmq_message_create();
-    OK(rmq_message_set_topic(m, topic));
-    OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+    rmq_message_t *m = text_message(topic, body);
     if (tags) OK(rmq_message_set_tags(m, tags));
     OK(rmq_message_set_keys(m, body));
     OK(rmq_message_set_property(m, "n", n));
     rmq_send_result_t *r = NULL;
-    rmq_status_t s = RMQ_ERR_TIMEOUT;
-    for (int tries = 0; tries < 60 && (s = rmq_producer_send_sync(p, m, &r)) != RMQ_OK; tries++)
-        sleep_ms(500);
+    rmq_status_t s = send_retrying(p, m, &r);
     EXPECT(s == RMQ_OK);
     if (s == RMQ_OK) {
         if (id_out) {
@@ -110,27 +58,7 @@ static void send_one(rmq_producer_t *p, const char *topic, const char *prefix, i
 }
 
 /* A consumer of `group` with consume-from-where=first; extra key/value pairs end with NULL. */
-static rmq_push_consumer_t *new_consumer(const char *group, ...) {
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "consumer.group", group));
-    OK(rmq_config_set(cfg, "consumer.consume-from-where", "first"));
-    char instance[96];
-    unique(instance, sizeof instance, "cc");
-    OK(rmq_config_set(cfg, "instance-name", instance));
-    va_list ap;
-    va_start(ap, group);
-    const char *k;
-    while ((k = va_arg(ap, const char *)) != NULL) {
-        const char *v = va_arg(ap, const char *);
-        OK(rmq_config_set(cfg, k, v));
-    }
-    va_end(ap);
-    rmq_push_consumer_t *c = NULL;
-    OK(rmq_push_consumer_create(cfg, &c));
-    rmq_config_destroy(cfg);
-    return c;
-}
+#define new_consumer(...) create_consumer("cc", __VA_ARGS__)
 
 static void thread_name(char out[17]) {
     memset(out, 0, 17);
@@ -202,10 +130,6 @@ static int wait_distinct(struct record *r, int slot, int n) {
     double until = now_s() + WITHIN_SECONDS;
     while (distinct(r, slot, n) < n && now_s() < until) sleep_ms(20);
     return distinct(r, slot, n);
-}
-
-static int eq_view(const char *p, size_t len, const char *want) {
-    return len == strlen(want) && memcmp(p, want, len) == 0;
 }
 
 static rmq_consume_status_t recording_listener(const rmq_received_message_t *const *msgs,
@@ -321,7 +245,7 @@ static void case_all(void) {
     record_init(&r, topic);
     strcpy(r.prefixes[0], "all");
     const int n = 40;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CConsumeProducer", NULL);
     for (int i = 0; i < n; i++) send_one(p, topic, "all", i, "TagA", r.ids[i], sizeof r.ids[i]);
     rmq_push_consumer_t *c = start_recording(&r, group, "*", 0, NULL, NULL);
     EXPECT(wait_distinct(&r, 0, n) == n);
@@ -349,7 +273,7 @@ static void case_tags(void) {
     strcpy(r.prefixes[0], "a");
     strcpy(r.prefixes[1], "b");
     strcpy(r.prefixes[2], "c");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CConsumeProducer", NULL);
     for (int i = 0; i < 12; i++) send_one(p, topic, "c", i, "TagC", NULL, 0);
     for (int i = 0; i < 10; i++) send_one(p, topic, "a", i, "TagA", NULL, 0);
     for (int i = 0; i < 10; i++) send_one(p, topic, "b", i, "TagB", NULL, 0);
@@ -371,7 +295,7 @@ static void case_sql(void) {
     unique(group, sizeof group, "CConsumeSqlGroup");
     record_init(&r, topic);
     strcpy(r.prefixes[0], "s");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CConsumeProducer", NULL);
     for (int i = 0; i < 40; i++) send_one(p, topic, "s", i, NULL, NULL, 0);
     rmq_push_consumer_t *c = start_recording(&r, group, "n >= 30", 1, NULL, NULL);
     double until = now_s() + WITHIN_SECONDS;
@@ -401,7 +325,7 @@ static void case_reconsume(void) {
     strcpy(r.prefixes[0], "r");
     r.fail_first = 1;
     const int n = 4;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CConsumeProducer", NULL);
     for (int i = 0; i < n; i++) send_one(p, topic, "r", i, "TagA", NULL, 0);
     rmq_push_consumer_t *c = start_recording(&r, group, "*", 0, NULL, NULL);
     double until = now_s() + WITHIN_SECONDS;
@@ -429,7 +353,7 @@ static void case_refused_and_threads(void) {
     unique(group, sizeof group, "CConsumeSelfGroup");
     record_init(&r, topic);
     strcpy(r.prefixes[0], "x");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CConsumeProducer", NULL);
     for (int i = 0; i < 10; i++) send_one(p, topic, "x", i, "TagA", NULL, 0);
     rmq_push_consumer_t *c = new_consumer(group, "consumer.consume-thread-number", "4", NULL);
     r.self = c;
@@ -464,7 +388,7 @@ static void case_destroy_waits(void) {
     record_init(&r, topic);
     strcpy(r.prefixes[0], "w");
     r.sleep_ms = 300;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CConsumeProducer", NULL);
     for (int i = 0; i < 8; i++) send_one(p, topic, "w", i, "TagA", NULL, 0);
     rmq_push_consumer_t *c = start_recording(&r, group, "*", 0, "4", "1");
     double until = now_s() + WITHIN_SECONDS;
@@ -546,32 +470,14 @@ static void case_fork(void) {
     OK(rmq_push_consumer_destroy(c));
 }
 
-struct named_case {
-    const char *name;
-    void (*run)(void);
-};
-
-static const struct named_case CASES[] = {
+static const struct check_case CASES[] = {
     {"misuse", case_misuse},   {"fork", case_fork},           {"all", case_all},
     {"tags", case_tags},       {"sql", case_sql},             {"reconsume", case_reconsume},
     {"self", case_refused_and_threads}, {"wait", case_destroy_waits},
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_consumer: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_consumer");
     alarm(600);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_consumer: %-10s %s\n", CASES[i].name, failed == before ? "ok" : "FAILED");
-    }
-    printf("test_consumer: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_consumer", CASES, sizeof CASES / sizeof CASES[0], 10, argc, argv);
 }

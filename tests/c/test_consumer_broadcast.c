@@ -5,7 +5,7 @@
  *
  * Waits poll for an outcome with a generous upper bound (a failure bound, not a timing
  * assumption); the alarm kills a run that hangs. */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,42 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
-
 #define WITHIN_SECONDS 120
 #define N 20 /* messages per wave; wave 0 before the restart, wave 1 after */
 
-static const char *namesrv;
 static char dir[256];
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
 
 /* Deliveries of "<wave>-<i>" to one consumer. */
 struct seen {
@@ -97,9 +65,7 @@ static void send_wave(rmq_producer_t *p, const char *topic, int wave) {
     for (int i = 0; i < N; i++) {
         char body[32];
         snprintf(body, sizeof body, "%d-%d", wave, i);
-        rmq_message_t *m = rmq_message_create();
-        OK(rmq_message_set_topic(m, topic));
-        OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+        rmq_message_t *m = text_message(topic, body);
         rmq_send_result_t *r = NULL;
         rmq_status_t st = rmq_producer_send_sync(p, m, &r);
         EXPECT(st == RMQ_OK);
@@ -128,29 +94,18 @@ static rmq_push_consumer_t *broadcaster(const char *group, const char *instance,
 }
 
 int main(void) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_consumer_broadcast: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_consumer_broadcast");
     alarm(600);
-    char topic[96], group[96], pgroup[96], inst_a[96], inst_b[96], name[96];
+    char topic[96], group[96], inst_a[96], inst_b[96], name[96];
     unique(topic, sizeof topic, "CBroadcast");
     unique(group, sizeof group, "CBroadcastGroup");
-    unique(pgroup, sizeof pgroup, "CBroadcastProducer");
     unique(inst_a, sizeof inst_a, "cba");
     unique(inst_b, sizeof inst_b, "cbb");
     unique(name, sizeof name, "rmq-c-bc");
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/%s", tmp && *tmp ? tmp : "/tmp", name);
 
-    rmq_config_t *pc = rmq_config_create();
-    OK(rmq_config_set(pc, "name-server", namesrv));
-    OK(rmq_config_set(pc, "producer.group", pgroup));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(pc, &p));
-    rmq_config_destroy(pc);
-    OK(rmq_producer_start(p));
+    rmq_producer_t *p = start_producer("CBroadcastProducer", NULL);
     send_wave(p, topic, 0);
 
     static struct seen a, b, a2;
@@ -177,6 +132,5 @@ int main(void) {
     char cmd[320];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     EXPECT(system(cmd) == 0);
-    printf("test_consumer_broadcast: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_consumer_broadcast");
 }

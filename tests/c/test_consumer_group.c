@@ -8,7 +8,7 @@
  *
  *   test_consumer_group            every case
  *   test_consumer_group dlq fork   the named cases only */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,68 +21,18 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
-
 #define WITHIN_SECONDS 120
 #define MAX_WAVES 64
 #define WAVE 16 /* messages per wave: every queue of a 4-queue topic gets some */
 #define MAX_MEMBERS 3
 
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-static rmq_producer_t *new_producer(void) {
-    char group[96];
-    unique(group, sizeof group, "CGroupProducer");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
-    return p;
-}
-
 /* Sends body "<wave>-<i>". */
 static void send_one(rmq_producer_t *p, const char *topic, int wave, int i) {
     char body[32];
     snprintf(body, sizeof body, "%d-%d", wave, i);
-    rmq_message_t *m = rmq_message_create();
-    OK(rmq_message_set_topic(m, topic));
-    OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+    rmq_message_t *m = text_message(topic, body);
     rmq_send_result_t *r = NULL;
-    rmq_status_t s = RMQ_ERR_TIMEOUT;
-    for (int tries = 0; tries < 60 && (s = rmq_producer_send_sync(p, m, &r)) != RMQ_OK; tries++)
-        sleep_ms(500);
+    rmq_status_t s = send_retrying(p, m, &r);
     EXPECT(s == RMQ_OK);
     if (s == RMQ_OK) rmq_send_result_destroy(r);
     rmq_message_destroy(m);
@@ -211,7 +161,7 @@ static void run_group(int members) {
     char topic[128], group[128];
     unique(topic, sizeof topic, "CGroup");
     unique(group, sizeof group, "CGroupGroup");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CGroupProducer", NULL);
     for (int i = 0; i < WAVE; i++) send_one(p, topic, 0, i);
     struct member m[MAX_MEMBERS];
     rmq_push_consumer_t *c[MAX_MEMBERS];
@@ -253,7 +203,7 @@ static void case_dlq(void) {
     unique(reader, sizeof reader, "CDlqReader");
     snprintf(dlq, sizeof dlq, "%%DLQ%%%s", group);
     const int n = 4;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CGroupProducer", NULL);
     for (int i = 0; i < n; i++) send_one(p, topic, 0, i);
     struct member mt = {&t, 0}, md = {&dead, 0};
     rmq_push_consumer_t *c = new_consumer(group, topic, "1", record, &mt);
@@ -297,7 +247,7 @@ static void case_fork(void) {
     char topic[128], group[128];
     unique(topic, sizeof topic, "CForkRunning");
     unique(group, sizeof group, "CForkRunningGroup");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CGroupProducer", NULL);
     for (int i = 0; i < WAVE; i++) send_one(p, topic, 0, i);
     struct member m = {&t, 0};
     rmq_push_consumer_t *c = new_consumer(group, topic, NULL, record, &m);
@@ -322,30 +272,12 @@ static void case_fork(void) {
     OK(rmq_producer_destroy(p));
 }
 
-struct named_case {
-    const char *name;
-    void (*run)(void);
-};
-
-static const struct named_case CASES[] = {
+static const struct check_case CASES[] = {
     {"fork", case_fork}, {"dlq", case_dlq}, {"group2", case_group2}, {"group3", case_group3},
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_consumer_group: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_consumer_group");
     alarm(900);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_consumer_group: %-8s %s\n", CASES[i].name, failed == before ? "ok" : "FAILED");
-    }
-    printf("test_consumer_group: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_consumer_group", CASES, sizeof CASES / sizeof CASES[0], 8, argc, argv);
 }

@@ -14,7 +14,7 @@
  * MAX_SPAN + PULL_BATCH per queue. The parent gives the child SETTLE_MS (many commit intervals)
  * after the last thread blocks for that commit to reach the broker; this is the one wait that
  * is not an observed outcome (no API reads a group's committed offset). */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,20 +32,6 @@
 
 extern char **environ;
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
-
 #define MESSAGES 300
 #define THREADS 4
 #define BATCH 2
@@ -56,20 +42,6 @@ static int passed, failed;
 #define SETTLE_MS 3000
 #define WITHIN_SECONDS 120
 #define MAX_QUEUES 64
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static rmq_push_consumer_t *new_consumer(const char *group, const char *topic,
                                          rmq_message_listener_t listener, void *user_data) {
@@ -183,11 +155,7 @@ static int count_lines(const char *path) {
 }
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "RMQ_NAMESRV is not set\n");
-        return 2;
-    }
+    check_namesrv("test_consumer_sigkill");
     if (argc == 5 && strcmp(argv[1], "child") == 0) return child(argv[2], argv[3], argv[4]);
     alarm(600);
 
@@ -206,9 +174,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < MESSAGES; i++) {
         char body[32];
         snprintf(body, sizeof body, "k-%d", i);
-        rmq_message_t *m = rmq_message_create();
-        OK(rmq_message_set_topic(m, topic));
-        OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+        rmq_message_t *m = text_message(topic, body);
         rmq_send_result_t *r = NULL;
         OK(rmq_producer_send_sync(p, m, &r));
         rmq_send_result_destroy(r);
@@ -287,6 +253,5 @@ int main(int argc, char **argv) {
     unlink(consumed_path);
     unlink(blocked_path);
     rmdir(dir);
-    printf("test_consumer_sigkill: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_consumer_sigkill");
 }

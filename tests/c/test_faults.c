@@ -10,7 +10,7 @@
  *
  *   test_faults            every case
  *   test_faults b d        the named cases only */
-#include "rmq.h"
+#include "check.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,50 +30,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define EXPECT_STATUS(call, want) EXPECT((call) == (want))
-#define OK(call) EXPECT_STATUS(call, RMQ_OK)
-
 /* Upper bound of one case; only a hang reaches it. */
 #define CASE_SECONDS 90
 
-static const char *namesrv;
-
 /* ---------------------------------------------------------------------------------- helpers */
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Polls until *counter >= want or `seconds` pass (a failure bound, not a timing assumption). */
 static int wait_count(atomic_int *counter, int want, int seconds) {
     double until = now_s() + seconds;
     while (atomic_load(counter) < want && now_s() < until) sleep_ms(2);
     return atomic_load(counter);
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
 }
 
 /* A producer of `group`; instance_name and threads may be NULL (defaults). NULL on failure. */
@@ -91,18 +57,10 @@ static rmq_producer_t *new_producer(const char *group, const char *instance_name
     return p;
 }
 
-static rmq_message_t *new_message(const char *topic, const char *body) {
-    rmq_message_t *m = rmq_message_create();
-    OK(rmq_message_set_topic(m, topic));
-    OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
-    return m;
-}
-
 /* Sends until the (auto-created) topic takes messages. */
 static void warm_up(rmq_producer_t *p, const char *topic) {
-    rmq_message_t *m = new_message(topic, "warm-up");
-    rmq_status_t s = RMQ_ERR_TIMEOUT;
-    for (int i = 0; i < 60 && (s = rmq_producer_send_sync(p, m, NULL)) != RMQ_OK; i++) sleep_ms(500);
+    rmq_message_t *m = text_message(topic, "warm-up");
+    rmq_status_t s = send_retrying(p, m, NULL);
     EXPECT(s == RMQ_OK);
     rmq_message_destroy(m);
 }
@@ -141,7 +99,7 @@ static void case_fd_limit(void) {
     unique(topic, sizeof topic, "CFaultFdTopic");
     /* Plain data first: none of it needs a descriptor. */
     rmq_config_t *cfg = rmq_config_create();
-    rmq_message_t *m = new_message(topic, "after EMFILE");
+    rmq_message_t *m = text_message(topic, "after EMFILE");
 
     struct rlimit tight = {(rlim_t)lowest, old.rlim_max};
     EXPECT(setrlimit(RLIMIT_NOFILE, &tight) == 0);
@@ -212,7 +170,7 @@ static void b_on_sent(const rmq_send_callback_params_t *params, void *user_data)
 static long stored_count(rmq_producer_t *probe, const char *topic, int *queues) {
     int64_t last[64];
     for (int i = 0; i < 64; i++) last[i] = -1;
-    rmq_message_t *m = new_message(topic, "probe");
+    rmq_message_t *m = text_message(topic, "probe");
     for (int i = 0; i < B_PROBES; i++) {
         rmq_send_result_t *r = NULL;
         rmq_status_t s = rmq_producer_send_sync(probe, m, &r);
@@ -259,7 +217,7 @@ static void case_shutdown_in_flight(void) {
     int q0, q1, q2;
     long s0 = stored_count(probe, topic, &q0);
 
-    rmq_message_t *m = new_message(topic, "in flight at shutdown");
+    rmq_message_t *m = text_message(topic, "in flight at shutdown");
     int accepted = 0, refused = 0;
     for (int i = 0; i < B_SENDS; i++) {
         if (rmq_producer_send_async(p, m, b_on_sent, &b_slots[i]) == RMQ_OK) {
@@ -352,7 +310,7 @@ static void case_shutdown_silent_name_server(void) {
     snprintf(ns, sizeof ns, "127.0.0.1:%d", (int)ntohs(addr.sin_port));
     int rounds_clean = 0, cancelled = 0, other = 0, not_once = 0;
     double slowest = 0;
-    rmq_message_t *m = new_message("CFaultSilentTopic", "never routed");
+    rmq_message_t *m = text_message("CFaultSilentTopic", "never routed");
     for (int round = 0; round < B2_ROUNDS; round++) {
         char group[96];
         unique(group, sizeof group, "CFaultSilent");
@@ -472,7 +430,7 @@ static void destroy_from_other_callback(const char *topic, const char *threads, 
     warm_up(a, topic);
     warm_up(run->b, topic);
 
-    rmq_message_t *m = new_message(topic, "destroy from another callback");
+    rmq_message_t *m = text_message(topic, "destroy from another callback");
     OK(rmq_producer_send_async(a, m, c_on_a_sent, run));
     int accepted = 0;
     for (int i = 0; i < C_SENDS; i++) {
@@ -544,7 +502,7 @@ static void d_on_sent(const rmq_send_callback_params_t *params, void *user_data)
 static void fork_child(rmq_producer_t *old, const char *group, const char *topic, int report) {
     passed = failed = 0;
     alarm(30);
-    rmq_message_t *m = new_message(topic, "from the child");
+    rmq_message_t *m = text_message(topic, "from the child");
     rmq_send_result_t *r = NULL;
     EXPECT_STATUS(rmq_producer_send_sync(old, m, &r), RMQ_ERR_FORKED);
     EXPECT(strstr(rmq_last_error_message(), "fork") != NULL);
@@ -590,7 +548,7 @@ static void case_fork(void) {
     rmq_producer_t *p = new_producer(group, NULL, NULL, 1);
     if (!p) return;
     warm_up(p, topic);
-    rmq_message_t *m = new_message(topic, "from the parent");
+    rmq_message_t *m = text_message(topic, "from the parent");
     OK(rmq_producer_send_sync(p, m, NULL));
 
     int fds[2];
@@ -684,7 +642,7 @@ static void case_message_usable_during_send(void) {
     OK(rmq_config_set(cfg, "producer.group", "CFaultMessageLock"));
     OK(rmq_config_set(cfg, "producer.send-message-timeout", "20000"));
     OK(rmq_config_set(cfg, "client.api-timeout", "20000"));
-    struct f_send f = {NULL, new_message("CFaultLockTopic", "first body"), 0, -1};
+    struct f_send f = {NULL, text_message("CFaultLockTopic", "first body"), 0, -1};
     OK(rmq_producer_create(cfg, &f.producer));
     rmq_config_destroy(cfg);
     OK(rmq_producer_start(f.producer));

@@ -9,7 +9,7 @@
  *
  *   test_lite_pull            every case
  *   test_lite_pull all seek   the named cases only */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -19,58 +19,11 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define EXPECT_STATUS(call, want) EXPECT((call) == (want))
-#define OK(call) EXPECT_STATUS(call, RMQ_OK)
-
 #define WITHIN_SECONDS 60
 #define POLL_MS 300
 #define MAX_GOT 128
 #define MAX_QUEUES 16
 #define BATCH 8
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-static rmq_producer_t *new_producer(void) {
-    char group[96];
-    unique(group, sizeof group, "CLiteProducer");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
-    return p;
-}
 
 /* Sends body "<prefix>-<i>" for i < n, to `queue` when not NULL; returns the last queue id. */
 static int32_t send_n(rmq_producer_t *p, const char *topic, const char *prefix, int n,
@@ -79,9 +32,7 @@ static int32_t send_n(rmq_producer_t *p, const char *topic, const char *prefix, 
     for (int i = 0; i < n; i++) {
         char body[64];
         snprintf(body, sizeof body, "%s-%d", prefix, i);
-        rmq_message_t *m = rmq_message_create();
-        OK(rmq_message_set_topic(m, topic));
-        OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+        rmq_message_t *m = text_message(topic, body);
         rmq_send_result_t *r = NULL;
         rmq_status_t s = queue ? rmq_producer_send_sync_to_queue(p, m, queue, &r)
                                : rmq_producer_send_sync(p, m, &r);
@@ -227,7 +178,7 @@ static void case_all(void) {
     char topic[128], group[128];
     unique(topic, sizeof topic, "CLiteAll");
     unique(group, sizeof group, "CLiteAllGroup");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CLiteProducer", NULL);
     send_n(p, topic, "all", 40, NULL);
     rmq_lite_pull_consumer_t *c = new_consumer(group, 1);
     OK(rmq_lite_pull_consumer_subscribe(c, topic, "*"));
@@ -275,7 +226,7 @@ static void case_all(void) {
 static void case_commit(void) {
     char topic[128], group[128];
     queues_t all, free_qs;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CLiteProducer", NULL);
     new_topic(p, "CLiteCommit", topic, sizeof topic, &all, &free_qs);
     unique(group, sizeof group, "CLiteCommitGroup");
     send_n(p, topic, "first", 30, NULL);
@@ -319,7 +270,7 @@ static void case_commit(void) {
 static void case_seek(void) {
     char topic[128], group[128];
     queues_t all, free_qs;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CLiteProducer", NULL);
     new_topic(p, "CLiteSeek", topic, sizeof topic, &all, &free_qs);
     const rmq_message_queue_t *q = &free_qs.q[0];
     send_n(p, topic, "early", 5, q);
@@ -373,7 +324,7 @@ static void case_seek(void) {
 static void case_pause(void) {
     char topic[128], group[128];
     queues_t all, free_qs;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CLiteProducer", NULL);
     new_topic(p, "CLitePause", topic, sizeof topic, &all, &free_qs);
     const rmq_message_queue_t *q0 = &free_qs.q[0], *q1 = &free_qs.q[1];
     send_n(p, topic, "q0", 5, q0);
@@ -407,7 +358,7 @@ static void case_pause(void) {
 static void case_assign(void) {
     char topic[128], group[128];
     queues_t all, free_qs, mine, got_qs;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CLiteProducer", NULL);
     new_topic(p, "CLiteAssign", topic, sizeof topic, &all, &free_qs);
     mine = free_qs;
     mine.n = 0;
@@ -474,30 +425,13 @@ static void case_wake(void) {
     OK(rmq_message_queue_list_destroy(NULL));
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} CASES[] = {
+static const struct check_case CASES[] = {
     {"all", case_all},     {"commit", case_commit}, {"seek", case_seek},
     {"pause", case_pause}, {"assign", case_assign}, {"wake", case_wake},
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_lite_pull: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_lite_pull");
     alarm(600);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_lite_pull: %-8s %s\n", CASES[i].name,
-                failed == before ? "ok" : "FAILED");
-    }
-    printf("test_lite_pull: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_lite_pull", CASES, sizeof CASES / sizeof CASES[0], 8, argc, argv);
 }

@@ -7,7 +7,7 @@
  *
  * Waits poll for an outcome with a generous upper bound (a failure bound, not a timing
  * assumption); the alarm kills a run that hangs. */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -17,35 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
-
 #define N 10
 #define WITHIN_SECONDS 60
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int consumed;
@@ -136,11 +109,7 @@ static int has_trace_record(rmq_producer_t *reader, const char *msg_id, const ch
 }
 
 int main(void) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_metrics: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_metrics");
     alarm(300);
     char topic[128], pgroup[128], cgroup[128], rgroup[128];
     unique(topic, sizeof topic, "CMetrics");
@@ -247,6 +216,5 @@ int main(void) {
     OK(rmq_producer_destroy(reader));
     EXPECT(rmq_trace_dropped() == 0);
 
-    printf("test_metrics: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_metrics");
 }

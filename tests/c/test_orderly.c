@@ -9,11 +9,10 @@
  *
  *   test_orderly              every case
  *   test_orderly order dlq    the named cases only */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,64 +20,16 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
-
 #define WITHIN_SECONDS 120
 #define KEYS 8
 #define MAX_PER_KEY 512
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-static rmq_producer_t *new_producer(void) {
-    char group[96];
-    unique(group, sizeof group, "COrderlyProducer");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
-    return p;
-}
 
 /* Sends "<key>:<i>" to the queue of `key` (Java's hash selector); retries while the topic is
  * being auto-created. */
 static void send_keyed(rmq_producer_t *p, const char *topic, const char *key, int i) {
     char body[64];
     snprintf(body, sizeof body, "%s:%d", key, i);
-    rmq_message_t *m = rmq_message_create();
-    OK(rmq_message_set_topic(m, topic));
-    OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+    rmq_message_t *m = text_message(topic, body);
     rmq_queue_selector_t sel;
     memset(&sel, 0, sizeof sel);
     sel.kind = RMQ_SELECTOR_HASH;
@@ -93,27 +44,7 @@ static void send_keyed(rmq_producer_t *p, const char *topic, const char *key, in
 }
 
 /* An orderly consumer of `group` from the first offset; extra key/value pairs end with NULL. */
-static rmq_push_consumer_t *new_consumer(const char *group, ...) {
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "consumer.group", group));
-    OK(rmq_config_set(cfg, "consumer.consume-from-where", "first"));
-    char instance[96];
-    unique(instance, sizeof instance, "co");
-    OK(rmq_config_set(cfg, "instance-name", instance));
-    va_list ap;
-    va_start(ap, group);
-    const char *k;
-    while ((k = va_arg(ap, const char *)) != NULL) {
-        const char *v = va_arg(ap, const char *);
-        OK(rmq_config_set(cfg, k, v));
-    }
-    va_end(ap);
-    rmq_push_consumer_t *c = NULL;
-    OK(rmq_push_consumer_create(cfg, &c));
-    rmq_config_destroy(cfg);
-    return c;
-}
+#define new_consumer(...) create_consumer("co", __VA_ARGS__)
 
 /* "<key>:<i>" of a received message -> key number (from "k<n>") and i; 0 when malformed. */
 static int parse_body(const rmq_received_message_t *m, int *key, int *i, char *copy, size_t cap) {
@@ -183,7 +114,7 @@ static void test_order(void) {
     unique(topic, sizeof topic, "COrderly");
     unique(group, sizeof group, "COrderlyGroup");
     for (int k = 0; k < KEYS; k++) snprintf(keys[k], sizeof keys[k], "k%d", k);
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("COrderlyProducer", NULL);
     int sent = 0; /* per key */
     for (; sent < 40; sent++)
         for (int k = 0; k < KEYS; k++) send_keyed(p, topic, keys[k], sent);
@@ -281,7 +212,7 @@ static void test_suspend(void) {
     char topic[128], group[128];
     unique(topic, sizeof topic, "COrderlySuspend");
     unique(group, sizeof group, "COrderlySuspendGroup");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("COrderlyProducer", NULL);
     for (int i = 0; i < 4; i++) send_keyed(p, topic, "k0", i);
     static struct suspend_record r;
     memset(&r, 0, sizeof r);
@@ -333,7 +264,7 @@ static void test_dlq(void) {
     char topic[128], group[128], dlq[160], reader_group[128];
     unique(topic, sizeof topic, "COrderlyDlq");
     unique(group, sizeof group, "COrderlyDlqGroup");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("COrderlyProducer", NULL);
     for (int i = 0; i < 3; i++) send_keyed(p, topic, "k0", i);
     static struct suspend_record r;
     memset(&r, 0, sizeof r);
@@ -390,10 +321,7 @@ static void test_misuse(void) {
     rmq_config_destroy(cfg);
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} CASES[] = {
+static const struct check_case CASES[] = {
     {"order", test_order},
     {"suspend", test_suspend},
     {"dlq", test_dlq},
@@ -401,20 +329,7 @@ static const struct {
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_orderly: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_orderly");
     alarm(600);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_orderly: %-8s %s\n", CASES[i].name, failed == before ? "ok" : "FAILED");
-    }
-    printf("test_orderly: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_orderly", CASES, sizeof CASES / sizeof CASES[0], 8, argc, argv);
 }

@@ -10,7 +10,7 @@
  *
  *   test_poll            every case
  *   test_poll all wake   the named cases only */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -20,56 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define EXPECT_STATUS(call, want) EXPECT((call) == (want))
-#define OK(call) EXPECT_STATUS(call, RMQ_OK)
-
 #define WITHIN_SECONDS 90
 #define MAX_MSGS 64
 #define POLL_MS 500
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-static rmq_producer_t *new_producer(void) {
-    char group[96];
-    unique(group, sizeof group, "CPollProducer");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
-    return p;
-}
 
 /* Sends n messages, body "p-<i>", keys = body, property n=<i>; retries while the topic is
  * being created. */
@@ -78,15 +31,11 @@ static void send_n(rmq_producer_t *p, const char *topic, int n) {
         char body[32], num[16];
         snprintf(body, sizeof body, "p-%d", i);
         snprintf(num, sizeof num, "%d", i);
-        rmq_message_t *m = rmq_message_create();
-        OK(rmq_message_set_topic(m, topic));
-        OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+        rmq_message_t *m = text_message(topic, body);
         OK(rmq_message_set_keys(m, body));
         OK(rmq_message_set_property(m, "n", num));
         rmq_send_result_t *r = NULL;
-        rmq_status_t s = RMQ_ERR_TIMEOUT;
-        for (int tries = 0; tries < 60 && (s = rmq_producer_send_sync(p, m, &r)) != RMQ_OK; tries++)
-            sleep_ms(500);
+        rmq_status_t s = send_retrying(p, m, &r);
         EXPECT(s == RMQ_OK);
         if (s == RMQ_OK) rmq_send_result_destroy(r);
         rmq_message_destroy(m);
@@ -118,10 +67,6 @@ static int index_of(const uint8_t *body, size_t len) {
     snprintf(text, sizeof text, "%.*s", (int)len - 2, (const char *)body + 2);
     int i = atoi(text);
     return i >= 0 && i < MAX_MSGS ? i : -1;
-}
-
-static int eq_view(const char *p, size_t len, const char *want) {
-    return len == strlen(want) && memcmp(p, want, len) == 0;
 }
 
 /* Checks view v against the accessors of its message and the sent fields; returns its index. */
@@ -175,7 +120,7 @@ static void case_all(void) {
     unique(topic, sizeof topic, "CPollAll");
     unique(group, sizeof group, "CPollAllGroup");
     const int n = 40;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CPollProducer", NULL);
     send_n(p, topic, n);
     rmq_push_consumer_t *c = poll_consumer(group, topic);
     int seen[MAX_MSGS] = {0}, distinct = 0, largest = 0, misuse_done = 0;
@@ -239,7 +184,7 @@ static void case_partial(void) {
     unique(topic, sizeof topic, "CPollPartial");
     unique(group, sizeof group, "CPollPartialGroup");
     const int n = 10;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CPollProducer", NULL);
     send_n(p, topic, n);
     rmq_push_consumer_t *c = poll_consumer(group, topic);
     int refused[MAX_MSGS] = {0}, consumed[MAX_MSGS] = {0}, came_back[MAX_MSGS] = {0};
@@ -286,7 +231,7 @@ static void case_unacked(void) {
     unique(topic, sizeof topic, "CPollUnacked");
     unique(group, sizeof group, "CPollUnackedGroup");
     const int n = 6;
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CPollProducer", NULL);
     send_n(p, topic, n);
     rmq_push_consumer_t *c = poll_consumer(group, topic);
     rmq_received_batch_t *held[MAX_MSGS];
@@ -356,7 +301,7 @@ static void case_wake(void) {
     char topic[128], group[128];
     unique(topic, sizeof topic, "CPollWake");
     unique(group, sizeof group, "CPollWakeGroup");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CPollProducer", NULL);
     send_n(p, topic, 1);
     rmq_push_consumer_t *c = poll_consumer(group, topic);
     rmq_received_batch_t *b = NULL;
@@ -419,31 +364,13 @@ static void case_misuse(void) {
     EXPECT_STATUS(rmq_push_consumer_set_poll_mode(c), RMQ_ERR_INVALID_HANDLE);
 }
 
-struct named_case {
-    const char *name;
-    void (*run)(void);
-};
-
-static const struct named_case CASES[] = {
+static const struct check_case CASES[] = {
     {"all", case_all},         {"partial", case_partial}, {"unacked", case_unacked},
     {"wake", case_wake},       {"misuse", case_misuse},
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_poll: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_poll");
     alarm(600);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_poll: %-10s %s\n", CASES[i].name, failed == before ? "ok" : "FAILED");
-    }
-    printf("test_poll: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_poll", CASES, sizeof CASES / sizeof CASES[0], 10, argc, argv);
 }

@@ -5,7 +5,7 @@
  *
  * Waits poll for an outcome with a generous upper bound (a failure bound, not a timing
  * assumption); the alarm kills a run that hangs. */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -16,42 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
-
 #define WITHIN_SECONDS 90
 #define N 60
 #define MAX_TIMES 4
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
 
 /* Deliveries per message index and reconsume count, and per consumer. */
 struct record {
@@ -118,25 +85,13 @@ static rmq_push_consumer_t *pop_consumer(const char *group, const char *topic, i
 }
 
 static void send_all(const char *topic) {
-    char group[96];
-    unique(group, sizeof group, "CPopProducer");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
+    rmq_producer_t *p = start_producer("CPopProducer", NULL);
     for (int i = 0; i < N; i++) {
         char body[32];
         snprintf(body, sizeof body, "pop-%d", i);
-        rmq_message_t *m = rmq_message_create();
-        OK(rmq_message_set_topic(m, topic));
-        OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+        rmq_message_t *m = text_message(topic, body);
         rmq_send_result_t *r = NULL;
-        rmq_status_t s = RMQ_ERR_TIMEOUT;
-        for (int tries = 0; tries < 60 && (s = rmq_producer_send_sync(p, m, &r)) != RMQ_OK; tries++)
-            sleep_ms(500);
+        rmq_status_t s = send_retrying(p, m, &r);
         EXPECT(s == RMQ_OK);
         if (s == RMQ_OK) rmq_send_result_destroy(r);
         rmq_message_destroy(m);
@@ -187,14 +142,9 @@ static void poll_mode_is_refused(void) {
 }
 
 int main(void) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_pop: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_pop");
     alarm(300);
     two_consumers_consume_everything();
     poll_mode_is_refused();
-    printf("test_pop: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_pop");
 }

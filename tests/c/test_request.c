@@ -6,7 +6,7 @@
  *
  * Waits poll for an outcome with a generous upper bound (a failure bound, not a timing
  * assumption); the alarm kills a run that hangs. */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -18,61 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define EXPECT_STATUS(call, want) EXPECT((call) == (want))
-#define OK(call) EXPECT_STATUS(call, RMQ_OK)
-
 /* Long enough for a responder that is still starting (rebalance, first pull) to answer. */
 #define PATIENT_MS 30000
 #define WITHIN_SECONDS 90
 #define ASYNC_REQUESTS 4
-
-static const char *namesrv;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-/* A started producer in a client instance of its own. */
-static rmq_producer_t *new_producer(void) {
-    char group[96], instance[96];
-    unique(group, sizeof group, "CRequestGroup");
-    unique(instance, sizeof instance, "crr");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    OK(rmq_config_set(cfg, "instance-name", instance));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
-    return p;
-}
-
-static rmq_message_t *text_message(const char *topic, const char *body) {
-    rmq_message_t *m = rmq_message_create();
-    OK(rmq_message_set_topic(m, topic));
-    OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
-    return m;
-}
 
 /* Whether `m` has body "re: <question>", MSG_TYPE=reply and a topic ending in _REPLY_TOPIC. */
 static int is_reply_to(const rmq_message_t *m, const char *question) {
@@ -127,7 +76,7 @@ static rmq_consume_status_t answer(const rmq_received_message_t *const *msgs, si
 
 static void responder_start(struct responder *r, const char *topic) {
     memset(r, 0, sizeof *r);
-    r->replier = new_producer();
+    r->replier = start_producer("CRequestGroup", "crr");
     /* the topic exists before the consumer looks its route up */
     rmq_message_t *m = text_message(topic, "not a request");
     OK(rmq_producer_send_sync(r->replier, m, NULL));
@@ -194,7 +143,7 @@ static void round_trip(void) {
     unique(topic, sizeof topic, "CRequest");
     struct responder r;
     responder_start(&r, topic);
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CRequestGroup", "crr");
 
     rmq_message_t *q = text_message(topic, "q-blocking");
     rmq_message_t *reply = NULL;
@@ -234,7 +183,7 @@ static void round_trip(void) {
 static void timeout_and_cancel(void) {
     char topic[128];
     unique(topic, sizeof topic, "CRequestNoOne");
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CRequestGroup", "crr");
     rmq_message_t *q = text_message(topic, "anyone?");
     rmq_message_t *reply = NULL;
     EXPECT_STATUS(rmq_producer_request(p, q, 1500, &reply), RMQ_ERR_TIMEOUT);
@@ -257,7 +206,7 @@ static void timeout_and_cancel(void) {
 }
 
 static void misuse(void) {
-    rmq_producer_t *p = new_producer();
+    rmq_producer_t *p = start_producer("CRequestGroup", "crr");
     rmq_message_t *q = text_message("CRequestMisuse", "x");
     rmq_message_t *reply = NULL;
     EXPECT_STATUS(rmq_producer_request(p, q, 0, &reply), RMQ_ERR_INVALID_ARGUMENT);
@@ -290,30 +239,14 @@ static void misuse(void) {
     OK(rmq_producer_destroy(p));
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} CASES[] = {
+static const struct check_case CASES[] = {
     {"round_trip", round_trip},
     {"timeout", timeout_and_cancel},
     {"misuse", misuse},
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_request: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_request");
     alarm(600);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_request: %-10s %s\n", CASES[i].name, failed == before ? "ok" : "FAILED");
-    }
-    printf("test_request: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_request", CASES, sizeof CASES / sizeof CASES[0], 10, argc, argv);
 }

@@ -8,27 +8,13 @@
  *
  * Waits poll for an outcome with a generous upper bound (a failure bound, not a timing
  * assumption); the alarm kills a run that hangs. */
-#include "rmq.h"
+#include "check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define OK(call) EXPECT((call) == RMQ_OK)
 
 #define MESSAGES 5
 #define WITHIN_SECONDS 60
@@ -43,11 +29,6 @@ static const char *must_env(const char *name) {
         exit(2);
     }
     return v;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
 }
 
 /* A config for `namesrv` with `pairs` (key, value, ..., NULL) set; a NULL value is skipped. */
@@ -203,6 +184,5 @@ int main(void) {
     EXPECT(strstr(rmq_last_error_message(), "client.tls.enable") != NULL);
     rmq_config_destroy(cfg);
 
-    printf("test_security: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_security");
 }

@@ -11,7 +11,7 @@
  *   test_transaction            every case
  *   test_transaction crash      the named cases only
  *   test_transaction child-crash TOPIC GROUP   (the crash case's child process) */
-#include "rmq.h"
+#include "check.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,47 +24,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static int passed, failed;
-
-#define EXPECT(cond)                                                                   \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
-                    #cond, rmq_last_error_message());                                  \
-        }                                                                              \
-    } while (0)
-#define EXPECT_STATUS(call, want) EXPECT((call) == (want))
-#define OK(call) EXPECT_STATUS(call, RMQ_OK)
-
 #define WITHIN_SECONDS 90
 #define MAX_KEYS 8
 
-static const char *namesrv;
 static const char *self_exe;
-
-static void sleep_ms(long ms) {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void unique(char *buf, size_t cap, const char *prefix) {
-    static int seq;
-    snprintf(buf, cap, "%s_%d_%ld_%d", prefix, (int)getpid(), (long)time(NULL), ++seq);
-}
-
-static int eq_view(const char *p, size_t len, const char *want) {
-    return len == strlen(want) && memcmp(p, want, len) == 0;
-}
 
 /* Counts per key, for consumers and checkers. */
 struct counts {
@@ -144,24 +107,14 @@ static rmq_push_consumer_t *new_consumer(const char *topic, struct counts *seen)
 static rmq_message_t *new_message(const char *topic, const char *key) {
     char body[96];
     snprintf(body, sizeof body, "body of %s", key);
-    rmq_message_t *m = rmq_message_create();
-    OK(rmq_message_set_topic(m, topic));
-    OK(rmq_message_set_body(m, (const uint8_t *)body, strlen(body)));
+    rmq_message_t *m = text_message(topic, body);
     OK(rmq_message_set_keys(m, key));
     return m;
 }
 
 /* A plain send, so the topic exists before a consumer looks for it. */
 static void create_topic(const char *topic) {
-    char group[96];
-    unique(group, sizeof group, "CTxnPlain");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
+    rmq_producer_t *p = start_producer("CTxnPlain", NULL);
     rmq_message_t *m = new_message(topic, "plain");
     OK(rmq_producer_send_sync(p, m, NULL));
     rmq_message_destroy(m);
@@ -396,32 +349,16 @@ static void test_misuse(void) {
     OK(rmq_transaction_producer_destroy(NULL));
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} CASES[] = {
+static const struct check_case CASES[] = {
     {"settle", test_settle},
     {"crash", test_crash},
     {"misuse", test_misuse},
 };
 
 int main(int argc, char **argv) {
-    namesrv = getenv("RMQ_NAMESRV");
-    if (!namesrv || !*namesrv) {
-        fprintf(stderr, "test_transaction: set RMQ_NAMESRV to a running name server (host:port)\n");
-        return 2;
-    }
+    check_namesrv("test_transaction");
     self_exe = argv[0];
     if (argc == 4 && strcmp(argv[1], "child-crash") == 0) return child_crash(argv[2], argv[3]);
     alarm(600);
-    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
-        int wanted = argc < 2;
-        for (int a = 1; a < argc; a++) wanted |= strcmp(argv[a], CASES[i].name) == 0;
-        if (!wanted) continue;
-        int before = failed;
-        CASES[i].run();
-        fprintf(stderr, "test_transaction: %-8s %s\n", CASES[i].name, failed == before ? "ok" : "FAILED");
-    }
-    printf("test_transaction: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_run("test_transaction", CASES, sizeof CASES / sizeof CASES[0], 8, argc, argv);
 }
