@@ -35,7 +35,10 @@ pub(super) fn running_info(inner: &Arc<Inner>) -> Option<RunningInfo> {
     let props: [(&str, String); 22] = [
         ("PROP_NAMESERVER_ADDR", c.client.name_servers.join(";")),
         ("PROP_CONSUME_TYPE", "CONSUME_PASSIVELY".into()),
-        ("PROP_CONSUMEORDERLY", inner.orderly.is_enabled().to_string()),
+        (
+            "PROP_CONSUMEORDERLY",
+            inner.orderly.is_enabled().to_string(),
+        ),
         ("PROP_THREADPOOL_CORE_SIZE", threads.clone()),
         (
             "PROP_CONSUMER_START_TIMESTAMP",
