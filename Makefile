@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench bench-compare bench-go clean config-doc install go-lib \
+        c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 clean config-doc install go-lib \
         packaging-test fuzz fuzz-short fuzz-seeds
 
 all: build c-programs
@@ -107,15 +107,27 @@ demo: go-lib $(OUT)/producer $(OUT)/consumer $(OUT)/transaction $(OUT)/request
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
 
-# rmq (C; Python and Go when built) against the Java client 5.3.3 on one broker, interleaved
-# rounds, written to docs/benchmarks.md. Uses the cluster RMQ_NAMESRV names, else starts one.
-# BENCH_QUICK=1 for a short run; the other knobs are in the script's header.
-bench-compare: build $(OUT)/rmq_bench bench-go
-	scripts/bench-compare.py
+# rmq (C, Python, Go) against the Java client 5.3.3 and the Apache Go client v2 on one broker,
+# interleaved rounds, written to docs/benchmarks.md with PNG plots (matplotlib, installed into a
+# private virtualenv under target/) and callgrind counts. Uses the cluster RMQ_NAMESRV names, else
+# starts one. BENCH_QUICK=1 for a short run; the other knobs are in the script's header.
+BENCH_VENV := target/bench-venv
+bench-compare: build $(OUT)/rmq_bench bench-go bench-go-v2 $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python scripts/bench-compare.py
+
+$(BENCH_VENV)/.installed:
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q matplotlib==3.11.2
+	touch $@
 
 # The Go version of the benchmark tool (benches/go), linked with the module's static library.
 bench-go: go-lib
 	cd benches/go && go build -o ../../target/go/rmq_bench_go .
+
+# The same workloads through the Apache Go client v2 (benches/go-v2, its own module), for the
+# comparison.
+bench-go-v2:
+	cd benches/go-v2 && go vet . && go build -o ../../target/go/go_v2_bench .
 
 # Fuzzing (fuzz/, cargo-fuzz on the nightly toolchain; both are installed on first use): the
 # frame decoder, the JSON and binary headers, the route JSON, the stored-message decoder and the

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of rmq (C; Python and Go when their benchmark programs are built) and
-the Java client 5.3.3 on one broker and one topic, interleaved, writing docs/benchmarks.md.
+"""Side-by-side benchmark of rmq (C; Python and Go when their benchmark programs are built), the
+Java client 5.3.3 and the Apache Go client v2 on one broker and one topic, interleaved, writing
+docs/benchmarks.md with plots (docs/benchmarks-*.png) and callgrind counts of rmq's instructions
+per message.
 
 `make bench-compare` runs it. The cluster: RMQ_NAMESRV names a running one (topics are created in
 its cluster BENCH_CLUSTER, default DefaultCluster, with mqadmin); without it this script starts
@@ -23,7 +25,10 @@ Environment (all optional):
   BENCH_WARMUP        warm-up messages before each producer run            (5000; quick: 1000)
   BENCH_DRAIN_COUNT   messages per drain                                (100000; quick: 10000)
   BENCH_WORKLOADS     comma list of the workloads above                             (all)
-  BENCH_CLIENTS       comma list among rmq-c, rmq-python, rmq-go, java     (every one built)
+  BENCH_CLIENTS       comma list among rmq-c, rmq-python, rmq-go, java, go-v2  (every one built)
+  BENCH_CALLGRIND     0 leaves out the callgrind counts                           (1)
+  BENCH_PLOTS         0 leaves out the plots (they need matplotlib; `make bench-compare`
+                      installs it into target/bench-venv when the system Python lacks it)  (1)
   BENCH_QUICK=1       the quick values above
   BENCH_OUT           report path (the RESULT lines go beside it as .json)  (docs/benchmarks.md)
   JAVA                java binary (default: JDK 17 if installed, else `java`)
@@ -47,6 +52,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 os.chdir(ROOT)
 CLUSTER_SCRIPT = "scripts/rocketmq-local.sh"
 QUICK = os.environ.get("BENCH_QUICK") == "1"
+CALLGRIND = os.environ.get("BENCH_CALLGRIND", "1") != "0"
+PLOTS = os.environ.get("BENCH_PLOTS", "1") != "0"
 
 
 def env_int(name, default, quick):
@@ -73,7 +80,9 @@ for w in WORKLOADS:
 
 JAVA_CP_FILE = "benches/java/target/classpath.txt"
 JAVA_OPTS = ["-Xms512m", "-Xmx512m"]
-LABELS = {"rmq-c": "rmq (C)", "rmq-python": "rmq (Python)", "rmq-go": "rmq (Go)", "java": "Java 5.3.3"}
+LABELS = {"rmq-c": "rmq (C)", "rmq-python": "rmq (Python)", "rmq-go": "rmq (Go)", "java": "Java 5.3.3",
+          "go-v2": "Go client v2"}
+PEERS = ["java", "go-v2"]  # the clients rmq is compared with
 
 
 def log(*a):
@@ -106,6 +115,9 @@ def client_cmd(client, args):
     if client == "rmq-go":
         argv = ["target/go/rmq_bench_go"] + args
         return argv, argv
+    if client == "go-v2":
+        argv = ["target/go/go_v2_bench"] + args
+        return argv, argv
     raise ValueError(client)
 
 
@@ -120,6 +132,8 @@ def available_clients():
             log("the rmq Python package does not import: skipping rmq-python")
     if os.path.exists("target/go/rmq_bench_go"):
         clients.insert(-1, "rmq-go")
+    if os.path.exists("target/go/go_v2_bench"):
+        clients.append("go-v2")
     wanted = os.environ.get("BENCH_CLIENTS")
     if wanted:
         clients = [c for c in wanted.split(",") if c]
@@ -272,11 +286,98 @@ def main():
                         continue
                     args = ["consume"] + ns + ["-t", t, "-c", str(DRAIN_COUNT), "-T", "300", "-l", "drain"]
                     results.setdefault(("drain", c), []).append(run(c, args, rnd, timeout=400))
+        counts = callgrind_counts(ns, topic, producer_workloads) if "rmq-c" in clients else {}
     finally:
         cluster.down()
     load_after = os.getloadavg()
-    write_report(clients, results, cluster, started, load_before, load_after)
+    plots = make_plots(clients, results)
+    write_report(clients, results, cluster, started, load_before, load_after, counts, plots)
     log(f"wrote {OUT}")
+
+
+# --------------------------------------------------------------------------- callgrind
+
+# Messages per callgrind run: two runs per workload, and the difference of their instruction
+# totals over the difference of their message counts leaves out start-up and shutdown.
+CALLGRIND_COUNTS = {"sync-1": (500, 1500), "async-256": (2000, 6000), "batch-16": (1600, 4800)}
+CALLGRIND_CMDS = []
+
+
+def callgrind_counts(ns, topic, workloads):
+    """Instructions per message of rmq (C), whole process, for the workloads that have counts."""
+    counts = {}
+    if not CALLGRIND:
+        return counts
+    if not shutil.which("valgrind"):
+        log("valgrind not found: no callgrind counts")
+        return counts
+    for w in [w for w in workloads if w in CALLGRIND_COUNTS]:
+        totals = []
+        for n in CALLGRIND_COUNTS[w]:
+            out = os.path.join(tempfile.gettempdir(), f"rmq-bench-callgrind-{os.getpid()}.out")
+            argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "target/c/rmq_bench",
+                    "produce"] + ns + ["-t", topic, "-s", "1024", "-c", str(n), "-W", "0", "-l", w] + PRODUCER_ARGS[w]
+            CALLGRIND_CMDS.append(" ".join(shlex.quote(a) for a in argv).replace(out, "cg.out"))
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+            collected = [line.split(":")[-1].strip() for line in p.stderr.splitlines() if "Collected :" in line]
+            if os.path.exists(out):
+                os.remove(out)
+            if p.returncode != 0 or not collected:
+                log(f"callgrind {w} -c {n}: exit {p.returncode}\n{p.stdout[-1000:]}{p.stderr[-1000:]}")
+                break
+            totals.append(int(collected[0]))
+        if len(totals) == 2:
+            lo, hi = CALLGRIND_COUNTS[w]
+            counts[w] = (totals[1] - totals[0]) / (hi - lo)
+            log(f"callgrind {w}: {counts[w]:,.0f} instructions per message")
+    return counts
+
+
+# --------------------------------------------------------------------------- plots
+
+def make_plots(clients, results):
+    """PNG bar charts of throughput and CPU per message (median, min–max whiskers); their paths."""
+    if not PLOTS:
+        return []
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib does not import: no plots (make bench-compare installs it)")
+        return []
+    workloads = [w for w in WORKLOADS if any(good(results.get((w, c), [])) for c in clients)]
+    if not workloads:
+        return []
+    paths = []
+    base = os.path.splitext(OUT)[0]
+    for key, title, path, log_scale in [
+            ("tps", "Throughput (messages per second; higher is better)", f"{base}-throughput.png", False),
+            ("cpu_us_per_msg", "Client CPU per message (µs, log scale; lower is better)", f"{base}-cpu.png", True)]:
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        width = 0.8 / len(clients)
+        for i, c in enumerate(clients):
+            med, lo, hi = [], [], []
+            for w in workloads:
+                vals = [float(r[key]) for r in good(results.get((w, c), []))]
+                m = statistics.median(vals) if vals else 0
+                med.append(m)
+                lo.append(m - min(vals) if vals else 0)
+                hi.append(max(vals) - m if vals else 0)
+            xs = [j + (i - (len(clients) - 1) / 2) * width for j in range(len(workloads))]
+            ax.bar(xs, med, width, yerr=[lo, hi], capsize=2, label=LABELS[c])
+        ax.set_xticks(range(len(workloads)))
+        ax.set_xticklabels(workloads)
+        if log_scale:
+            ax.set_yscale("log")
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
 
 
 # --------------------------------------------------------------------------- report
@@ -297,10 +398,20 @@ def good(rs):
     return [r for r in rs if r and r["ok"]]
 
 
-def write_report(clients, results, cluster, started, load_before, load_after):
+def ratios(mine, theirs):
+    """Per round: (mine ÷ theirs throughput, theirs ÷ mine CPU per message), both runs good."""
+    tps_r, cpu_r = [], []
+    for a, b in zip(mine, theirs):
+        if a and b and a["ok"] and b["ok"] and float(b["tps"]) > 0 and float(a["cpu_us_per_msg"]) > 0:
+            tps_r.append(float(a["tps"]) / float(b["tps"]))
+            cpu_r.append(float(b["cpu_us_per_msg"]) / float(a["cpu_us_per_msg"]))
+    return tps_r, cpu_r
+
+
+def write_report(clients, results, cluster, started, load_before, load_after, counts, plots):
     uname = platform.uname()
     lines = [
-        "# Benchmarks: rmq against the Java client",
+        "# Benchmarks: rmq against the Java and Go clients",
         "",
         f"Written by `make bench-compare` (scripts/bench-compare.py) on {started:%Y-%m-%d %H:%M} UTC. "
         "Regenerate it with the same command; the environment variables it reads are listed in the "
@@ -317,8 +428,9 @@ def write_report(clients, results, cluster, started, load_before, load_after):
         "queues per run set, 1 KiB bodies, compression and trace off.",
         "- Clients: " + ", ".join(LABELS[c] for c in clients) +
         f". Java runs with `{' '.join(JAVA_OPTS)}` and its default client settings; every client keeps its "
-        "own defaults (for the drain: pull batch 32 for both; consume threads 20 in Java, 8 in rmq; "
-        "listener batch 1 in both).",
+        "own defaults (for the drain: pull batch 32 for all; consume threads 20 in Java and the Go client "
+        "v2, 8 in rmq; listener batch 1 in all). The Go client v2 has no in-flight bound for async sends: "
+        "its harness (benches/go-v2) holds the window with a semaphore.",
         f"- Producer runs: {ROUNDS} round(s), each client once per workload per round, the order of the "
         f"clients alternating between rounds; {WARMUP} warm-up messages, then {DURATION} s measured.",
         f"- Drain: {DRAIN_ROUNDS} round(s); per client and round a fresh topic is preloaded with "
@@ -332,10 +444,21 @@ def write_report(clients, results, cluster, started, load_before, load_after):
         "measured window ÷ messages (Java: every JVM thread, JIT and GC included); RSS and threads = "
         "peaks sampled from /proc/self/status every 20 ms.",
         "- Cells read `median (min–max)` over the rounds. Ratios are computed per round "
-        "(rmq ÷ Java for throughput, Java ÷ rmq for CPU per message), then summarised the same way.",
-        "- Plots (PNG) and a callgrind count of instructions per message are not produced yet.",
+        "(rmq ÷ peer for throughput, peer ÷ rmq for CPU per message), then summarised the same way.",
         "",
     ]
+    for path in plots:
+        lines += [f"![{os.path.basename(path)}]({os.path.relpath(path, os.path.dirname(OUT) or '.')})", ""]
+    if counts:
+        lines += ["## Instructions per message (callgrind)", "",
+                  "rmq (C), the whole client process (every thread: the sending loop, the runtime, the "
+                  "20 ms /proc sampler of the tool), counted by `valgrind --tool=callgrind`. Each workload "
+                  "runs twice with different message counts; the difference of the totals over the "
+                  "difference of the counts leaves start-up and shutdown out. Unlike time, the count "
+                  "holds steady on a loaded machine.", "",
+                  "| workload | instructions per message |", "|---|---|"]
+        lines += [f"| {w} | {fmt(v)} |" for w, v in counts.items()]
+        lines += ["", "```"] + CALLGRIND_CMDS + ["```", ""]
 
     def table(workload):
         rows = []
@@ -368,20 +491,13 @@ def write_report(clients, results, cluster, started, load_before, load_after):
                 rows.append(f"| {LABELS[c]} | {col('tps')} | {col('p50_us', 1)} | {col('p99_us', 1)} | "
                             f"{col('p999_us', 1)} | {col('cpu_us_per_msg', 1)} | {rss} | {thr} | {errs} | {failed} |")
         rows.append("")
-        if "java" in clients:
-            java = rs_by_client["java"]
-            for c in clients:
-                if c == "java":
-                    continue
-                mine = rs_by_client[c]
-                tps_r, cpu_r = [], []
-                for a, b in zip(mine, java):
-                    if a and b and a["ok"] and b["ok"] and float(b["tps"]) > 0 and float(a["cpu_us_per_msg"]) > 0:
-                        tps_r.append(float(a["tps"]) / float(b["tps"]))
-                        cpu_r.append(float(b["cpu_us_per_msg"]) / float(a["cpu_us_per_msg"]))
+        for peer in [p for p in PEERS if p in clients]:
+            theirs = rs_by_client[peer]
+            for c in [c for c in clients if c not in PEERS]:
+                tps_r, cpu_r = ratios(rs_by_client[c], theirs)
                 if tps_r:
-                    rows.append(f"- {LABELS[c]} ÷ Java, per round: throughput {summary(tps_r, 2)}× "
-                                f"[{', '.join(f'{x:.2f}' for x in tps_r)}]; Java's CPU per message ÷ "
+                    rows.append(f"- {LABELS[c]} ÷ {LABELS[peer]}, per round: throughput {summary(tps_r, 2)}× "
+                                f"[{', '.join(f'{x:.2f}' for x in tps_r)}]; {LABELS[peer]}'s CPU per message ÷ "
                                 f"{LABELS[c]}'s {summary(cpu_r, 1)}× [{', '.join(f'{x:.1f}' for x in cpu_r)}]")
             rows.append("")
         return rows
