@@ -11,7 +11,7 @@ ASAN       := -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanit
 OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
-        c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 clean config-doc install go-lib \
+        c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 bench-idle clean config-doc install go-lib \
         packaging-test fuzz fuzz-short fuzz-seeds
 
 all: build c-programs
@@ -77,10 +77,13 @@ $(OUT)/sync_send: benches/c/sync_send.c include/rmq.h $(LIB) | $(OUT)
 $(OUT)/rmq_bench: benches/c/rmq_bench.c include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
 
+$(OUT)/idle: benches/c/idle.c include/rmq.h $(LIB) | $(OUT)
+	$(CC) $(CSTRICT) -O2 $< $(LIB) $(LDLIBS) -o $@
+
 c-programs: build $(OUT)/test_rmq $(OUT)/test_rmq_asan \
             $(foreach t,$(C_STANDALONE),$(OUT)/$(t) $(OUT)/$(t)_asan) \
             $(OUT)/producer $(OUT)/consumer $(OUT)/transaction $(OUT)/request \
-            $(OUT)/sync_send $(OUT)/rmq_bench
+            $(OUT)/sync_send $(OUT)/rmq_bench $(OUT)/idle
 
 # These two need RMQ_NAMESRV (make test sets it).
 c-test: build $(OUT)/test_rmq $(foreach t,$(C_STANDALONE),$(OUT)/$(t))
@@ -119,6 +122,11 @@ $(BENCH_VENV)/.installed:
 	python3 -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q matplotlib==3.11.2
 	touch $@
+
+# RSS, threads and wake-ups of an idle producer plus push consumer (IDLE_SECONDS, 60 by
+# default) against the cluster RMQ_NAMESRV names.
+bench-idle: build $(OUT)/idle
+	$(OUT)/idle "$(RMQ_NAMESRV)" RmqIdleTopic $(or $(IDLE_SECONDS),60)
 
 # The Go version of the benchmark tool (benches/go), linked with the module's static library.
 bench-go: go-lib
