@@ -37,6 +37,10 @@ static int wait_count(atomic_int *counter, int want, int seconds) {
     return atomic_load(counter);
 }
 
+/* Send timeouts far above any run's pace, valgrind's (tens of times slower) included: the
+ * checks are about what happens, not how fast. */
+#define SEND_TIMEOUT_MS "60000"
+
 static rmq_producer_t *new_producer(const char *prefix, int start) {
     char group[96], inst[96];
     unique(group, sizeof group, prefix);
@@ -45,6 +49,7 @@ static rmq_producer_t *new_producer(const char *prefix, int start) {
     OK(rmq_config_set(cfg, "name-server", namesrv));
     OK(rmq_config_set(cfg, "producer.group", group));
     OK(rmq_config_set(cfg, "instance-name", inst));
+    OK(rmq_config_set(cfg, "producer.send-message-timeout", SEND_TIMEOUT_MS));
     rmq_producer_t *p = NULL;
     OK(rmq_producer_create(cfg, &p));
     rmq_config_destroy(cfg);
@@ -104,6 +109,7 @@ rmq_config_t *fx_config(void) {
         OK(rmq_config_set(fx_cfg, "consumer.pull-batch-size", "1"));
         OK(rmq_config_set(fx_cfg, "consumer.auto-commit", "false"));
         OK(rmq_config_set(fx_cfg, "instance-name", inst));
+        OK(rmq_config_set(fx_cfg, "producer.send-message-timeout", SEND_TIMEOUT_MS));
     }
     return fx_cfg;
 }
@@ -656,6 +662,7 @@ static void case_shutdown_10k(void) {
     OK(rmq_config_set(cfg, "name-server", namesrv));
     OK(rmq_config_set(cfg, "producer.group", group));
     OK(rmq_config_set(cfg, "producer.max-in-flight-async-sends", "20000"));
+    OK(rmq_config_set(cfg, "producer.send-message-timeout", SEND_TIMEOUT_MS));
     rmq_producer_t *p = NULL;
     OK(rmq_producer_create(cfg, &p));
     rmq_config_destroy(cfg);
@@ -714,7 +721,9 @@ static void *t_run(void *arg) {
     rmq_message_t *m = text_message(a->topic, body);
     for (int i = 0; i < T_SENDS; i++) {
         rmq_send_result_t *r = NULL;
-        if (rmq_producer_send_sync(a->producer, m, &r) == RMQ_OK) {
+        rmq_status_t s = rmq_producer_send_sync(a->producer, m, &r);
+        if (s != RMQ_OK) fprintf(stderr, "  threads32: sync send: %s\n", rmq_last_error_message());
+        if (s == RMQ_OK) {
             const char *v;
             size_t n;
             if (rmq_send_result_topic(r, &v, &n) == RMQ_OK && eq_view(v, n, a->topic)) a->ok++;
@@ -787,17 +796,7 @@ static void *m_mutator(void *arg) {
 static void case_mutate(void) {
     char topic[96];
     unique(topic, sizeof topic, "MisuseMutate");
-    /* timeouts far above any run's pace: the checks are about the message, not speed */
-    char group[96];
-    unique(group, sizeof group, "MisuseMutate");
-    rmq_config_t *cfg = rmq_config_create();
-    OK(rmq_config_set(cfg, "name-server", namesrv));
-    OK(rmq_config_set(cfg, "producer.group", group));
-    OK(rmq_config_set(cfg, "producer.send-message-timeout", "60000"));
-    rmq_producer_t *p = NULL;
-    OK(rmq_producer_create(cfg, &p));
-    rmq_config_destroy(cfg);
-    OK(rmq_producer_start(p));
+    rmq_producer_t *p = new_producer("MisuseMutate", 1);
     warm_up(p, topic);
     rmq_message_t *m = text_message(topic, "start");
     pthread_t th[2];
