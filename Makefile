@@ -12,7 +12,7 @@ OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
         c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 bench-idle clean config-doc install go-lib \
-        packaging-test fuzz fuzz-short fuzz-seeds
+        packaging-test fuzz fuzz-short fuzz-seeds test-misuse test-misuse-valgrind
 
 all: build c-programs
 
@@ -93,6 +93,27 @@ c-test: build $(OUT)/test_rmq $(foreach t,$(C_STANDALONE),$(OUT)/$(t))
 c-test-asan: build $(OUT)/test_rmq_asan $(foreach t,$(C_STANDALONE),$(OUT)/$(t)_asan)
 	ASAN_OPTIONS=detect_leaks=1 $(OUT)/test_rmq_asan
 	set -e; for t in $(C_STANDALONE); do ASAN_OPTIONS=detect_leaks=1 $(OUT)/$${t}_asan; done
+
+# The C ABI misuse suite (tests/c/misuse), each case in a process of its own; needs RMQ_NAMESRV.
+# The NULL-pointer calls are generated from the header at build time.
+MISUSE_DEPS := tests/c/misuse/misuse.c tests/c/misuse/fixtures.h tests/c/check.h include/rmq.h \
+               $(OUT)/misuse_null.c $(LIB)
+MISUSE_SRCS := tests/c/misuse/misuse.c $(OUT)/misuse_null.c
+
+$(OUT)/misuse_null.c: include/rmq.h scripts/gen-misuse-null.py | $(OUT)
+	scripts/gen-misuse-null.py include/rmq.h $@
+
+$(OUT)/misuse_asan: $(MISUSE_DEPS)
+	$(CC) $(CSTRICT) -Itests/c -Itests/c/misuse $(ASAN) $(MISUSE_SRCS) $(LIB) $(LDLIBS) -o $@
+
+$(OUT)/misuse: $(MISUSE_DEPS)
+	$(CC) $(CSTRICT) -Itests/c -Itests/c/misuse -g -O1 $(MISUSE_SRCS) $(LIB) $(LDLIBS) -o $@
+
+test-misuse: build $(OUT)/misuse_asan
+	scripts/test-misuse.sh asan $(OUT)/misuse_asan
+
+test-misuse-valgrind: build $(OUT)/misuse
+	scripts/test-misuse.sh valgrind $(OUT)/misuse
 
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs

@@ -140,6 +140,7 @@ suite() {
 suite rust cargo test --release
 suite c make --no-print-directory c-test
 suite c-asan make --no-print-directory c-test-asan
+suite c-misuse make --no-print-directory test-misuse
 suite python python3 -m pytest -q bindings/python/tests
 suite go bash -c 'cd bindings/go && go test -count=1 ./...'
 suite packaging scripts/test-packaging.sh

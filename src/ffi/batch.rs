@@ -17,13 +17,7 @@ unsafe fn messages_of(
     messages: *const *const rmq_message_t,
     count: usize,
 ) -> FfiResult<Vec<Message>> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    if messages.is_null() {
-        return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "messages is NULL"));
-    }
-    let handles = std::slice::from_raw_parts(messages, count);
+    let handles = arg_array(messages, count, "messages")?;
     let mut out = Vec::new();
     out.try_reserve_exact(count).map_err(|_| {
         FfiError::new(

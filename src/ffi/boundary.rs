@@ -149,6 +149,28 @@ pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FfiR
     Ok(std::slice::from_raw_parts(p, len))
 }
 
+/// An array of `count` values at `p` (NULL only with count 0). A count whose array would span
+/// more than `isize::MAX` bytes cannot describe one: RMQ_ERR_INVALID_ARGUMENT, memory untouched.
+pub(crate) unsafe fn arg_array<'a, T>(p: *const T, count: usize, what: &str) -> FfiResult<&'a [T]> {
+    if count == 0 {
+        return Ok(&[]);
+    }
+    if count > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(FfiError::new(
+            RMQ_ERR_INVALID_ARGUMENT,
+            format!("count {count} of {what} is too large to be an array"),
+        ));
+    }
+    if p.is_null() {
+        return Err(FfiError::new(
+            RMQ_ERR_NULL_POINTER,
+            format!("{what} is NULL"),
+        ));
+    }
+    // SAFETY: non-NULL, the span fits isize; the caller promises `count` readable values at p.
+    Ok(std::slice::from_raw_parts(p, count))
+}
+
 /// A UTF-8 string as pointer + length (no NUL terminator needed; NULL with length 0 is "").
 /// A length over `max` is refused before the memory is read. NUL and separator bytes are left
 /// to the core's text rule, so both C entry points of a setter give the same answer.

@@ -51,13 +51,10 @@ unsafe fn queues_arg(
     queues: *const rmq_message_queue_t,
     count: usize,
 ) -> FfiResult<Vec<MessageQueue>> {
-    if count == 0 {
-        return Ok(Vec::new());
-    }
-    if queues.is_null() {
-        return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "queues is NULL"));
-    }
-    (0..count).map(|i| queue_arg(queues.add(i))).collect()
+    arg_array(queues, count, "queues")?
+        .iter()
+        .map(|q| queue_arg(q))
+        .collect()
 }
 
 fn list_handle(queues: Vec<MessageQueue>) -> *mut rmq_message_queue_list_t {
@@ -290,14 +287,7 @@ pub unsafe extern "C" fn rmq_lite_pull_consumer_commit_offsets(
     guard(|| {
         let c = lite_of(consumer)?;
         let qs = queues_arg(queues, count)?;
-        if count > 0 && offsets.is_null() {
-            return Err(FfiError::new(RMQ_ERR_NULL_POINTER, "offsets is NULL"));
-        }
-        let offsets = if count == 0 {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(offsets, count)
-        };
+        let offsets = arg_array(offsets, count, "offsets")?;
         let pairs: Vec<(MessageQueue, i64)> = qs.into_iter().zip(offsets.iter().copied()).collect();
         c.commit_offsets(&pairs)?;
         Ok(())

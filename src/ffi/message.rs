@@ -240,6 +240,21 @@ pub unsafe extern "C" fn rmq_message_set_keys_n(
     })
 }
 
+/// A copy of the body of `len` bytes at `data`: a len over the 16 MiB frame limit (SIZE_MAX
+/// included) is RMQ_ERR_MESSAGE_TOO_LARGE before `data` is read or memory allocated.
+pub(crate) unsafe fn body_arg(data: *const u8, len: usize, what: &str) -> FfiResult<Bytes> {
+    if len > MAX_FRAME_LENGTH {
+        return Err(FfiError::new(
+            RMQ_ERR_MESSAGE_TOO_LARGE,
+            format!(
+                "body of {len} bytes is over the {MAX_FRAME_LENGTH}-byte frame limit; \
+                 nothing was copied"
+            ),
+        ));
+    }
+    copy_bytes(arg_bytes(data, len, what)?, "the body")
+}
+
 /// Sets the body to a copy of `len` bytes at `data` (borrowed for the call; any bytes, NULs
 /// included). NULL with len 0 sets an empty body (which a send refuses). A len over the 16 MiB
 /// frame limit (SIZE_MAX included) fails with RMQ_ERR_MESSAGE_TOO_LARGE without reading `data`;
@@ -251,16 +266,7 @@ pub unsafe extern "C" fn rmq_message_set_body(
     len: usize,
 ) -> rmq_status_t {
     guard(|| {
-        if len > MAX_FRAME_LENGTH {
-            return Err(FfiError::new(
-                RMQ_ERR_MESSAGE_TOO_LARGE,
-                format!(
-                    "body of {len} bytes is over the {MAX_FRAME_LENGTH}-byte frame limit; \
-                     nothing was copied"
-                ),
-            ));
-        }
-        let body = copy_bytes(arg_bytes(data, len, "data")?, "the body")?;
+        let body = body_arg(data, len, "data")?;
         with_msg(message, |m| {
             m.message.set_body(body);
             Ok(())

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use super::boundary::*;
 use super::callback::UserData;
 use super::consumer::{rmq_received_message_t, RECEIVED};
-use super::message::{rmq_message_t, FfiMessage, MESSAGES};
+use super::message::{body_arg, rmq_message_t, FfiMessage, MESSAGES};
 use super::producer::{producer_of, rmq_producer_t, FfiProducer};
 use super::status::*;
 use crate::producer::request::{create_reply, create_reply_from_properties, PreparedRequest};
@@ -177,7 +177,7 @@ pub unsafe extern "C" fn rmq_received_message_create_reply(
 ) -> rmq_status_t {
     guard(|| {
         let out = out_ptr(out_reply, "out_reply")?;
-        let body = copy_bytes(arg_bytes(body, body_len, "body")?, "the body")?;
+        let body = body_arg(body, body_len, "body")?;
         let m = RECEIVED.get(request)?;
         made(create_reply(&m.message, body)?, out)
     })
@@ -203,7 +203,7 @@ pub unsafe extern "C" fn rmq_message_create_reply(
             "properties",
             crate::protocol::message::PROPERTIES_MAX_LENGTH,
         )?;
-        let body = copy_bytes(arg_bytes(body, body_len, "body")?, "the body")?;
+        let body = body_arg(body, body_len, "body")?;
         made(create_reply_from_properties(props, body)?, out)
     })
 }
