@@ -96,6 +96,9 @@
 set -euo pipefail
 
 RMQ_VERSION="${RMQ_VERSION:-5.3.3}"
+[[ "$RMQ_VERSION" =~ ^[45]\.[0-9]+\.[0-9]+$ ]] || { echo "rocketmq-local: RMQ_VERSION must be 4.x.y or 5.x.y, got '$RMQ_VERSION'" >&2; exit 2; }
+# 4.x differs from 5.x in how the servers are started and announce themselves (see the header)
+RMQ_MAJOR="${RMQ_VERSION%%.*}"
 RMQ_NAMESRV_PORT="${RMQ_NAMESRV_PORT:-9876}"
 RMQ_BROKER_PORT="${RMQ_BROKER_PORT:-10911}"
 RMQ_DATA="${RMQ_DATA:-${TMPDIR:-/tmp}/rmq-local-$RMQ_NAMESRV_PORT}"
@@ -272,6 +275,9 @@ YML
 # broker.conf lines of the ACL mode
 acl_conf() {
   ((RMQ_ACL)) || return 0
+  # 4.x has ACL 1.0 only: aclEnable=true makes the broker check every request with
+  # PlainAccessValidator against conf/plain_acl.yml
+  if ((RMQ_MAJOR == 4)); then echo "aclEnable=true"; return 0; fi
   cat <<CONF
 aclEnable=true
 authenticationEnabled=true
@@ -299,8 +305,34 @@ acl2_users() {
 }
 
 # ROCKETMQ_HOME must be non-null or the servers exit -2.  5.x reads only conf/tools.yml from it
-# (mqadmin ACL credentials), so an empty dir is enough.
-rmq_home() { mkdir -p "$RMQ_DATA/rmqhome/conf"; echo "$RMQ_DATA/rmqhome"; }
+# (mqadmin ACL credentials), so an empty dir is enough.  4.x also configures logback from
+# conf/logback_{namesrv,broker,tools}.xml there (a missing file aborts the name server and the
+# broker), so those are written here.
+rmq_home() {
+  local home=$RMQ_DATA/rmqhome
+  mkdir -p "$home/conf"
+  if ((RMQ_MAJOR == 4)) && [[ ! -f "$home/conf/logback_tools.xml" ]]; then
+    local f
+    for f in namesrv broker tools; do logback_v4 "$f" >"$home/conf/logback_$f.xml"; done
+  fi
+  echo "$home"
+}
+
+# logback_v4 NAME : one INFO file log, ${user.home}/logs/rocketmqlogs/NAME.log (user.home is the
+# process's own dir), for every logger; the servers' boot lines go to stdout regardless.
+logback_v4() {
+  cat <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<configuration>
+  <appender name="file" class="ch.qos.logback.core.FileAppender">
+    <file>\${user.home}/logs/rocketmqlogs/$1.log</file>
+    <append>true</append>
+    <encoder><pattern>%d{yyyy-MM-dd HH:mm:ss.SSS} %-5level [%thread] %logger{0} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="file"/></root>
+</configuration>
+XML
+}
 
 # launch DIR MAIN_CLASS LOGBACK_RESOURCE "HEAP_OPTS" [program args...]
 launch() {
@@ -333,6 +365,14 @@ wait_line() {
     sleep 0.25
   done
   log "$name not ready within ${RMQ_START_TIMEOUT}s"; show_logs "$dir"; return 1
+}
+
+# wait_port PORT DEADLINE
+wait_port() {
+  while ! port_open "$1"; do
+    if ((SECONDS >= $2)); then log "port $1 not accepting connections within ${RMQ_START_TIMEOUT}s"; return 1; fi
+    sleep 0.25
+  done
 }
 
 show_logs() {
@@ -553,8 +593,14 @@ up() {
   printf 'listenPort=%s\nbindAddress=%s\n' "$RMQ_NAMESRV_PORT" "$RMQ_HOST" >"$NS_DIR/namesrv.conf"
   launch "$NS_DIR" "$NS_MAIN" rmq.namesrv.logback.xml \
     "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$NS_DIR/namesrv.conf"
-  wait_line "$NS_DIR" namesrv "The Name Server boot success.*:$RMQ_NAMESRV_PORT" "$deadline" ||
-    { down; exit 1; }
+  if ((RMQ_MAJOR == 4)); then
+    # 4.x prints no address in its boot line and binds every address: wait for the port too
+    wait_line "$NS_DIR" namesrv "The Name Server boot success" "$deadline" && wait_port "$RMQ_NAMESRV_PORT" "$deadline" ||
+      { down; exit 1; }
+  else
+    wait_line "$NS_DIR" namesrv "The Name Server boot success.*:$RMQ_NAMESRV_PORT" "$deadline" ||
+      { down; exit 1; }
+  fi
   local t1=$SECONDS
 
   # the brokers boot in parallel
