@@ -12,7 +12,7 @@ OUT        := target/c
 
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
         c-programs c-test c-test-asan bench bench-compare bench-go clean config-doc install go-lib \
-        packaging-test fuzz fuzz-short fuzz-seeds
+        packaging-test fuzz fuzz-short fuzz-seeds test-compat test-compat-short
 
 all: build c-programs
 
@@ -94,6 +94,16 @@ c-test-asan: build $(OUT)/test_rmq_asan $(foreach t,$(C_STANDALONE),$(OUT)/$(t)_
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs
 	scripts/run-tests.sh
+
+# The single-cluster real-broker suites (Rust, C, Python) against RocketMQ 4.9.7, 5.3.3 and the
+# newest 5.x, one cluster per version started in parallel; not part of `test` (it is long). The
+# short form: the Rust producer and consumer suites against 4.9.7 only.
+test-compat:
+	scripts/test-compat.sh
+
+test-compat-short:
+	RMQ_COMPAT_VERSIONS=4.9.7 RMQ_COMPAT_SUITES=rust RMQ_COMPAT_RUST="broker_producer broker_consumer" \
+	  scripts/test-compat.sh
 
 # docs/configuration.md and the README key table from the key table in src/config.rs (tests keep them equal).
 config-doc:
