@@ -15,6 +15,8 @@
 #
 # Environment (all optional):
 #   RMQ_VERSION        RocketMQ version on Maven Central               (5.3.3)
+#                      4.9.7 and 5.5.0 also run (see "Versions"); 4.x: IPv4 and plain TCP only
+#                      tried, ACL 1.0 only.
 #   RMQ_NAMESRV_PORT   name server port                                (9876)
 #   RMQ_BROKER_PORT    broker listenPort; also binds PORT-2 (fast/VIP server, 127.0.0.1)
 #                      and PORT+1 (HA, always 0.0.0.0)                  (10911)
@@ -93,6 +95,29 @@
 #     stdout stays empty, exit status is 0.
 #   * mvn -B -q still prints bare ANSI colour escapes; the fetch hides mvn output unless it fails.
 #   * -Dtls.server.mode=disabled works and saves 3-7 s per up; it is the default here.
+# Versions (measured on the same box, load average 13-50 from other work, Dec 2026):
+#   * 4.9.7: fetch 40 jars, 28 MB, 11 s.  Same main classes as 5.x (NamesrvStartup,
+#     BrokerStartup, tools.command.MQAdminStartup, all under org.apache.rocketmq).  Each reads
+#     logback from $ROCKETMQ_HOME/conf/logback_{namesrv,broker,tools}.xml (JoranConfigurator on
+#     that path; the shipped 4.x jars carry no such file), so `up` writes minimal ones.
+#     Boot lines: "The Name Server boot success. serializeType=JSON" (no address: `up` waits for
+#     the port as well), "The broker[broker-a, 127.0.0.1:41911] boot success. serializeType=JSON
+#     and name server is 127.0.0.1:41876".  clusterList row: DefaultCluster broker-a 0
+#     127.0.0.1:41911 V4_9_7 ...  Name server and broker have no bindAddress: they listen on
+#     *:port.  up: 12 s (load 13), 21 s, 166 s (load 40, three clusters starting at once).
+#     5.x-only broker.conf keys (timerWheelEnable, ...) are ignored.
+#     ACL 1.0 (RMQ_ACL=1): aclEnable=true runs PlainAccessValidator on conf/plain_acl.yml; a
+#     refusal is SYSTEM_ERROR (1), remark "org.apache.rocketmq.acl.common.AclException: Check
+#     signature failed for accessKey=rmq-app, org.apache.rocketmq.acl.plain.PlainPermissionManager
+#     .validate(PlainPermissionManager.java:683)" (also "No accessKey is configured", "No acl
+#     config for X", "No default permission for topic=RmqNoPermTopic").
+#     The broker drops WAIT=true from stored messages (5.x keeps it); no POP (a POP request gets
+#     REQUEST_CODE_NOT_SUPPORTED).
+#   * 5.5.1: only rocketmq-broker-5.5.1.jar is on Maven Central; rocketmq-all:pom (its parent),
+#     namesrv, tools and client 5.5.1 answer 404, so `fetch` fails ("Non-resolvable import POM").
+#     5.4.0 has no rocketmq-all pom either.  5.5.0 is the newest complete release: fetch 137
+#     jars, 94 MB, 36 s; up 30 s (load ~25); same boot lines as 5.3.3; clusterList V5_5_0.
+#   * 4.9.8's server jars are not on Maven Central.
 set -euo pipefail
 
 RMQ_VERSION="${RMQ_VERSION:-5.3.3}"
