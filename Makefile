@@ -13,6 +13,7 @@ OUT        := target/c
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
         c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 bench-idle clean config-doc install go-lib \
         packaging-test fuzz fuzz-short fuzz-seeds test-misuse test-misuse-valgrind
+.PHONY: test-compat test-compat-short
 
 all: build c-programs
 
@@ -118,6 +119,16 @@ test-misuse-valgrind: build $(OUT)/misuse
 # Every test: lint, then all suites against a real cluster that the runner starts and stops.
 test: lint c-programs
 	scripts/run-tests.sh
+
+# The single-cluster real-broker suites (Rust, C, Python) against RocketMQ 4.9.7, 5.3.3 and the
+# newest 5.x, one cluster per version started in parallel; not part of `test` (it is long). The
+# short form: the Rust producer and consumer suites against 4.9.7 only.
+test-compat:
+	scripts/test-compat.sh
+
+test-compat-short:
+	RMQ_COMPAT_VERSIONS=4.9.7 RMQ_COMPAT_SUITES=rust RMQ_COMPAT_RUST="broker_producer broker_consumer" \
+	  scripts/test-compat.sh
 
 # docs/configuration.md and the README key table from the key table in src/config.rs (tests keep them equal).
 config-doc:

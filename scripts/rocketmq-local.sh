@@ -15,6 +15,8 @@
 #
 # Environment (all optional):
 #   RMQ_VERSION        RocketMQ version on Maven Central               (5.3.3)
+#                      4.9.7 and 5.5.0 also run (see "Versions"); 4.x: IPv4 and plain TCP only
+#                      tried, ACL 1.0 only.
 #   RMQ_NAMESRV_PORT   name server port                                (9876)
 #   RMQ_BROKER_PORT    broker listenPort; also binds PORT-2 (fast/VIP server, 127.0.0.1)
 #                      and PORT+1 (HA, always 0.0.0.0)                  (10911)
@@ -93,9 +95,35 @@
 #     stdout stays empty, exit status is 0.
 #   * mvn -B -q still prints bare ANSI colour escapes; the fetch hides mvn output unless it fails.
 #   * -Dtls.server.mode=disabled works and saves 3-7 s per up; it is the default here.
+# Versions (measured on the same box, load average 13-50 from other work, Dec 2026):
+#   * 4.9.7: fetch 40 jars, 28 MB, 11 s.  Same main classes as 5.x (NamesrvStartup,
+#     BrokerStartup, tools.command.MQAdminStartup, all under org.apache.rocketmq).  Each reads
+#     logback from $ROCKETMQ_HOME/conf/logback_{namesrv,broker,tools}.xml (JoranConfigurator on
+#     that path; the shipped 4.x jars carry no such file), so `up` writes minimal ones.
+#     Boot lines: "The Name Server boot success. serializeType=JSON" (no address: `up` waits for
+#     the port as well), "The broker[broker-a, 127.0.0.1:41911] boot success. serializeType=JSON
+#     and name server is 127.0.0.1:41876".  clusterList row: DefaultCluster broker-a 0
+#     127.0.0.1:41911 V4_9_7 ...  Name server and broker have no bindAddress: they listen on
+#     *:port.  up: 12 s (load 13), 21 s, 166 s (load 40, three clusters starting at once).
+#     5.x-only broker.conf keys (timerWheelEnable, ...) are ignored.
+#     ACL 1.0 (RMQ_ACL=1): aclEnable=true runs PlainAccessValidator on conf/plain_acl.yml; a
+#     refusal is SYSTEM_ERROR (1), remark "org.apache.rocketmq.acl.common.AclException: Check
+#     signature failed for accessKey=rmq-app, org.apache.rocketmq.acl.plain.PlainPermissionManager
+#     .validate(PlainPermissionManager.java:683)" (also "No accessKey is configured", "No acl
+#     config for X", "No default permission for topic=RmqNoPermTopic").
+#     The broker drops WAIT=true from stored messages (5.x keeps it); no POP (a POP request gets
+#     REQUEST_CODE_NOT_SUPPORTED).
+#   * 5.5.1: only rocketmq-broker-5.5.1.jar is on Maven Central; rocketmq-all:pom (its parent),
+#     namesrv, tools and client 5.5.1 answer 404, so `fetch` fails ("Non-resolvable import POM").
+#     5.4.0 has no rocketmq-all pom either.  5.5.0 is the newest complete release: fetch 137
+#     jars, 94 MB, 36 s; up 30 s (load ~25); same boot lines as 5.3.3; clusterList V5_5_0.
+#   * 4.9.8's server jars are not on Maven Central.
 set -euo pipefail
 
 RMQ_VERSION="${RMQ_VERSION:-5.3.3}"
+[[ "$RMQ_VERSION" =~ ^[45]\.[0-9]+\.[0-9]+$ ]] || { echo "rocketmq-local: RMQ_VERSION must be 4.x.y or 5.x.y, got '$RMQ_VERSION'" >&2; exit 2; }
+# 4.x differs from 5.x in how the servers are started and announce themselves (see the header)
+RMQ_MAJOR="${RMQ_VERSION%%.*}"
 RMQ_NAMESRV_PORT="${RMQ_NAMESRV_PORT:-9876}"
 RMQ_BROKER_PORT="${RMQ_BROKER_PORT:-10911}"
 RMQ_DATA="${RMQ_DATA:-${TMPDIR:-/tmp}/rmq-local-$RMQ_NAMESRV_PORT}"
@@ -272,6 +300,9 @@ YML
 # broker.conf lines of the ACL mode
 acl_conf() {
   ((RMQ_ACL)) || return 0
+  # 4.x has ACL 1.0 only: aclEnable=true makes the broker check every request with
+  # PlainAccessValidator against conf/plain_acl.yml
+  if ((RMQ_MAJOR == 4)); then echo "aclEnable=true"; return 0; fi
   cat <<CONF
 aclEnable=true
 authenticationEnabled=true
@@ -299,8 +330,34 @@ acl2_users() {
 }
 
 # ROCKETMQ_HOME must be non-null or the servers exit -2.  5.x reads only conf/tools.yml from it
-# (mqadmin ACL credentials), so an empty dir is enough.
-rmq_home() { mkdir -p "$RMQ_DATA/rmqhome/conf"; echo "$RMQ_DATA/rmqhome"; }
+# (mqadmin ACL credentials), so an empty dir is enough.  4.x also configures logback from
+# conf/logback_{namesrv,broker,tools}.xml there (a missing file aborts the name server and the
+# broker), so those are written here.
+rmq_home() {
+  local home=$RMQ_DATA/rmqhome
+  mkdir -p "$home/conf"
+  if ((RMQ_MAJOR == 4)) && [[ ! -f "$home/conf/logback_tools.xml" ]]; then
+    local f
+    for f in namesrv broker tools; do logback_v4 "$f" >"$home/conf/logback_$f.xml"; done
+  fi
+  echo "$home"
+}
+
+# logback_v4 NAME : one INFO file log, ${user.home}/logs/rocketmqlogs/NAME.log (user.home is the
+# process's own dir), for every logger; the servers' boot lines go to stdout regardless.
+logback_v4() {
+  cat <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<configuration>
+  <appender name="file" class="ch.qos.logback.core.FileAppender">
+    <file>\${user.home}/logs/rocketmqlogs/$1.log</file>
+    <append>true</append>
+    <encoder><pattern>%d{yyyy-MM-dd HH:mm:ss.SSS} %-5level [%thread] %logger{0} - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="file"/></root>
+</configuration>
+XML
+}
 
 # launch DIR MAIN_CLASS LOGBACK_RESOURCE "HEAP_OPTS" [program args...]
 launch() {
@@ -333,6 +390,14 @@ wait_line() {
     sleep 0.25
   done
   log "$name not ready within ${RMQ_START_TIMEOUT}s"; show_logs "$dir"; return 1
+}
+
+# wait_port PORT DEADLINE
+wait_port() {
+  while ! port_open "$1"; do
+    if ((SECONDS >= $2)); then log "port $1 not accepting connections within ${RMQ_START_TIMEOUT}s"; return 1; fi
+    sleep 0.25
+  done
 }
 
 show_logs() {
@@ -553,8 +618,14 @@ up() {
   printf 'listenPort=%s\nbindAddress=%s\n' "$RMQ_NAMESRV_PORT" "$RMQ_HOST" >"$NS_DIR/namesrv.conf"
   launch "$NS_DIR" "$NS_MAIN" rmq.namesrv.logback.xml \
     "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$NS_DIR/namesrv.conf"
-  wait_line "$NS_DIR" namesrv "The Name Server boot success.*:$RMQ_NAMESRV_PORT" "$deadline" ||
-    { down; exit 1; }
+  if ((RMQ_MAJOR == 4)); then
+    # 4.x prints no address in its boot line and binds every address: wait for the port too
+    wait_line "$NS_DIR" namesrv "The Name Server boot success" "$deadline" && wait_port "$RMQ_NAMESRV_PORT" "$deadline" ||
+      { down; exit 1; }
+  else
+    wait_line "$NS_DIR" namesrv "The Name Server boot success.*:$RMQ_NAMESRV_PORT" "$deadline" ||
+      { down; exit 1; }
+  fi
   local t1=$SECONDS
 
   # the brokers boot in parallel

@@ -6,7 +6,8 @@
 # [::1]). Each run picks free ports for all three (override: RMQ_TEST_NAMESRV_PORT/
 # RMQ_TEST_BROKER_PORT, RMQ_TEST_NAMESRV_2_PORT/RMQ_TEST_BROKER_2_PORT and
 # RMQ_TEST_NAMESRV_V6_PORT/RMQ_TEST_BROKER_V6_PORT, the last one for broker-a, broker-b on +10)
-# Three more test security, on free ports too: ACL 1.0 accounts (RMQ_ACL=1), ACL 2.0 users
+# Three more test security, on free ports too: ACL 1.0 accounts (RMQ_ACL=1, on RocketMQ 4.9.7,
+# whose broker runs the ACL 1.0 checker itself), ACL 2.0 users
 # (RMQ_ACL=2) and TLS enforced with a test CA (RMQ_TLS_MODE=enforcing); the suites get
 # RMQ_NAMESRV_ACL1, RMQ_NAMESRV_ACL2, RMQ_NAMESRV_TLS and RMQ_TLS_DIR (its certificates). All six
 # start in parallel and keep their state in a private temporary directory, so two checkouts running `make test` at
@@ -86,7 +87,9 @@ v6_cluster() {
     RMQ_HOST=::1 RMQ_BROKERS=2 RMQ_CLUSTER=V6Cluster "$cluster" "$@"
 }
 # the ACL 1.0, ACL 2.0 and TLS clusters
-acl1_cluster() { env RMQ_DATA="$state/cluster-acl1" RMQ_NAMESRV_PORT="${acl1_ports[0]}" RMQ_BROKER_PORT="${acl1_ports[1]}" RMQ_ACL=1 "$cluster" "$@"; }
+# ACL 1.0 runs on 4.9.7: its broker checks every request with PlainAccessValidator, whereas 5.3+
+# would import plain_acl.yml into ACL 2.0 users and check those instead.
+acl1_cluster() { env RMQ_DATA="$state/cluster-acl1" RMQ_NAMESRV_PORT="${acl1_ports[0]}" RMQ_BROKER_PORT="${acl1_ports[1]}" RMQ_VERSION=4.9.7 RMQ_ACL=1 "$cluster" "$@"; }
 acl2_cluster() { env RMQ_DATA="$state/cluster-acl2" RMQ_NAMESRV_PORT="${acl2_ports[0]}" RMQ_BROKER_PORT="${acl2_ports[1]}" RMQ_ACL=2 "$cluster" "$@"; }
 tls_cluster() { env RMQ_DATA="$state/cluster-tls" RMQ_NAMESRV_PORT="${tls_ports[0]}" RMQ_BROKER_PORT="${tls_ports[1]}" RMQ_TLS_MODE=enforcing "$cluster" "$@"; }
 all_clusters_down() {

@@ -36,6 +36,10 @@ fn assert_same(sent: &Message, stored: &MessageExt) {
     assert_eq!(stored.message.tags(), sent.tags());
     assert_eq!(stored.message.keys(), sent.keys());
     for (k, v) in sent.properties() {
+        // WAIT tells the broker how to answer; 4.x brokers drop it from the stored message.
+        if k == "WAIT" {
+            continue;
+        }
         assert_eq!(stored.message.property(k), Some(v.as_str()), "property {k}");
     }
 }

@@ -207,8 +207,14 @@ fn a_refused_send_back_is_resent_with_its_count_and_reaches_the_dlq() {
         .collect();
 
     // Max 2 reconsumes: deliveries 0, 1 and 2 fail, then the broker must route the third resend
-    // (reconsume count 3 > 2) to the DLQ.
+    // (reconsume count 3 > 2) to the DLQ. 4.x brokers already route a resend whose count
+    // reaches the max (2 >= 2) to the DLQ, so there the last delivery is 1.
     let max = 2;
+    let last = if common::broker_major() == 4 {
+        max - 1
+    } else {
+        max
+    };
     let c = consumer(
         &ns,
         &group,
@@ -226,7 +232,7 @@ fn a_refused_send_back_is_resent_with_its_count_and_reaches_the_dlq() {
     })
     .unwrap();
     c.start().unwrap();
-    let want: Vec<i32> = (0..=max).collect();
+    let want: Vec<i32> = (0..=last).collect();
     eventually(WITHIN, || {
         let a = attempts.lock().unwrap();
         (a.len() == sent.len() && a.values().all(|v| want.iter().all(|t| v.contains(t))))
@@ -234,7 +240,7 @@ fn a_refused_send_back_is_resent_with_its_count_and_reaches_the_dlq() {
     })
     .unwrap_or_else(|| {
         panic!(
-            "each message delivered with reconsume counts 0..={max}: {:?}",
+            "each message delivered with reconsume counts 0..={last}: {:?}",
             attempts.lock().unwrap()
         )
     });
@@ -263,18 +269,18 @@ fn a_refused_send_back_is_resent_with_its_count_and_reaches_the_dlq() {
 
     let dead = dead.lock().unwrap();
     assert!(
-        dead.values().flatten().all(|t| *t == max + 1),
+        dead.values().flatten().all(|t| *t == last + 1),
         "DLQ copies carry the count of the resend that exceeded the max: {dead:?}"
     );
     let a = attempts.lock().unwrap();
     assert!(
-        a.values().flatten().all(|t| *t <= max),
+        a.values().flatten().all(|t| *t <= last),
         "no delivery after the DLQ: {a:?}"
     );
     // Every failed delivery went through the fallback: the proxy refused each send-back.
     let n = refused.load(Ordering::SeqCst);
     assert!(
-        n >= sent.len() * (max as usize + 1),
+        n >= sent.len() * (last as usize + 1),
         "send-backs refused: {n}"
     );
 }

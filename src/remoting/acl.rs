@@ -97,23 +97,31 @@ impl Credentials {
     }
 }
 
-/// What to check when a broker refuses a request for an ACL reason (NO_PERMISSION, with the
-/// remarks of ACL 1.0 and 2.0 brokers); None for other answers.
+/// What to check when a broker refuses a request for an ACL reason; None for other answers.
+/// 5.x brokers answer NO_PERMISSION. 4.x brokers (PlainAccessValidator) answer SYSTEM_ERROR with
+/// the exception as the remark: "org.apache.rocketmq.acl.common.AclException: <reason>, <frame>".
 pub fn refusal_hint(code: i32, remark: &str) -> Option<&'static str> {
-    if code != crate::protocol::code::response::NO_PERMISSION {
+    use crate::protocol::code::response::{NO_PERMISSION, SYSTEM_ERROR};
+    let acl_exception = code == SYSTEM_ERROR && remark.contains("AclException");
+    if code != NO_PERMISSION && !acl_exception {
         return None;
     }
     let r = remark.to_ascii_lowercase();
     if r.contains("username cannot be null")
         || r.contains("authentication field is null")
         || r.contains("accesskey is null")
+        || r.contains("no accesskey is configured")
     {
         Some("the broker requires ACL authentication: set client.access-key and client.secret-key")
     } else if r.contains("signature") {
         Some("the request signature did not verify: client.secret-key is not the secret of client.access-key")
     } else if r.contains("not found") || r.contains("no acl config") || r.contains("is disabled") {
         Some("the broker does not accept client.access-key as a user")
-    } else if r.contains("no permission") || r.contains("decision is deny") {
+    } else if r.contains("no permission")
+        || r.contains("decision is deny")
+        || r.contains("no default permission for")
+        || r.contains("need admin permission")
+    {
         Some("the ACL user lacks this right on the broker (client.access-key)")
     } else {
         None
@@ -172,6 +180,24 @@ mod tests {
         assert!(hint("User:x has no permission to access Topic:T").contains("lacks this right"));
         assert_eq!(refusal_hint(16, "topic is not writable"), None);
         assert_eq!(refusal_hint(1, "check signature failed."), None);
+        // 4.x: SYSTEM_ERROR carrying the AclException
+        let v4 = |r: &str| {
+            refusal_hint(
+                1,
+                &format!(
+                    "org.apache.rocketmq.acl.common.AclException: {r}, org.apache.Frame(F.java:1)"
+                ),
+            )
+            .unwrap_or("")
+        };
+        assert!(v4("Check signature failed for accessKey=a").contains("client.secret-key is not"));
+        assert!(v4("No accessKey is configured").contains("set client.access-key"));
+        assert!(v4("No acl config for x").contains("does not accept"));
+        assert!(v4("No default permission for topic=T").contains("lacks this right"));
+        assert!(
+            v4("Need admin permission for request code=17, but accessKey=a is not")
+                .contains("lacks this right")
+        );
     }
 
     #[test]

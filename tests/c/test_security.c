@@ -156,7 +156,7 @@ int main(void) {
         sends_and_consumes("acl signed", acl[i], app);
         send_fails_naming("acl wrong secret", acl[i], wrong, NULL, "signature", "client.secret-key");
         send_fails_naming("acl no permission", acl[i], app, "RmqNoPermTopic", "RmqNoPermTopic",
-                          "permission");
+                          "lacks this right");
     }
 
     char ca[512], other[512], cert[512], key[512];

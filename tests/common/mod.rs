@@ -27,6 +27,20 @@ pub fn second_namesrv() -> String {
     })
 }
 
+/// The major version of the broker under test, from RMQ_BROKER_VERSION (`make test-compat` sets
+/// it, e.g. "4.9.7"); 5 when unset, the version `make test` runs. For the few places where
+/// brokers of both versions work but answer differently.
+pub fn broker_major() -> u32 {
+    match std::env::var("RMQ_BROKER_VERSION") {
+        Ok(v) => v
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("RMQ_BROKER_VERSION={v:?} is not a version like 4.9.7")),
+        Err(_) => 5,
+    }
+}
+
 /// A topic name no earlier run used, so queue offsets and contents are ours alone.
 pub fn unique(prefix: &str) -> String {
     let nanos = SystemTime::now()

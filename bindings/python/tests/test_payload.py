@@ -21,7 +21,9 @@ def _same(sent: rmq.Message, stored: rmq.Message):
     assert stored.tags == sent.tags
     assert stored.keys == sent.keys
     for k, v in sent.properties.items():
-        assert stored.get_property(k) == v, k
+        # WAIT tells the broker how to answer; 4.x brokers drop it from the stored message.
+        if k != "WAIT":
+            assert stored.get_property(k) == v, k
 
 
 def _find(producer, topic, key, timeout):
