@@ -19,7 +19,7 @@
 #   FAULTS_BROKER_PORT       broker-a; broker-b on PORT+10 (each also binds -2, +1)  (47411)
 #   FAULTS_PAIR_NAMESRV_PORT PairCluster's name server                          (47576)
 #   FAULTS_PAIR_BROKER_PORT  broker-m; its slave on PORT+5                      (47611)
-#   RMQ_START_TIMEOUT        seconds for each cluster's `up`                    (300)
+#   RMQ_START_TIMEOUT        seconds for each cluster's `up` (a loaded 2-core box took 5 min)  (600)
 # The clusters' state (logs, stores) stays in a temporary directory when a row failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ ns_port="${FAULTS_NAMESRV_PORT:-47376}"
 broker_port="${FAULTS_BROKER_PORT:-47411}"
 pair_ns_port="${FAULTS_PAIR_NAMESRV_PORT:-47576}"
 pair_broker_port="${FAULTS_PAIR_BROKER_PORT:-47611}"
-export RMQ_START_TIMEOUT="${RMQ_START_TIMEOUT:-300}"
+export RMQ_START_TIMEOUT="${RMQ_START_TIMEOUT:-600}"
 state=$(mktemp -d "${TMPDIR:-/tmp}/rmq-faults.XXXXXX")
 cluster=scripts/rocketmq-local.sh
 
