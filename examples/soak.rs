@@ -11,7 +11,6 @@
 #[path = "fault_support/mod.rs"]
 mod fault_support;
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +32,64 @@ fn secs(k: &str, default: u64) -> Duration {
             })
             .unwrap_or(default),
     )
+}
+
+/// What was sent OK and how often each was consumed, by producer thread and send number (the
+/// body is `soak-<thread>-<number>`): two bytes a message, so that the process's RSS shows the
+/// client's memory rather than this bookkeeping.
+#[derive(Default)]
+struct Ledger {
+    sent_ok: Vec<Vec<bool>>,
+    consumed: Vec<Vec<u8>>,
+}
+
+impl Ledger {
+    fn slot<T: Default + Clone>(v: &mut Vec<Vec<T>>, t: usize, i: usize) -> &mut T {
+        if v.len() <= t {
+            v.resize(t + 1, Vec::new());
+        }
+        if v[t].len() <= i {
+            v[t].resize(i + 1, T::default());
+        }
+        &mut v[t][i]
+    }
+
+    fn consumed(&mut self, body: &[u8]) {
+        let body = String::from_utf8_lossy(body);
+        let mut f = body.strip_prefix("soak-").unwrap_or("").split('-');
+        if let (Some(Ok(t)), Some(Ok(i))) = (f.next().map(str::parse), f.next().map(str::parse)) {
+            let c = Self::slot(&mut self.consumed, t, i);
+            *c = c.saturating_add(1);
+        }
+    }
+
+    fn count(&self, t: usize, i: usize) -> u8 {
+        self.consumed
+            .get(t)
+            .and_then(|v| v.get(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// (sent OK, consumed at least once, consumed more than once, sent OK but not consumed)
+    fn totals(&self) -> (usize, usize, usize, usize) {
+        let sent = self.sent_ok.iter().flatten().filter(|ok| **ok).count();
+        let consumed = self.consumed.iter().flatten().filter(|n| **n > 0).count();
+        let dups = self
+            .consumed
+            .iter()
+            .flatten()
+            .map(|n| usize::from(n.saturating_sub(1)))
+            .sum();
+        let missing = self
+            .sent_ok
+            .iter()
+            .enumerate()
+            .flat_map(|(t, v)| v.iter().enumerate().map(move |(i, ok)| (t, i, *ok)))
+            .filter(|(t, i, ok)| *ok && self.count(*t, *i) == 0)
+            .count();
+        (sent, consumed, dups, missing)
+    }
 }
 
 /// RSS in kB, threads, open fds of this process.
@@ -63,42 +120,40 @@ fn main() {
     cfg.set("producer.send-message-timeout", "3000").unwrap();
     let producer = Arc::new(Producer::new(cfg.producer_config().unwrap()).unwrap());
     producer.start().unwrap();
-    let consumed: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let ledger: Arc<Mutex<Ledger>> = Arc::default();
     let mut ccfg = Config::new();
     ccfg.set("name-server", &namesrv).unwrap();
     ccfg.set("consumer.group", &unique("SoakG")).unwrap();
     ccfg.set("consumer.consume-from-where", "first").unwrap();
     let consumer = PushConsumer::new(ccfg.consumer_config().unwrap()).unwrap();
     consumer.subscribe(&topic, "*").unwrap();
-    let c = Arc::clone(&consumed);
+    let l = Arc::clone(&ledger);
     consumer
         .set_listener(move |msgs| {
-            let mut c = c.lock().unwrap();
+            let mut l = l.lock().unwrap();
             for m in msgs {
-                *c.entry(String::from_utf8_lossy(m.message.body()).into_owned())
-                    .or_default() += 1;
+                l.consumed(m.message.body());
             }
             ConsumeResult::Success
         })
         .unwrap();
     consumer.start().unwrap();
 
-    let sent: Arc<Mutex<HashSet<String>>> = Arc::default();
     let failed = Arc::new(Mutex::new(0u64));
     let stop = Arc::new(AtomicBool::new(false));
     let producers: Vec<_> = (0..PRODUCERS)
         .map(|t| {
-            let (p, topic, sent) = (Arc::clone(&producer), topic.clone(), Arc::clone(&sent));
+            let (p, topic, l) = (Arc::clone(&producer), topic.clone(), Arc::clone(&ledger));
             let (failed, stop) = (Arc::clone(&failed), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let mut i = 0u64;
+                let mut i = 0usize;
                 while !stop.load(Ordering::SeqCst) {
-                    let body = format!("soak-{t}-{i}");
-                    match p.send_blocking(&Message::new(&topic, body.clone())) {
-                        Ok(_) => {
-                            sent.lock().unwrap().insert(body);
-                        }
-                        Err(_) => *failed.lock().unwrap() += 1,
+                    let ok = p
+                        .send_blocking(&Message::new(&topic, format!("soak-{t}-{i}")))
+                        .is_ok();
+                    *Ledger::slot(&mut l.lock().unwrap().sent_ok, t, i) = ok;
+                    if !ok {
+                        *failed.lock().unwrap() += 1;
                     }
                     i += 1;
                 }
@@ -109,9 +164,7 @@ fn main() {
     let start = Instant::now();
     let report = |label: &str| {
         let (rss, threads, fds) = usage();
-        let sent_n = sent.lock().unwrap().len();
-        let c = consumed.lock().unwrap();
-        let dups: u32 = c.values().map(|n| n - 1).sum();
+        let (sent, consumed, dups, _) = ledger.lock().unwrap().totals();
         println!(
             "{label:>6} {:>5}s  rss {:>7} kB  threads {:>3}  fds {:>4}  sent OK {:>8}  failed {:>5}  \
              consumed {:>8}  duplicated {:>5}",
@@ -119,9 +172,9 @@ fn main() {
             rss,
             threads,
             fds,
-            sent_n,
+            sent,
             failed.lock().unwrap(),
-            c.len(),
+            consumed,
             dups
         );
     };
@@ -147,22 +200,17 @@ fn main() {
         p.join().unwrap();
     }
     producer.shutdown();
-    let sent = sent.lock().unwrap().clone();
     let deadline = Instant::now() + DRAIN;
-    let missing = || -> usize {
-        let c = consumed.lock().unwrap();
-        sent.iter().filter(|b| !c.contains_key(*b)).count()
-    };
+    let missing = || ledger.lock().unwrap().totals().3;
     while missing() > 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(500));
     }
     report("end");
     consumer.shutdown().unwrap();
-    let lost = missing();
+    let (sent, _, dups, lost) = ledger.lock().unwrap().totals();
     println!(
-        "soak: {} s, {restarts} broker restarts, sent OK {}, lost {lost}",
-        start.elapsed().as_secs(),
-        sent.len()
+        "soak: {} s, {restarts} broker restarts, sent OK {sent}, duplicated {dups}, lost {lost}",
+        start.elapsed().as_secs()
     );
     std::process::exit(i32::from(lost > 0));
 }
