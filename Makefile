@@ -13,7 +13,7 @@ OUT        := target/c
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
         c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 bench-idle clean config-doc install go-lib \
         packaging-test fuzz fuzz-short fuzz-seeds test-misuse test-misuse-valgrind
-.PHONY: test-compat test-compat-short
+.PHONY: test-compat test-compat-short test-faults test-faults-short soak
 
 all: build c-programs
 
@@ -129,6 +129,24 @@ test-compat:
 test-compat-short:
 	RMQ_COMPAT_VERSIONS=4.9.7 RMQ_COMPAT_SUITES=rust RMQ_COMPAT_RUST="broker_producer broker_consumer" \
 	  scripts/test-compat.sh
+
+# The fault table (examples/fault_table.rs) against a two-name-server, two-broker cluster and a
+# master/slave pair that scripts/test-faults.sh starts and stops: brokers and name servers
+# killed, frozen and restarted, a consumer killed, a master killed; each row counts what was
+# stored or consumed and reports lost and duplicated messages. FAULTS_SCALE multiplies the
+# message counts (1: 100 000 sync sends in the broker-kill row); test-faults-short is the CI
+# form (0.05).
+test-faults:
+	scripts/test-faults.sh
+
+test-faults-short:
+	FAULTS_SCALE=0.05 scripts/test-faults.sh
+
+# Producers and a consumer under load for SOAK_SECONDS (600) while broker-a and broker-b restart
+# in turn every SOAK_RESTART_SECONDS (120); prints RSS, threads, fds, sent, consumed and
+# duplicated each minute, and fails if a message sent OK was never consumed.
+soak:
+	scripts/test-faults.sh --soak
 
 # docs/configuration.md and the README key table from the key table in src/config.rs (tests keep them equal).
 config-doc:

@@ -11,6 +11,7 @@
 #   scripts/rocketmq-local.sh create-topic TOPIC [QUEUES]   # read=write=QUEUES (default 4), verified
 #   scripts/rocketmq-local.sh mqadmin ARGS...            # mqadmin passthrough (-n defaults to this cluster)
 #   scripts/rocketmq-local.sh down                       # stop the broker(s), then namesrv, by pid
+#   scripts/rocketmq-local.sh kill|stop|cont|restart NAME   # one process, by name (below)
 #   scripts/rocketmq-local.sh env                        # print the effective settings
 #
 # Environment (all optional):
@@ -30,6 +31,15 @@
 #                      then unused); broker i (from 0) listens on RMQ_BROKER_PORT + 10*i (and
 #                      that -2, +1) and keeps its data in $RMQ_DATA/broker (i = 0) or
 #                      $RMQ_DATA/broker<i+1>.  `down` stops every broker found in $RMQ_DATA.
+#   RMQ_NAMESRVS       name servers (1 or 2); the second one, named namesrv-2, listens on
+#                      RMQ_NAMESRV_PORT + 1 (data in $RMQ_DATA/namesrv2), and every broker
+#                      registers with both                                           (1)
+#   RMQ_SLAVES         1: each master gets a slave (classic master/slave: same brokerName,
+#                      brokerId=1, brokerRole=SLAVE, replicating from the master's HA port),
+#                      named <brokerName>-slave, listening on the master's port + 5 (and that
+#                      -2, +1), data in <master's dir>-slave                          (0)
+#                      The controller mode (automatic master switch, DLedger controller) is
+#                      not offered: see "Controller mode" below.
 #   RMQ_HOST           address every server binds and advertises         (127.0.0.1)
 #                      ::1 gives an IPv6 cluster: name server [::1]:PORT, brokers registered
 #                      as [::1]:PORT (HA port still on all addresses).
@@ -56,6 +66,20 @@
 #                      and every group; no right on topic RmqNoPermTopic.
 #   RMQ_EXTRA_JVM_OPTS extra JVM options for namesrv and broker (word-split)
 #   RMQ_BROKER_CONF_EXTRA  extra key=value lines appended to broker.conf (last one wins)
+#
+# Processes by name, for fault tests: namesrv, namesrv-2, the brokers' names (broker-a, ...) and
+# their slaves (broker-a-slave, ...); `pids` lists them.
+#   kill NAME     SIGKILL (no shutdown hook: the store recovers at the next start)
+#   stop NAME     SIGSTOP (frozen: keeps its sockets open and answers nothing)
+#   cont NAME     SIGCONT
+#   restart NAME  SIGTERM (SIGKILL after RMQ_STOP_TIMEOUT) if it runs, then start it again with
+#                 the same configuration and store, and wait for its boot line
+#
+# Controller mode: 5.3.3 ships the controller (rocketmq-controller, DLedger-based, also
+# embeddable in the name server with enableControllerInNamesrv=true), but a master switch needs
+# brokers with enableControllerMode=true, a controller quorum, and a syncStateSet elected after
+# boot; the master/slave pair above keeps the classic roles (the slave serves reads when the
+# master is gone, and no one promotes it), which is what the fault tests need.
 #
 # Ready means: stdout.log of each JVM has its boot line, then `mqadmin clusterList` lists the broker:
 #   namesrv/stdout.log: The Name Server boot success. serializeType=JSON, address 127.0.0.1:9876
@@ -144,7 +168,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RMQ_POM="$HERE/rocketmq/pom.xml"
 RMQ_BROKERS="${RMQ_BROKERS:-1}"
 RMQ_HOST="${RMQ_HOST:-127.0.0.1}"
+RMQ_NAMESRVS="${RMQ_NAMESRVS:-1}"
+RMQ_SLAVES="${RMQ_SLAVES:-0}"
 [[ "$RMQ_BROKERS" =~ ^[1-9]$ ]] || { echo "rocketmq-local: RMQ_BROKERS must be 1..9" >&2; exit 2; }
+[[ "$RMQ_NAMESRVS" =~ ^[12]$ ]] || { echo "rocketmq-local: RMQ_NAMESRVS must be 1 or 2" >&2; exit 2; }
+[[ "$RMQ_SLAVES" =~ ^[01]$ ]] || { echo "rocketmq-local: RMQ_SLAVES must be 0 or 1" >&2; exit 2; }
 # host:port, with brackets around an IPv6 host
 hostport() { if [[ "$RMQ_HOST" == *:* ]]; then echo "[$RMQ_HOST]:$1"; else echo "$RMQ_HOST:$1"; fi; }
 # an extended regex for host:port as the servers print it: brokers print and register an IPv6
@@ -152,6 +180,11 @@ hostport() { if [[ "$RMQ_HOST" == *:* ]]; then echo "[$RMQ_HOST]:$1"; else echo 
 hostport_re() { printf '\\[?%s\\]?:%s' "$(sed -e 's/[.]/\\&/g' <<<"$RMQ_HOST")" "$1"; }
 NS_ADDR="$(hostport "$RMQ_NAMESRV_PORT")"
 NS_DIR="$RMQ_DATA/namesrv"
+NS2_PORT=$((RMQ_NAMESRV_PORT + 1))
+NS2_ADDR="$(hostport "$NS2_PORT")"
+NS2_DIR="$RMQ_DATA/namesrv2"
+# what the brokers register with
+if ((RMQ_NAMESRVS == 2)); then NS_LIST="$NS_ADDR;$NS2_ADDR"; else NS_LIST="$NS_ADDR"; fi
 BROKER_DIR="$RMQ_DATA/broker"
 # broker i (from 0): data dir, name, listen port
 broker_dir() { if (($1 == 0)); then echo "$BROKER_DIR"; else echo "$RMQ_DATA/broker$(($1 + 1))"; fi; }
@@ -160,6 +193,9 @@ broker_name() {
   if ((RMQ_BROKERS == 1)); then echo "$RMQ_BROKER_NAME"; else echo "broker-${letters:$1:1}"; fi
 }
 broker_port() { echo $((RMQ_BROKER_PORT + 10 * $1)); }
+# the slave of broker i: data dir and listen port (its name is the master's)
+slave_dir() { echo "$(broker_dir "$1")-slave"; }
+slave_port() { echo $((RMQ_BROKER_PORT + 10 * $1 + 5)); }
 NS_MAIN=org.apache.rocketmq.namesrv.NamesrvStartup
 BROKER_MAIN=org.apache.rocketmq.broker.BrokerStartup
 ADMIN_MAIN=org.apache.rocketmq.tools.command.MQAdminStartup
@@ -378,6 +414,17 @@ launch() {
   echo "$pid" >"$dir/pid"
 }
 
+# wait_namesrv DIR NAME PORT DEADLINE
+wait_namesrv() {
+  local dir=$1 name=$2 port=$3 deadline=$4
+  if ((RMQ_MAJOR == 4)); then
+    # 4.x prints no address in its boot line and binds every address: wait for the port too
+    wait_line "$dir" "$name" "The Name Server boot success" "$deadline" && wait_port "$port" "$deadline"
+  else
+    wait_line "$dir" "$name" "The Name Server boot success.*:$port" "$deadline"
+  fi
+}
+
 # wait_line DIR NAME EXTENDED_REGEX DEADLINE  (boot lines are printed to stdout by System.out.printf)
 wait_line() {
   local dir=$1 name=$2 re=$3 deadline=$4 pid
@@ -415,6 +462,8 @@ stop_one() {
   if pid="$(pid_of "$dir")"; then
     log "stopping $name (pid $pid)"
     kill -TERM "$pid" 2>/dev/null || true
+    # a process frozen with SIGSTOP handles the SIGTERM only once continued
+    kill -CONT "$pid" 2>/dev/null || true
     for ((i = 0; i < RMQ_STOP_TIMEOUT * 4; i++)); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.25
@@ -447,10 +496,10 @@ mqadmin() {
 # mqadmin exits 0 even when it fails, so only its output counts.  Columns:
 #   #Cluster Name  #Broker Name  #BID  #Addr  #Version ...
 registered() {
-  local deadline=$1 out i missing
+  local deadline=$1 out i missing ns=$NS_ADDR
   while :; do
-    out="$(mqadmin clusterList -n "$NS_ADDR" 2>&1 || true)"
-    { echo "=== $(date +%T) clusterList"; echo "$out"; } >>"$RMQ_DATA/tools/clusterList.log"
+    out="$(mqadmin clusterList -n "$ns" 2>&1 || true)"
+    { echo "=== $(date +%T) clusterList $ns"; echo "$out"; } >>"$RMQ_DATA/tools/clusterList.log"
     # clusterList prints a broker's row only if its GET_BROKER_RUNTIME_INFO call succeeds (3 s
     # timeout, exceptions swallowed): on a loaded 2-core box the first call(s) after boot can
     # print the header alone although the broker is registered - so retry until the deadline.
@@ -458,10 +507,18 @@ registered() {
     for ((i = 0; i < RMQ_BROKERS; i++)); do
       grep -Eq "^$RMQ_CLUSTER[[:space:]]+$(broker_name $i)[[:space:]]+0[[:space:]]+$(hostport_re "$(broker_port $i)")[[:space:]]" <<<"$out" ||
         missing+=" $(broker_name $i) ($(hostport "$(broker_port $i)"))"
+      if ((RMQ_SLAVES)); then
+        grep -Eq "^$RMQ_CLUSTER[[:space:]]+$(broker_name $i)[[:space:]]+1[[:space:]]+$(hostport_re "$(slave_port $i)")[[:space:]]" <<<"$out" ||
+          missing+=" $(broker_name $i)-slave ($(hostport "$(slave_port $i)"))"
+      fi
     done
-    [[ -z "$missing" ]] && return 0
+    if [[ -z "$missing" ]]; then
+      # the second name server has its own registrations
+      if ((RMQ_NAMESRVS == 2)) && [[ "$ns" == "$NS_ADDR" ]]; then ns=$NS2_ADDR; continue; fi
+      return 0
+    fi
     if ((SECONDS >= deadline)); then
-      log "not in clusterList of $NS_ADDR:$missing; last output:"
+      log "not in clusterList of $ns:$missing; last output:"
       echo "$out" >&2
       return 1
     fi
@@ -471,7 +528,7 @@ registered() {
 
 # --------------------------------------------------------------------------------- subcommands
 status() {
-  local rc=0 pid i dir name addr
+  local rc=0 pid i dir name addr port r
   if pid="$(pid_of "$NS_DIR")" && port_open "$RMQ_NAMESRV_PORT"; then
     echo "namesrv: running, pid $pid, $NS_ADDR"
   elif [[ -n "${pid:-}" ]]; then
@@ -479,15 +536,32 @@ status() {
   else
     echo "namesrv: not running ($NS_ADDR)"; rc=1
   fi
-  for ((i = 0; i < RMQ_BROKERS; i++)); do
-    pid= dir="$(broker_dir $i)" name="$(broker_name $i)" addr="$(hostport "$(broker_port $i)")"
-    if pid="$(pid_of "$dir")" && port_open "$(broker_port $i)"; then
-      echo "broker:  running, pid $pid, $name $addr, cluster $RMQ_CLUSTER"
-    elif [[ -n "${pid:-}" ]]; then
-      echo "broker:  pid $pid alive but $addr not accepting connections"; rc=1
+  if ((RMQ_NAMESRVS == 2)); then
+    pid=
+    if pid="$(pid_of "$NS2_DIR")" && port_open "$NS2_PORT"; then
+      echo "namesrv-2: running, pid $pid, $NS2_ADDR"
     else
-      echo "broker:  not running ($name $addr)"; rc=1
+      echo "namesrv-2: not running or not accepting connections ($NS2_ADDR)"; rc=1
     fi
+  fi
+  local roles=0
+  ((RMQ_SLAVES)) && roles="0 1"
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    for r in $roles; do
+      if ((r == 0)); then
+        dir="$(broker_dir $i)" name="$(broker_name $i)" port="$(broker_port $i)"
+      else
+        dir="$(slave_dir $i)" name="$(broker_name $i)-slave" port="$(slave_port $i)"
+      fi
+      pid= addr="$(hostport "$port")"
+      if pid="$(pid_of "$dir")" && port_open "$port"; then
+        echo "broker:  running, pid $pid, $name $addr, cluster $RMQ_CLUSTER"
+      elif [[ -n "${pid:-}" ]]; then
+        echo "broker:  pid $pid alive but $addr not accepting connections"; rc=1
+      else
+        echo "broker:  not running ($name $addr)"; rc=1
+      fi
+    done
   done
   echo "data:    $RMQ_DATA"
   return $rc
@@ -498,12 +572,77 @@ status() {
 # with it.
 pids() {
   local pid dir name
-  if pid="$(pid_of "$NS_DIR")"; then echo "namesrv $pid"; fi
-  for dir in "$RMQ_DATA"/broker "$RMQ_DATA"/broker[0-9]; do
+  while read -r name dir; do
+    if pid="$(pid_of "$dir")"; then echo "$name $pid"; fi
+  done < <(processes)
+}
+
+# every broker dir this data dir has (masters, then slaves), whatever the settings say now
+broker_dirs() {
+  local dir
+  for dir in "$RMQ_DATA"/broker "$RMQ_DATA"/broker[0-9] "$RMQ_DATA"/broker-slave "$RMQ_DATA"/broker[0-9]-slave; do
+    if [[ -d "$dir" ]]; then echo "$dir"; fi
+  done
+}
+
+# processes : NAME DIR of every process this data dir has had (running or not): namesrv,
+# namesrv-2, each broker by its brokerName, slaves as <brokerName>-slave
+processes() {
+  local dir name
+  if [[ -f "$NS_DIR/namesrv.conf" ]]; then echo "namesrv $NS_DIR"; fi
+  if [[ -f "$NS2_DIR/namesrv.conf" ]]; then echo "namesrv-2 $NS2_DIR"; fi
+  while read -r dir; do
     [[ -f "$dir/broker.conf" ]] || continue
     name="$(sed -n 's/^brokerName=//p' "$dir/broker.conf")"
-    if pid="$(pid_of "$dir")"; then echo "$name $pid"; fi
-  done
+    if grep -qx 'brokerRole=SLAVE' "$dir/broker.conf"; then name+=-slave; fi
+    echo "$name $dir"
+  done < <(broker_dirs)
+}
+
+# dir_of NAME : the data dir of the process NAME
+dir_of() {
+  local name dir
+  while read -r name dir; do
+    if [[ "$name" == "$1" ]]; then echo "$dir"; return 0; fi
+  done < <(processes)
+  die "no process named '$1' in $RMQ_DATA (names: $(processes | cut -d' ' -f1 | tr '\n' ' '))"
+}
+
+# signal_one SIGNAL NAME : kill/stop/cont one running process by name
+signal_one() {
+  local dir pid
+  dir="$(dir_of "$2")"
+  pid="$(pid_of "$dir")" || die "$2 is not running"
+  kill -"$1" "$pid"
+  if [[ "$1" == KILL ]]; then
+    local i
+    for ((i = 0; i < 40; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  fi
+  log "$2 (pid $pid): SIG$1"
+}
+
+# start_one DIR : start the process of DIR again, same configuration and store
+start_one() {
+  local dir=$1 name=$2 deadline=$((SECONDS + RMQ_START_TIMEOUT)) port
+  if [[ -f "$dir/namesrv.conf" ]]; then
+    port="$(sed -n 's/^listenPort=//p' "$dir/namesrv.conf")"
+    launch "$dir" "$NS_MAIN" rmq.namesrv.logback.xml \
+      "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$dir/namesrv.conf"
+    wait_namesrv "$dir" "$name" "$port" "$deadline"
+  else
+    port="$(sed -n 's/^listenPort=//p' "$dir/broker.conf")"
+    launch "$dir" "$BROKER_MAIN" rmq.broker.logback.xml \
+      "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m" -c "$dir/broker.conf"
+    wait_line "$dir" "$name" "The broker\\[.*, $(hostport_re "$port")\\] boot success" "$deadline"
+  fi
+}
+
+restart_one() {
+  local dir
+  dir="$(dir_of "$1")"
+  stop_one "$dir" "$1"
+  start_one "$dir" "$1" || die "$1 did not come back"
+  log "$1 restarted (pid $(<"$dir/pid"))"
 }
 
 down() {
@@ -513,18 +652,24 @@ down() {
   # whatever RMQ_BROKERS says now, in parallel
   # (waiting on these pids only: this shell may be the parent of the name server it started)
   local stoppers=()
-  for dir in "$RMQ_DATA"/broker "$RMQ_DATA"/broker[0-9]; do
-    if [[ -d "$dir" ]]; then stop_one "$dir" "broker ${dir##*/}" & stoppers+=($!); fi
-  done
+  while read -r dir; do
+    stop_one "$dir" "broker ${dir##*/}" & stoppers+=($!)
+  done < <(broker_dirs)
   if ((${#stoppers[@]})); then wait "${stoppers[@]}"; fi
-  stop_one "$NS_DIR" namesrv
+  stop_one "$NS_DIR" namesrv & stoppers=($!)
+  if [[ -d "$NS2_DIR" ]]; then stop_one "$NS2_DIR" namesrv-2 & stoppers+=($!); fi
+  wait "${stoppers[@]}"
   log "down ($RMQ_DATA kept for its logs; the next 'up' wipes it)"
 }
 
-# write_broker_conf INDEX
+# write_broker_conf INDEX [slave]
 write_broker_conf() {
-  local dir store
-  dir="$(broker_dir "$1")" store="$(broker_dir "$1")/store"
+  local dir store id=0 role=ASYNC_MASTER port
+  dir="$(broker_dir "$1")" port="$(broker_port "$1")"
+  if [[ "${2:-}" == slave ]]; then
+    dir="$(slave_dir "$1")" port="$(slave_port "$1")" id=1 role=SLAVE
+  fi
+  store="$dir/store"
   mkdir -p "$store"
   # Properties parsing does not trim numbers/booleans: a trailing blank silently disables a key,
   # hence the sed.  Sizes: 64 MiB commitlog files, 600 kB consume-queue files, ~1.7 MB index.
@@ -532,10 +677,10 @@ write_broker_conf() {
     cat <<CONF
 brokerClusterName=$RMQ_CLUSTER
 brokerName=$(broker_name "$1")
-brokerId=0
-brokerRole=ASYNC_MASTER
-namesrvAddr=$NS_ADDR
-listenPort=$(broker_port "$1")
+brokerId=$id
+brokerRole=$role
+namesrvAddr=$NS_LIST
+listenPort=$port
 bindAddress=$RMQ_HOST
 brokerIP1=$RMQ_HOST
 brokerIP2=$RMQ_HOST
@@ -568,6 +713,9 @@ waitTimeMillsInSendQueue=1000
 osPageCacheBusyTimeOutMills=3000
 CONF
     acl_conf
+    # a consumer may read from the slave while the master runs too (the broker suggests it when
+    # the master's page cache is short); with the master gone it reads there anyway
+    if ((RMQ_SLAVES)); then echo "slaveReadEnable=true"; fi
     if [[ -n "${RMQ_BROKER_CONF_EXTRA:-}" ]]; then printf '%s\n' "$RMQ_BROKER_CONF_EXTRA"; fi
   } | sed -e 's/[[:space:]]*$//' >"$dir/broker.conf"
 }
@@ -575,7 +723,10 @@ CONF
 # the brokers' names and addresses, for messages
 brokers_text() {
   local i out=
-  for ((i = 0; i < RMQ_BROKERS; i++)); do out+="${out:+, }$(broker_name $i) $(hostport "$(broker_port $i)")"; done
+  for ((i = 0; i < RMQ_BROKERS; i++)); do
+    out+="${out:+, }$(broker_name $i) $(hostport "$(broker_port $i)")"
+    if ((RMQ_SLAVES)); then out+=" (slave $(hostport "$(slave_port $i)"))"; fi
+  done
   echo "$out"
 }
 
@@ -585,8 +736,10 @@ up() {
   ns_pid="$(pid_of "$NS_DIR")" || true
   for ((i = 0; i < RMQ_BROKERS; i++)); do
     if p="$(pid_of "$(broker_dir $i)")"; then br_pids+=("$p"); running=$((running + 1)); fi
+    if ((RMQ_SLAVES)) && p="$(pid_of "$(slave_dir $i)")"; then br_pids+=("$p"); running=$((running + 1)); fi
   done
-  if [[ -n "$ns_pid" ]] && ((running == RMQ_BROKERS)); then
+  if ((RMQ_NAMESRVS == 2)) && p="$(pid_of "$NS2_DIR")"; then ns_pid+=" $p"; fi
+  if [[ -n "$ns_pid" ]] && ((running == RMQ_BROKERS * (1 + RMQ_SLAVES))); then
     if registered $((SECONDS + RMQ_START_TIMEOUT)); then
       echo "RocketMQ already running: namesrv $NS_ADDR (pid $ns_pid), brokers $(brokers_text) (pids ${br_pids[*]}), data $RMQ_DATA"
       return 0
@@ -602,13 +755,16 @@ up() {
 
   for ((i = 0; i < RMQ_BROKERS; i++)); do
     p="$(broker_port $i)"
-    for p in $((i == 0 ? RMQ_NAMESRV_PORT : p)) $((p - 2)) "$p" $((p + 1)); do
+    for p in $((i == 0 ? RMQ_NAMESRV_PORT : p)) $((p - 2)) "$p" $((p + 1)) \
+        $((RMQ_SLAVES && i == 0 ? p + 3 : p)) $((RMQ_SLAVES ? p + 5 : p)) $((RMQ_SLAVES ? p + 6 : p)) \
+        $((RMQ_NAMESRVS == 2 && i == 0 ? NS2_PORT : p)); do
       if port_open "$p"; then die "port $p is already in use (another cluster? set RMQ_NAMESRV_PORT/RMQ_BROKER_PORT)"; fi
     done
   done
 
   # fresh store and logs: only our own sub-directories, never the whole RMQ_DATA
-  rm -rf "$NS_DIR" "$BROKER_DIR" "$RMQ_DATA"/broker[0-9] "$RMQ_DATA/tools" "$RMQ_DATA/rmqhome"
+  rm -rf "$NS_DIR" "$NS2_DIR" "$BROKER_DIR" "$RMQ_DATA"/broker[0-9] "$RMQ_DATA"/broker-slave \
+    "$RMQ_DATA"/broker[0-9]-slave "$RMQ_DATA/tools" "$RMQ_DATA/rmqhome"
   mkdir -p "$NS_DIR"
   if ((RMQ_TLS_CERTS)); then make_certs; fi
   write_acl_files
@@ -618,13 +774,15 @@ up() {
   printf 'listenPort=%s\nbindAddress=%s\n' "$RMQ_NAMESRV_PORT" "$RMQ_HOST" >"$NS_DIR/namesrv.conf"
   launch "$NS_DIR" "$NS_MAIN" rmq.namesrv.logback.xml \
     "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$NS_DIR/namesrv.conf"
-  if ((RMQ_MAJOR == 4)); then
-    # 4.x prints no address in its boot line and binds every address: wait for the port too
-    wait_line "$NS_DIR" namesrv "The Name Server boot success" "$deadline" && wait_port "$RMQ_NAMESRV_PORT" "$deadline" ||
-      { down; exit 1; }
-  else
-    wait_line "$NS_DIR" namesrv "The Name Server boot success.*:$RMQ_NAMESRV_PORT" "$deadline" ||
-      { down; exit 1; }
+  if ((RMQ_NAMESRVS == 2)); then
+    mkdir -p "$NS2_DIR"
+    printf 'listenPort=%s\nbindAddress=%s\n' "$NS2_PORT" "$RMQ_HOST" >"$NS2_DIR/namesrv.conf"
+    launch "$NS2_DIR" "$NS_MAIN" rmq.namesrv.logback.xml \
+      "-Xms128m -Xmx256m -XX:MaxDirectMemorySize=128m" -c "$NS2_DIR/namesrv.conf"
+  fi
+  wait_namesrv "$NS_DIR" namesrv "$RMQ_NAMESRV_PORT" "$deadline" || { down; exit 1; }
+  if ((RMQ_NAMESRVS == 2)); then
+    wait_namesrv "$NS2_DIR" namesrv-2 "$NS2_PORT" "$deadline" || { down; exit 1; }
   fi
   local t1=$SECONDS
 
@@ -635,19 +793,31 @@ up() {
     write_broker_conf $i
     launch "$dir" "$BROKER_MAIN" rmq.broker.logback.xml \
       "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m" -c "$dir/broker.conf"
+    if ((RMQ_SLAVES)); then
+      dir="$(slave_dir $i)"
+      mkdir -p "$dir"
+      write_broker_conf $i slave
+      launch "$dir" "$BROKER_MAIN" rmq.broker.logback.xml \
+        "-Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m" -c "$dir/broker.conf"
+    fi
   done
   for ((i = 0; i < RMQ_BROKERS; i++)); do
     # the port in the line guards against a broker ignoring listenPort (develop-only bug #9756)
     wait_line "$(broker_dir $i)" "broker $(broker_name $i)" \
       "The broker\\[$(broker_name $i), $(hostport_re "$(broker_port $i)")\\] boot success" "$deadline" ||
       { down; exit 1; }
+    if ((RMQ_SLAVES)); then
+      wait_line "$(slave_dir $i)" "broker $(broker_name $i)-slave" \
+        "The broker\\[$(broker_name $i), $(hostport_re "$(slave_port $i)")\\] boot success" "$deadline" ||
+        { down; exit 1; }
+    fi
   done
   local t2=$SECONDS
-  registered "$deadline" || { for ((i = 0; i < RMQ_BROKERS; i++)); do show_logs "$(broker_dir $i)"; done; down; exit 1; }
+  registered "$deadline" || { while read -r dir; do show_logs "$dir"; done < <(broker_dirs); down; exit 1; }
   if ((RMQ_ACL == 2)); then acl2_users || { down; exit 1; }; fi
 
   log "namesrv ready in $((t1 - t0)) s, broker(s) in $((t2 - t1)) s, registered after $((SECONDS - t0)) s"
-  echo "RocketMQ $RMQ_VERSION up: namesrv $NS_ADDR, brokers $(brokers_text), cluster $RMQ_CLUSTER, data $RMQ_DATA"
+  echo "RocketMQ $RMQ_VERSION up: namesrv $NS_LIST, brokers $(brokers_text), cluster $RMQ_CLUSTER, data $RMQ_DATA"
 }
 
 # create_topic TOPIC [QUEUES] : updateTopic on every master of the cluster, then wait until the
@@ -696,8 +866,10 @@ RMQ_CLUSTER=$RMQ_CLUSTER
 RMQ_BROKER_NAME=$RMQ_BROKER_NAME
 RMQ_BROKERS=$RMQ_BROKERS
 RMQ_HOST=$RMQ_HOST
+RMQ_NAMESRVS=$RMQ_NAMESRVS
+RMQ_SLAVES=$RMQ_SLAVES
 RMQ_LIB=$RMQ_LIB
-RMQ_NAMESRV=$NS_ADDR
+RMQ_NAMESRV=$NS_LIST
 RMQ_TLS_MODE=$RMQ_TLS_MODE
 RMQ_TLS_CERTS=$RMQ_TLS_CERTS
 RMQ_ACL=$RMQ_ACL
@@ -719,6 +891,10 @@ case "$cmd" in
   pids) pids ;;
   create-topic) create_topic "$@" ;;
   mqadmin) mqadmin "$@" ;;
+  kill) signal_one KILL "${1:?usage: kill NAME}" ;;
+  stop) signal_one STOP "${1:?usage: stop NAME}" ;;
+  cont) signal_one CONT "${1:?usage: cont NAME}" ;;
+  restart) lock; restart_one "${1:?usage: restart NAME}" ;;
   env) print_env ;;
   -h | --help | help) usage ;;
   *) usage >&2; exit 2 ;;

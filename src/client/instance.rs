@@ -293,6 +293,14 @@ impl ClientInstance {
             .and_then(|ids| ids.get(&MASTER_ID).cloned())
     }
 
+    /// Where to read a queue of `broker_name` from: its master, or, while the route names none
+    /// (the master is down), its slave with the lowest id, which serves what it replicated.
+    pub fn subscribe_addr(&self, broker_name: &str) -> Option<Arc<str>> {
+        let brokers = self.brokers.read();
+        let ids = brokers.get(broker_name)?;
+        ids.get(&MASTER_ID).or_else(|| ids.values().next()).cloned()
+    }
+
     /// The name servers in use.
     pub fn name_server_addrs(&self) -> Arc<Vec<String>> {
         self.name_servers.addrs()

@@ -986,7 +986,7 @@ async fn pull_loop(lite: Arc<Lite>, instance: Arc<ClientInstance>, mq: MessageQu
                 sub,
                 wake,
             } => {
-                let Some(addr) = instance.master_addr(&mq.broker_name) else {
+                let Some(addr) = instance.subscribe_addr(&mq.broker_name) else {
                     let deadline = Instant::now() + instance.config().api_timeout;
                     let _ = instance.subscribe_route(&mq.topic, deadline).await;
                     if !lite.sleep(DELAY_ON_ERROR).await {

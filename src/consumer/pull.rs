@@ -54,7 +54,7 @@ pub(crate) async fn pull_loop(
             }
             continue;
         }
-        let Some(addr) = instance.master_addr(&mq.broker_name) else {
+        let Some(addr) = instance.subscribe_addr(&mq.broker_name) else {
             if !inner.pause(DELAY_ON_ERROR).await {
                 return;
             }
