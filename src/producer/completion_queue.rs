@@ -144,7 +144,8 @@ impl CompletionQueue {
         let n = max.min(s.items.len());
         out.extend(s.items.drain(..n));
         s.owed -= n;
-        if s.items.is_empty() && s.signalled {
+        // A closed queue stays readable, so an event loop watching it finds out.
+        if s.items.is_empty() && s.signalled && !s.closed {
             self.shared.wake.clear();
             s.signalled = false;
         }
