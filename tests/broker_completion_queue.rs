@@ -8,8 +8,12 @@ use std::time::Duration;
 use common::{namesrv, unique};
 use rmq::{Completed, CompletionQueue, Error, Message, Producer, ProducerConfig};
 
+/// Bursts of thousands of async sends on a busy machine: a failure must mean a bug, not a broker
+/// that answered after the default 3 s.
 fn producer(group: &str) -> Producer {
-    let p = Producer::new(ProducerConfig::new(&namesrv(), group).unwrap()).unwrap();
+    let mut config = ProducerConfig::new(&namesrv(), group).unwrap();
+    config.send_timeout = Duration::from_secs(30);
+    let p = Producer::new(config).unwrap();
     p.start().unwrap();
     p
 }
