@@ -28,6 +28,7 @@ pub use consumer::{
     ConsumeResult, ExpressionType, LitePullConsumer, OrderlyResult, PushConsumer, ReceivedBatch,
 };
 pub use error::{Error, Result};
+pub use producer::completion_queue::{Completed, CompletionQueue};
 pub use producer::{
     LocalTransactionState, Producer, QueueSelector, SendResult, SendStatus, TransactionProducer,
     TransactionSendResult,

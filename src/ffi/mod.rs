@@ -18,6 +18,7 @@
 mod batch;
 mod boundary;
 mod callback;
+mod completion_queue;
 mod config;
 mod consumer;
 mod delay;
@@ -38,6 +39,7 @@ mod version;
 
 pub use batch::*;
 pub use boundary::*;
+pub use completion_queue::*;
 pub use config::*;
 pub use consumer::*;
 pub use delay::*;

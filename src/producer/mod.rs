@@ -5,6 +5,7 @@
 //! with a callback spawn it on the runtime and hand the outcome to the instance's callback
 //! executor.
 pub mod batch;
+pub mod completion_queue;
 pub mod request;
 mod selector;
 mod send;
@@ -549,13 +550,39 @@ impl Producer {
         F: FnOnce(Result<SendResult>) + Send + 'static,
     {
         let instance = self.running()?;
+        let work = self.async_send(&instance, prepared, target);
+        self.spawn_with_callback(&instance, work, callback)
+    }
+
+    /// An async send whose outcome goes to `deliver` on the library thread that finished it (a
+    /// runtime thread, or the one that shut the producer down), without the hop to the callback
+    /// executor: for handing results to a `CompletionQueue`. `deliver` runs exactly once, must
+    /// be quick, and must neither block nor call into the library; the send's slot of the
+    /// in-flight window is freed when it returns. Errors as `send_prepared_with_callback`.
+    pub fn send_prepared_with_delivery<F>(&self, prepared: PreparedSend, deliver: F) -> Result<()>
+    where
+        F: FnOnce(Result<SendResult>) + Send + 'static,
+    {
+        let instance = self.running()?;
+        let work = self.async_send(&instance, prepared, Target::Any);
+        self.spawn_delivering(&instance, work, move |outcome, done| {
+            deliver(outcome);
+            drop(done);
+        })
+    }
+
+    fn async_send(
+        &self,
+        instance: &Arc<ClientInstance>,
+        prepared: PreparedSend,
+        target: Target,
+    ) -> impl std::future::Future<Output = Result<SendResult>> + Send + 'static {
         let this = self.clone();
-        let inst = Arc::clone(&instance);
-        let work = async move {
+        let inst = Arc::clone(instance);
+        async move {
             this.send_prepared(&inst, &prepared, RetryPolicy::Async, &target)
                 .await
-        };
-        self.spawn_with_callback(&instance, work, callback)
+        }
     }
 
     /// Runs `work` on the runtime and hands its outcome to `callback` on the client instance's
@@ -575,18 +602,35 @@ impl Producer {
     {
         let executor = instance.callback_executor().clone();
         let owner = self.inner.id;
+        self.spawn_delivering(instance, work, move |outcome, done| {
+            executor.execute(owner, move || {
+                let _done = done;
+                callback(outcome);
+            });
+        })
+    }
+
+    /// Runs `work` on the runtime and hands its outcome, with the slot of the in-flight window
+    /// it holds (freed when dropped), to `deliver` on the thread that finished it, exactly once:
+    /// shutdown makes it `Error::Cancelled`.
+    fn spawn_delivering<T, W, D>(
+        &self,
+        instance: &ClientInstance,
+        work: W,
+        deliver: D,
+    ) -> Result<()>
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T>> + Send + 'static,
+        D: FnOnce(Result<T>, CallbackDone) + Send + 'static,
+    {
         // The slot is held from here until the callback has returned (CallbackDone).
         window::admit(&self.inner.outstanding, &self.inner.config, || {
             self.inner.cancel.is_fired()
         })?;
         let inner = Arc::clone(&self.inner);
         // Fires exactly once: with the outcome, or with Cancelled if the task is dropped.
-        let completion = Completion::new(move |outcome| {
-            executor.execute(owner, move || {
-                let _done = CallbackDone(inner);
-                callback(outcome);
-            });
-        });
+        let completion = Completion::new(move |outcome| deliver(outcome, CallbackDone(inner)));
         let this = self.clone();
         let handle = instance.shared().handle().clone();
         handle.spawn(async move {

@@ -49,6 +49,13 @@
 
 
 /**
+ * A queue of async send results, shared by any number of producers. Owned by the caller: free
+ * it with rmq_completion_queue_destroy. Every function on it may be called from any thread,
+ * concurrently; results are handed out once, to whichever poll takes them.
+ */
+typedef struct rmq_completion_queue_t rmq_completion_queue_t;
+
+/**
  * A set of configuration values. Create with rmq_config_create, free with rmq_config_destroy.
  * Safe to use from several threads.
  */
@@ -157,6 +164,65 @@ typedef struct rmq_send_callback_params_t {
  * for on this thread); destroying its own producer from here fails with RMQ_ERR_INVALID_STATE.
  */
 typedef void (*rmq_send_callback_t)(const struct rmq_send_callback_params_t *params, void *user_data);
+
+/**
+ * Store status of a successful send (rmq_send_result_status).
+ */
+typedef int32_t rmq_send_status_t;
+
+/**
+ * One result taken by rmq_completion_queue_poll: a plain value in the caller's array, with no
+ * pointers and nothing to free. Strings are NUL-terminated; a longer `error_message` is cut at
+ * 255 bytes (on a UTF-8 boundary), a longer `broker_name` at 127 (message ids always fit).
+ * This struct never grows: a later version adds a new struct and function instead.
+ */
+typedef struct rmq_completion_t {
+  /**
+   * The `user_tag` given to rmq_producer_send_async_queued.
+   */
+  uint64_t user_tag;
+  /**
+   * RMQ_OK, or why the send failed (RMQ_ERR_CANCELLED if its producer was shut down first).
+   */
+  rmq_status_t status;
+  /**
+   * The broker's response code when the broker refused the send, else 0.
+   */
+  int32_t broker_code;
+  /**
+   * On RMQ_OK: RMQ_SEND_OK, RMQ_SEND_FLUSH_DISK_TIMEOUT, ...; 0 otherwise.
+   */
+  rmq_send_status_t send_status;
+  /**
+   * On RMQ_OK: the queue the message went to; -1 otherwise.
+   */
+  int32_t queue_id;
+  /**
+   * On RMQ_OK: the message's offset in that queue; -1 otherwise.
+   */
+  int64_t queue_offset;
+  /**
+   * On RMQ_OK: the message id (UNIQ_KEY); "" otherwise.
+   */
+  char msg_id[64];
+  /**
+   * On RMQ_OK: the broker store id (for rmq_producer_view_message); "" otherwise.
+   */
+  char offset_msg_id[64];
+  /**
+   * On RMQ_OK: the topic (without the namespace; topics never exceed 127 bytes); ""
+   * otherwise.
+   */
+  char topic[128];
+  /**
+   * On RMQ_OK: the broker that stored the message; "" otherwise.
+   */
+  char broker_name[128];
+  /**
+   * On failure: what went wrong; "" on RMQ_OK.
+   */
+  char error_message[256];
+} rmq_completion_t;
 
 /**
  * One configuration key (rmq_config_keys).
@@ -392,11 +458,6 @@ typedef struct rmq_received_view_t {
   int32_t queue_id;
   int32_t reconsume_times;
 } rmq_received_view_t;
-
-/**
- * Store status of a successful send (rmq_send_result_status).
- */
-typedef int32_t rmq_send_status_t;
 
 /**
  * What a request callback receives.
@@ -896,6 +957,76 @@ int32_t rmq_last_error_broker_code(void);
  * The status of the calling thread's last failed call, RMQ_OK after a successful one.
  */
 rmq_status_t rmq_last_error_status(void);
+
+/**
+ * Makes a completion queue that owes at most `capacity` results at a time (sends in flight
+ * plus results not yet polled; at least 1): a send past that fails with RMQ_ERR_IN_FLIGHT_FULL
+ * at once, so a queue nobody polls stops sends instead of growing. A send also holds its
+ * producer's slot of producer.max-in-flight-async-sends until its result is in the queue.
+ * Ownership: on success *out is owned by the caller; free it with
+ * rmq_completion_queue_destroy.
+ */
+rmq_status_t rmq_completion_queue_new(size_t capacity, struct rmq_completion_queue_t **out);
+
+/**
+ * Sends `message` (borrowed for the call; the library copies what it needs) without waiting;
+ * the outcome is delivered to `queue` as one rmq_completion_t carrying `user_tag`, exactly
+ * once, whatever happens (a producer shut down first delivers RMQ_ERR_CANCELLED). On any
+ * status other than RMQ_OK nothing was sent and nothing will be delivered. No callback runs
+ * and no callback thread is involved: the library thread that finishes the send only appends
+ * to the queue. Errors: RMQ_ERR_IN_FLIGHT_FULL when the queue owes its capacity already (poll
+ * it), or as rmq_producer_send_async for the producer's own in-flight window (which may wait
+ * for a free slot, per producer.block-when-in-flight-full); RMQ_ERR_INVALID_STATE for a
+ * destroyed queue still in use by another thread; the usual handle and message errors.
+ * Retries on another broker as rmq_producer_send_async.
+ */
+rmq_status_t rmq_producer_send_async_queued(struct rmq_producer_t *producer,
+                                            const struct rmq_message_t *message,
+                                            struct rmq_completion_queue_t *queue,
+                                            uint64_t user_tag);
+
+/**
+ * Takes up to `max` results, oldest first, writing them to results[0..*out_count]. Waits up
+ * to `timeout_ms` for the first one: 0 does not wait, a negative value waits until one
+ * arrives or the queue is destroyed by another thread. *out_count is 0 on timeout and when the
+ * queue is destroyed during the wait (the next call then fails with RMQ_ERR_INVALID_HANDLE).
+ * `results` is owned by the caller and written only in [0, *out_count); it may be NULL only
+ * if `max` is 0. Blocks the calling thread while it waits; do not wait from a library
+ * callback thread.
+ */
+rmq_status_t rmq_completion_queue_poll(struct rmq_completion_queue_t *queue,
+                                       struct rmq_completion_t *results,
+                                       size_t max,
+                                       int32_t timeout_ms,
+                                       size_t *out_count);
+
+/**
+ * A descriptor that is readable while results wait in `queue` (an eventfd on Linux, a pipe's
+ * read end elsewhere): watch it with poll/epoll/select or an event loop (Python asyncio's
+ * add_reader), then call rmq_completion_queue_poll with timeout 0 until it returns 0 results.
+ * It stays readable until a poll empties the queue. It also becomes readable when the queue is
+ * destroyed. Owned by the queue: never read, write or close it; it is closed by
+ * rmq_completion_queue_destroy, so stop watching it first. *out_fd is written on success.
+ */
+rmq_status_t rmq_completion_queue_fd(const struct rmq_completion_queue_t *queue, int32_t *out_fd);
+
+/**
+ * How many results `queue` owes (*out_owed: sends in flight plus results not yet polled) and
+ * how many of those wait to be polled (*out_waiting). Either pointer may be NULL.
+ */
+rmq_status_t rmq_completion_queue_counts(const struct rmq_completion_queue_t *queue,
+                                         size_t *out_owed,
+                                         size_t *out_waiting);
+
+/**
+ * Frees `queue`. Results not yet polled are dropped; sends still in flight go on, and their
+ * results are dropped when they arrive (their producers' windows are freed as usual), so it
+ * never waits. A poll waiting on it in another thread returns with no results; any later call
+ * with the handle fails with RMQ_ERR_INVALID_HANDLE. Destroy the queue after its producers
+ * (rmq_producer_destroy delivers every result first) to keep every result. NULL is a no-op.
+ * Destroying twice is a bug (the second call is RMQ_ERR_INVALID_HANDLE).
+ */
+rmq_status_t rmq_completion_queue_destroy(struct rmq_completion_queue_t *queue);
 
 /**
  * Creates an empty configuration (every key at its default).

@@ -49,6 +49,7 @@ from .lite_pull import LitePullConsumer
 from .message import Message
 from .ordered import HashSelector, MessageQueue, RandomSelector, RoundRobinSelector
 from .producer import Producer, SendFuture, SendResult, SendStatus
+from .completion_queue import Completion, CompletionQueue
 from .transaction import TransactionProducer, TransactionSendResult, TransactionState
 from .request import RequestFuture, create_reply
 
@@ -62,6 +63,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BrokerError",
+    "Completion",
+    "CompletionQueue",
     "Config",
     "ConfigError",
     "ConfigKey",

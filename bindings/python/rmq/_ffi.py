@@ -70,6 +70,24 @@ class SendCallbackParamsT(Structure):
     ]
 
 
+class CompletionT(Structure):
+    """rmq_completion_t: one result of rmq_completion_queue_poll (a plain value)."""
+
+    _fields_ = [
+        ("user_tag", c_uint64),
+        ("status", status_t),
+        ("broker_code", c_int32),
+        ("send_status", send_status_t),
+        ("queue_id", c_int32),
+        ("queue_offset", c_int64),
+        ("msg_id", ctypes.c_char * 64),
+        ("offset_msg_id", ctypes.c_char * 64),
+        ("topic", ctypes.c_char * 128),
+        ("broker_name", ctypes.c_char * 128),
+        ("error_message", ctypes.c_char * 256),
+    ]
+
+
 #: rmq_send_callback_t
 SEND_CALLBACK = CFUNCTYPE(None, POINTER(SendCallbackParamsT), c_void_p)
 
@@ -267,6 +285,15 @@ SIGNATURES = {
     "rmq_producer_send_sync": (status_t, [handle_t, handle_t, _out_handle]),
     "rmq_producer_send_async": (status_t, [handle_t, handle_t, SEND_CALLBACK, c_void_p]),
     "rmq_producer_send_oneway": (status_t, [handle_t, handle_t]),
+    "rmq_completion_queue_new": (status_t, [c_size_t, _out_handle]),
+    "rmq_producer_send_async_queued": (status_t, [handle_t, handle_t, handle_t, c_uint64]),
+    "rmq_completion_queue_poll": (
+        status_t,
+        [handle_t, POINTER(CompletionT), c_size_t, c_int32, _out_size],
+    ),
+    "rmq_completion_queue_fd": (status_t, [handle_t, POINTER(c_int32)]),
+    "rmq_completion_queue_counts": (status_t, [handle_t, _out_size, _out_size]),
+    "rmq_completion_queue_destroy": (status_t, [handle_t]),
     "rmq_producer_view_message": (status_t, [handle_t, c_char_p, _out_handle]),
     "rmq_producer_query_message": (
         status_t,
