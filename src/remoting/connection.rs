@@ -29,7 +29,8 @@ use crate::error::{Error, Result};
 use crate::runtime::{self, Reactor, Readiness, Shared};
 
 const READ_CHUNK: usize = 64 * 1024;
-const MAX_IOVECS: usize = 64;
+/// Frames parts per `sendmsg` (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 1024;
 
 /// Receives the requests a connection's peer starts. Runs on the reading thread, which may be a
 /// caller waiting for its own reply: it must hand the work on, never run it or block.
@@ -329,7 +330,7 @@ impl Connection {
             conn: self,
             opaque: cmd.opaque,
         };
-        self.send_command(cmd)?;
+        self.send_command_queued(cmd)?;
         let result = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
@@ -560,7 +561,28 @@ impl Connection {
         self.send_encoded(cmd)
     }
 
+    /// `send_command` for a caller that does not wait for the write: the frame joins the write
+    /// queue, and the reactor thread, woken once for all the frames queued meanwhile, writes
+    /// them in one `sendmsg`. Async sends go this way, so that under load many frames leave in
+    /// one system call instead of one each.
+    pub(crate) fn send_command_queued(&self, cmd: &RemotingCommand) -> Result<()> {
+        if let Some(credentials) = self.credentials.get() {
+            if !cmd.is_response() {
+                let signed = credentials.sign(cmd);
+                let (head, body) = self.encode(&signed)?;
+                return self.queue_frame(head, body);
+            }
+        }
+        let (head, body) = self.encode(cmd)?;
+        self.queue_frame(head, body)
+    }
+
     fn send_encoded(&self, cmd: &RemotingCommand) -> Result<()> {
+        let (head, body) = self.encode(cmd)?;
+        self.send_frame(head, body)
+    }
+
+    fn encode(&self, cmd: &RemotingCommand) -> Result<(BytesMut, Bytes)> {
         // Codes beyond 16 bits (5.x POP) only fit the JSON header.
         let ser = match self.ser {
             SerializeType::RocketMq if !codec::fits_binary_header(cmd) => SerializeType::Json,
@@ -570,7 +592,7 @@ impl Connection {
             NO_LANGUAGE => codec::encode_head(cmd, ser)?,
             code => codec::encode_head_as(cmd, ser, LanguageCode(code))?,
         };
-        self.send_frame(head, cmd.body.clone())
+        Ok((head, cmd.body.clone()))
     }
 
     /// Every request written from now on is signed with `credentials` (ACL); set once.
@@ -621,6 +643,30 @@ impl Connection {
         {
             drop(q);
             self.close(&format!("cannot watch the socket: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Queues a frame for the reactor thread to write; the first frame of an empty queue asks
+    /// the reactor for a write-readiness event (the flush), later ones ride along with it.
+    fn queue_frame(&self, head: BytesMut, body: Bytes) -> Result<()> {
+        let mut q = self.queue.lock();
+        if let Some(reason) = &q.failed {
+            return Err(self.closed_error(reason));
+        }
+        let first = q.frames.is_empty();
+        q.frames.push_back(head.freeze());
+        if !body.is_empty() {
+            q.frames.push_back(body);
+        }
+        if first {
+            if let Err(e) = self
+                .reactor
+                .arm_write(self.token, self.write_fd.as_raw_fd())
+            {
+                drop(q);
+                self.close(&format!("cannot watch the socket: {e}"));
+            }
         }
         Ok(())
     }
