@@ -44,6 +44,19 @@ enum Waiter {
     Blocking(Arc<BlockingSlot>),
     /// An async `invoke`.
     Async(oneshot::Sender<Result<RemotingCommand>>),
+    /// `invoke_with_callback`: no task waits; the deadline is watched by the connection's sweep.
+    Callback(Box<CallbackWaiter>),
+}
+
+type AnswerFn = Box<dyn FnOnce(Result<RemotingCommand>) + Send>;
+
+struct CallbackWaiter {
+    deadline: Instant,
+    started: Instant,
+    code: i32,
+    /// Who started it (a producer), so it can cancel what it started.
+    owner: u64,
+    answer: AnswerFn,
 }
 
 impl Waiter {
@@ -53,9 +66,13 @@ impl Waiter {
             Waiter::Async(tx) => {
                 let _ = tx.send(result);
             }
+            Waiter::Callback(w) => (w.answer)(result),
         }
     }
 }
+
+/// How often the sweep looks for callback requests past their deadline, while any wait.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 
 struct BlockingSlot {
     state: Mutex<SlotState>,
@@ -178,6 +195,10 @@ pub struct Connection {
     handler: Arc<dyn RequestHandler>,
     /// Language code written in place of each command's own; NO_LANGUAGE: the command's.
     language: AtomicU8,
+    /// A sweep task watches the deadlines of callback requests (set and cleared under the
+    /// `pending` lock).
+    sweeping: AtomicBool,
+    runtime: tokio::runtime::Handle,
     /// ACL credentials every request is signed with, once set.
     credentials: OnceLock<Arc<super::acl::Credentials>>,
 }
@@ -231,6 +252,8 @@ impl Connection {
             closed: AtomicBool::new(false),
             handler,
             language: AtomicU8::new(NO_LANGUAGE),
+            sweeping: AtomicBool::new(false),
+            runtime: shared.handle().clone(),
             credentials: OnceLock::new(),
         });
         conn.reactor.register(
@@ -287,9 +310,11 @@ impl Connection {
         self.reactor
             .deregister(self.token, self.fd(), self.write_fd.as_raw_fd());
         let waiters: Vec<Waiter> = self.pending.lock().drain().map(|(_, w)| w).collect();
-        for w in waiters {
-            w.complete(Err(self.closed_error(reason)));
-        }
+        crate::executor::batched(|| {
+            for w in waiters {
+                w.complete(Err(self.closed_error(reason)));
+            }
+        });
     }
 
     fn closed_error(&self, reason: &str) -> Error {
@@ -338,6 +363,117 @@ impl Connection {
         };
         drop(guard);
         result
+    }
+
+    /// Sends a request without waiting: `answer` is called exactly once with the response, or
+    /// with the error that ended the request (the deadline passed, the connection closed, the
+    /// write failed; also right here, when it cannot be sent). It is called on the thread that
+    /// reads the response, the runtime's or a blocking caller's, so it must hand any work on
+    /// and never block. The frame joins the write queue (see `send_command_queued`).
+    pub fn invoke_with_callback(
+        &self,
+        cmd: &RemotingCommand,
+        deadline: Instant,
+        owner: u64,
+        answer: impl FnOnce(Result<RemotingCommand>) + Send + 'static,
+    ) {
+        let waiter = CallbackWaiter {
+            deadline,
+            started: Instant::now(),
+            code: cmd.code,
+            owner,
+            answer: Box::new(answer),
+        };
+        if let Err((e, w)) = self.register_or_return(cmd.opaque, Waiter::Callback(Box::new(waiter)))
+        {
+            w.complete(Err(e));
+            return;
+        }
+        self.watch_deadlines();
+        if let Err(e) = self.send_command_queued(cmd) {
+            if let Some(w) = self.pending.lock().remove(&cmd.opaque) {
+                w.complete(Err(e));
+            }
+        }
+    }
+
+    /// Starts the sweep of callback deadlines unless one runs. It ends once no callback
+    /// request waits, so an idle connection has no timer.
+    fn watch_deadlines(&self) {
+        {
+            let _pending = self.pending.lock();
+            if self.sweeping.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+        let me = self.me.clone();
+        self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                let Some(conn) = me.upgrade() else { return };
+                if !conn.sweep_expired() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Fails the callback requests past their deadline. False (and the sweep flag cleared)
+    /// when no callback request is left.
+    fn sweep_expired(&self) -> bool {
+        let now = Instant::now();
+        let (expired, left) = {
+            let mut pending = self.pending.lock();
+            let due: Vec<i32> = pending
+                .iter()
+                .filter_map(|(opaque, w)| match w {
+                    Waiter::Callback(c) if c.deadline <= now => Some(*opaque),
+                    _ => None,
+                })
+                .collect();
+            let expired: Vec<Waiter> = due.iter().filter_map(|o| pending.remove(o)).collect();
+            let left = pending.values().any(|w| matches!(w, Waiter::Callback(_)));
+            if !left {
+                self.sweeping.store(false, Ordering::Release);
+            }
+            (expired, left)
+        };
+        if !expired.is_empty() {
+            crate::executor::batched(|| {
+                for w in expired {
+                    if let Waiter::Callback(c) = w {
+                        let e = Error::Timeout(format!(
+                            "no response from {} to {} within {} ms",
+                            self.addr,
+                            crate::protocol::code::describe_request(c.code),
+                            c.deadline.saturating_duration_since(c.started).as_millis()
+                        ));
+                        (c.answer)(Err(e));
+                    }
+                }
+            });
+        }
+        left
+    }
+
+    /// Fails the callback requests `owner` started that still wait, with `error()`.
+    pub fn cancel_callbacks(&self, owner: u64, error: &dyn Fn() -> Error) {
+        let cancelled: Vec<Waiter> = {
+            let mut pending = self.pending.lock();
+            let mine: Vec<i32> = pending
+                .iter()
+                .filter_map(|(opaque, w)| match w {
+                    Waiter::Callback(c) if c.owner == owner => Some(*opaque),
+                    _ => None,
+                })
+                .collect();
+            mine.iter().filter_map(|o| pending.remove(o)).collect()
+        };
+        crate::executor::batched(|| {
+            for w in cancelled {
+                w.complete(Err(error()));
+            }
+        });
     }
 
     /// `invoke` driven on the calling thread (outside any async runtime).
@@ -393,8 +529,20 @@ impl Connection {
     }
 
     fn register(&self, opaque: i32, waiter: Waiter) -> Result<()> {
+        self.register_or_return(opaque, waiter).map_err(|(e, _)| e)
+    }
+
+    /// `register`, giving the waiter back when the connection is closed.
+    fn register_or_return(
+        &self,
+        opaque: i32,
+        waiter: Waiter,
+    ) -> std::result::Result<(), (Error, Waiter)> {
         if self.is_closed() {
-            return Err(self.closed_error("closed before the request was sent"));
+            return Err((
+                self.closed_error("closed before the request was sent"),
+                waiter,
+            ));
         }
         self.pending.lock().insert(opaque, waiter);
         // close() may have drained the table between the check and the insert.
@@ -493,7 +641,9 @@ impl Connection {
             let n = unsafe { libc::recv(self.fd(), buf.as_mut_ptr().add(len).cast(), room, 0) };
             if n > 0 {
                 unsafe { buf.set_len(len + n as usize) };
-                if !self.dispatch_frames(buf) {
+                // The callbacks of all the answers in this read reach their executors in one
+                // hand-over: one wake-up per batch, not per answer.
+                if !crate::executor::batched(|| self.dispatch_frames(buf)) {
                     return false;
                 }
                 // A short read drained the socket; the watch is level-triggered, so anything
