@@ -548,6 +548,31 @@ mod tests {
     }
 
     #[test]
+    fn batched_jobs_are_handed_over_together_when_the_batch_ends() {
+        let ex = Executor::new("test-batch", 1);
+        let (tx, rx) = mpsc::channel();
+        batched(|| {
+            for i in 0..3 {
+                let tx = tx.clone();
+                ex.execute(1, move || tx.send(i).unwrap());
+            }
+            // Nested batches join the outer one.
+            let tx = tx.clone();
+            batched(|| ex.execute(1, move || tx.send(3).unwrap()));
+            // Still held by the batch: not queued, so not run.
+            assert!(rx.try_recv().is_err());
+            assert_eq!(ex.pool.queue.lock().jobs.len(), 0);
+        });
+        let got: Vec<i32> = (0..4)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(got, vec![0, 1, 2, 3], "in order");
+        // Outside a batch, execute queues at once.
+        ex.execute(1, move || tx.send(4).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 4);
+    }
+
+    #[test]
     fn a_closed_executor_refuses_work() {
         let ex = Executor::new("test-closed", 1);
         ex.close();

@@ -13,6 +13,7 @@
 //! sync request, and no I/O thread woken at all. Callers that find the role taken wait for the
 //! reader to hand them their reply.
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -68,6 +69,27 @@ impl Waiter {
             }
             Waiter::Callback(w) => (w.answer)(result),
         }
+    }
+}
+
+/// Hashes the opaques of the pending table: process-wide sequence numbers, chosen by us, so
+/// a multiplicative spread is enough (SipHash cost about as much as the rest of the lookup).
+#[derive(Default)]
+struct OpaqueHasher(u64);
+
+impl Hasher for OpaqueHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.0 = (n as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -190,7 +212,7 @@ pub struct Connection {
     ser: SerializeType,
     queue: Mutex<WriteQueue>,
     read: Mutex<ReadState>,
-    pending: Mutex<HashMap<i32, Waiter>>,
+    pending: Mutex<HashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>>,
     closed: AtomicBool,
     handler: Arc<dyn RequestHandler>,
     /// Language code written in place of each command's own; NO_LANGUAGE: the command's.
@@ -248,7 +270,7 @@ impl Connection {
                 reader: Reader::Nobody,
                 buf: BytesMut::with_capacity(READ_CHUNK),
             }),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             closed: AtomicBool::new(false),
             handler,
             language: AtomicU8::new(NO_LANGUAGE),
@@ -975,6 +997,75 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::net::TcpStream;
+
+    struct NoRequests;
+    impl RequestHandler for NoRequests {
+        fn handle(&self, _: &Arc<Connection>, _: RemotingCommand) {}
+    }
+
+    /// A callback request to a peer that never answers fails with a timeout from the sweep,
+    /// exactly once, and leaves nothing pending (so the sweep ends).
+    #[test]
+    fn a_callback_request_without_an_answer_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shared = runtime::shared().unwrap();
+        let conn = runtime::handle()
+            .block_on(Connection::connect(
+                &shared,
+                &addr,
+                Duration::from_secs(5),
+                SerializeType::RocketMq,
+                Arc::new(NoRequests),
+            ))
+            .unwrap();
+        let (_peer, _) = listener.accept().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cmd = RemotingCommand::request(310, super::super::command::ExtFields::default());
+        let deadline = Instant::now() + Duration::from_millis(30);
+        conn.invoke_with_callback(&cmd, deadline, 7, move |r| tx.send(r).unwrap());
+        let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            matches!(&r, Err(Error::Timeout(m)) if m.contains(&addr)),
+            "{r:?}"
+        );
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err(), "once");
+        assert_eq!(conn.pending_count(), 0);
+    }
+
+    /// Cancelling an owner's callback requests fails them at once; another owner's stay.
+    #[test]
+    fn cancelling_fails_only_the_owners_callback_requests() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shared = runtime::shared().unwrap();
+        let conn = runtime::handle()
+            .block_on(Connection::connect(
+                &shared,
+                &addr,
+                Duration::from_secs(5),
+                SerializeType::RocketMq,
+                Arc::new(NoRequests),
+            ))
+            .unwrap();
+        let (_peer, _) = listener.accept().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let far = Instant::now() + Duration::from_secs(600);
+        for owner in [1u64, 2] {
+            let tx = tx.clone();
+            let cmd = RemotingCommand::request(310, super::super::command::ExtFields::default());
+            conn.invoke_with_callback(&cmd, far, owner, move |r| tx.send((owner, r)).unwrap());
+        }
+        conn.cancel_callbacks(1, &|| Error::Cancelled("test".into()));
+        let (owner, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(owner, 1);
+        assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+        assert_eq!(conn.pending_count(), 1);
+        conn.close("test over");
+        let (owner, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(owner, 2);
+        assert!(matches!(r, Err(Error::ConnectionClosed { .. })), "{r:?}");
+    }
 
     /// A host program (C, Go) may leave SIGPIPE at its default action, which ends the process.
     /// This restores the default (Rust test binaries ignore SIGPIPE) and writes into a socket
