@@ -13,7 +13,7 @@ OUT        := target/c
 .PHONY: all build test demo lint fmt-check clippy header-check symbols-check go-vet \
         c-programs c-test c-test-asan bench bench-compare bench-go bench-go-v2 bench-idle clean config-doc install go-lib \
         packaging-test fuzz fuzz-short fuzz-seeds test-misuse test-misuse-valgrind
-.PHONY: test-compat test-compat-short test-faults test-faults-short soak
+.PHONY: test-compat test-compat-short test-faults test-faults-short soak bench-responder
 
 all: build c-programs
 
@@ -159,6 +159,12 @@ demo: go-lib $(OUT)/producer $(OUT)/consumer $(OUT)/transaction $(OUT)/request
 # 10 000 sync sends of 1 KiB from C against a local cluster (starts one if needed).
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
+
+# The client's cost alone: rmq_bench (sync, async 256 in flight, batches of 16 and 64) against
+# a do-nothing loopback responder (examples/responder.rs); no cluster needed.
+bench-responder: build $(OUT)/rmq_bench
+	$(CARGO) build --release --example responder
+	scripts/bench-responder.sh
 
 # rmq (C, Python, Go) against the Java client 5.3.3 and the Apache Go client v2 on one broker,
 # interleaved rounds, written to docs/benchmarks.md with PNG plots (matplotlib, installed into a

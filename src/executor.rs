@@ -10,7 +10,7 @@
 //!
 //! `Completion` fires a callback exactly once: with the result, or with `Error::Cancelled` when
 //! the task holding it panics or is dropped.
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -71,6 +71,59 @@ pub fn new_owner_id() -> u64 {
 thread_local! {
     /// (executor id, owner of the running job) on executor threads.
     static RUNNING: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+    /// Jobs `execute` was given inside `batched`, handed over when it returns.
+    static BATCH: RefCell<Option<Vec<(Executor, Job)>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`; the jobs that `Executor::execute` is given meanwhile on this thread reach their
+/// executors when `f` returns (or unwinds), all at once: one lock and at most one wake-up per
+/// executor, instead of one per job. A reader that completes many requests from one read wraps
+/// their completions in this. Nested calls join the outermost batch.
+pub fn batched<R>(f: impl FnOnce() -> R) -> R {
+    let outermost = BATCH
+        .try_with(|b| {
+            let mut b = b.borrow_mut();
+            if b.is_some() {
+                false
+            } else {
+                *b = Some(Vec::new());
+                true
+            }
+        })
+        .unwrap_or(false);
+    if !outermost {
+        return f();
+    }
+    struct Flush;
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let jobs = BATCH
+                .try_with(|b| b.borrow_mut().take())
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            hand_over(jobs);
+        }
+    }
+    let _flush = Flush;
+    f()
+}
+
+/// Queues batched jobs, grouped by executor in their order.
+fn hand_over(jobs: Vec<(Executor, Job)>) {
+    let mut jobs = jobs.into_iter().peekable();
+    while let Some((executor, job)) = jobs.next() {
+        let mut group = vec![job];
+        while let Some((next, _)) = jobs.peek() {
+            if !Arc::ptr_eq(&next.pool, &executor.pool) {
+                break;
+            }
+            group.push(jobs.next().expect("peeked").1);
+        }
+        for job in executor.try_spawn_all(group) {
+            run_job(executor.pool.id, job);
+        }
+    }
 }
 
 /// The owner of the job running on this thread, if this is an executor thread inside a job.
@@ -114,9 +167,66 @@ impl Executor {
             owner,
             task: Box::new(task),
         };
+        let mut job = Some(job);
+        let _ = BATCH.try_with(|b| {
+            if let Some(batch) = b.borrow_mut().as_mut() {
+                batch.push((self.clone(), job.take().expect("not taken yet")));
+            }
+        });
+        // Not batching (or thread-local storage is going away): now.
+        if let Some(job) = job {
+            self.execute_now(job);
+        }
+    }
+
+    fn execute_now(&self, job: Job) {
         if let Err((_, job)) = self.try_spawn(job) {
             run_job(self.pool.id, job);
         }
+    }
+
+    /// Queues `jobs` under one lock with at most one wake-up (one idle thread, or one new
+    /// thread); the thread woken runs them one after the other, unless other threads free up
+    /// meanwhile. Gives back the jobs no thread can run.
+    fn try_spawn_all(&self, jobs: Vec<Job>) -> Vec<Job> {
+        let pool = &self.pool;
+        let mut q = pool.queue.lock();
+        if q.closed {
+            return jobs;
+        }
+        let n = jobs.len();
+        q.jobs.extend(jobs);
+        if q.idle > 0 {
+            drop(q);
+            pool.ready.notify_one();
+            return Vec::new();
+        }
+        if q.threads > 0 && q.threads >= pool.max_threads {
+            return Vec::new();
+        }
+        drop(q);
+        // No thread is idle and one more may start: try_spawn's path, with the jobs queued.
+        let mut q = pool.queue.lock();
+        let mut back = Vec::new();
+        if q.threads < pool.max_threads {
+            q.threads += 1;
+            let k = q.threads;
+            drop(q);
+            let worker = Arc::clone(pool);
+            let started = std::thread::Builder::new()
+                .name(format!("{}-{k}", pool.name))
+                .spawn(move || work(worker));
+            if started.is_err() {
+                let mut q = pool.queue.lock();
+                q.threads -= 1;
+                if q.threads == 0 {
+                    // Nobody would ever run them: take ours back (the newest n).
+                    let keep = q.jobs.len().saturating_sub(n);
+                    back.extend(q.jobs.drain(keep..));
+                }
+            }
+        }
+        back
     }
 
     fn try_spawn(&self, job: Job) -> std::result::Result<(), (Error, Job)> {
@@ -435,6 +545,31 @@ mod tests {
         .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), Some(1));
         assert_eq!(owed.get(), 0);
+    }
+
+    #[test]
+    fn batched_jobs_are_handed_over_together_when_the_batch_ends() {
+        let ex = Executor::new("test-batch", 1);
+        let (tx, rx) = mpsc::channel();
+        batched(|| {
+            for i in 0..3 {
+                let tx = tx.clone();
+                ex.execute(1, move || tx.send(i).unwrap());
+            }
+            // Nested batches join the outer one.
+            let tx = tx.clone();
+            batched(|| ex.execute(1, move || tx.send(3).unwrap()));
+            // Still held by the batch: not queued, so not run.
+            assert!(rx.try_recv().is_err());
+            assert_eq!(ex.pool.queue.lock().jobs.len(), 0);
+        });
+        let got: Vec<i32> = (0..4)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert_eq!(got, vec![0, 1, 2, 3], "in order");
+        // Outside a batch, execute queues at once.
+        ex.execute(1, move || tx.send(4).unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), 4);
     }
 
     #[test]

@@ -407,7 +407,7 @@ mod tests {
             // Takes the waiting result, then blocks until close.
             q2.poll(&mut out, 10, None) + q2.poll(&mut out, 10, None)
         });
-        while q.len() != 0 {
+        while !q.is_empty() {
             std::thread::yield_now(); // the waiter takes the waiting result
         }
         q.close();

@@ -6,6 +6,7 @@
 //! executor.
 pub mod batch;
 pub mod completion_queue;
+mod inline;
 pub mod request;
 mod selector;
 mod send;
@@ -20,6 +21,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use inline::Attempt;
 pub use selector::{hash_index, java_string_hash, QueueSelector};
 use send::{Next, RetryBudget, RetryPolicy};
 pub use send::{PreparedSend, PROPERTY_MAX_RECONSUME_TIMES, PROPERTY_RECONSUME_TIME};
@@ -212,6 +214,10 @@ impl Producer {
             self.inner.instance.lock().take()
         };
         if let Some(instance) = instance {
+            // Sends started inline wait on the connections, which other members may keep open.
+            instance
+                .remoting()
+                .cancel_callbacks(self.inner.id, || shut_down_error());
             leave_instance(instance, self.inner.group.to_string());
         }
     }
@@ -356,7 +362,8 @@ impl Producer {
     }
 
     /// The send: route, queue selection, attempts and retries within one time budget. The only
-    /// implementation, for every way of calling it.
+    /// implementation, for every way of calling it (the inline start of an async send, in
+    /// `inline`, makes the first attempt of the same loop without a task).
     async fn send_prepared(
         &self,
         instance: &ClientInstance,
@@ -366,48 +373,94 @@ impl Producer {
     ) -> Result<SendResult> {
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let info = self.unless_shut_down(instance.publish_info(&prepared.topic, deadline).await)?;
-        let mut budget = self.budget(policy, target, deadline);
-        let mut first = true;
+        let budget = self.budget(policy, target, deadline);
+        self.send_attempts(instance, prepared, target, &info, budget)
+            .await
+    }
+
+    /// The attempts of a send, as many as `budget` allows.
+    async fn send_attempts(
+        &self,
+        instance: &ClientInstance,
+        prepared: &PreparedSend,
+        target: &Target,
+        info: &TopicPublishInfo,
+        mut budget: RetryBudget,
+    ) -> Result<SendResult> {
         loop {
             if self.inner.cancel.is_fired() {
                 return Err(shut_down_error());
             }
             let attempt_deadline = Instant::now() + budget.begin_attempt()?;
             let mq = match target {
-                Target::Any => self.pick_queue(&info, budget.last_broker.as_deref())?,
+                Target::Any => self.pick_queue(info, budget.last_broker.as_deref())?,
                 Target::Queue(mq) => mq,
             };
             let began = Instant::now();
-            let metric = crate::metrics::send_attempt(&prepared.topic, &mq.broker_name, !first);
-            first = false;
-            let mut store_host = None;
-            let result = match instance.master_of(mq) {
+            let metric =
+                crate::metrics::send_attempt(&prepared.topic, &mq.broker_name, budget.is_retry());
+            let (result, store_host) = match instance.master_of(mq) {
                 Ok(addr) => {
                     let cmd = prepared.request(&self.inner.group, mq);
-                    let r = match instance
+                    let r = instance
                         .remoting()
                         .invoke(&addr, &cmd, attempt_deadline)
-                        .await
-                    {
-                        Ok(resp) => prepared.parse_response(&resp, mq, &addr),
-                        Err(e) => self.unless_shut_down(Err(e)),
-                    };
-                    store_host = Some(addr);
-                    r
+                        .await;
+                    (self.attempt_result(prepared, mq, &addr, r), Some(addr))
                 }
-                Err(e) => Err(e),
+                Err(e) => (Err(e), None),
             };
-            let stored = result.as_ref().ok().map(|_| prepared.stored_counts());
-            metric.finish(began.elapsed(), stored);
-            if let (Some(t), Ok(r), Some(addr)) = (self.inner.trace.get(), &result, store_host) {
-                if let Some(e) = crate::trace::pub_event(prepared, r, addr, began) {
-                    t.record(e);
-                }
+            let attempt = Attempt {
+                mq,
+                began,
+                metric,
+                store_host,
+            };
+            if let Next::Done(r) = self.after_attempt(prepared, attempt, result, &mut budget) {
+                return r;
             }
-            self.record_latency(mq, began, result.is_err());
-            if let Next::Done(r) = budget.after(&mq.broker_name, result) {
-                return r.map(|r| self.outside_namespace(r));
+        }
+    }
+
+    /// The outcome of one attempt from the broker's answer (or the transport's error).
+    fn attempt_result(
+        &self,
+        prepared: &PreparedSend,
+        mq: &MessageQueue,
+        addr: &str,
+        answer: Result<crate::remoting::RemotingCommand>,
+    ) -> Result<SendResult> {
+        match answer {
+            Ok(resp) => prepared.parse_response(&resp, mq, addr),
+            Err(e) => self.unless_shut_down(Err(e)),
+        }
+    }
+
+    /// After an attempt: metrics, trace, latency faults, and whether to retry.
+    fn after_attempt(
+        &self,
+        prepared: &PreparedSend,
+        attempt: Attempt<'_>,
+        result: Result<SendResult>,
+        budget: &mut RetryBudget,
+    ) -> Next {
+        let Attempt {
+            mq,
+            began,
+            metric,
+            store_host,
+        } = attempt;
+        let stored = result.as_ref().ok().map(|_| prepared.stored_counts());
+        metric.finish(began.elapsed(), stored);
+        if let (Some(t), Ok(r), Some(addr)) = (self.inner.trace.get(), &result, store_host) {
+            if let Some(e) = crate::trace::pub_event(prepared, r, addr, began) {
+                t.record(e);
             }
+        }
+        self.record_latency(mq, began, result.is_err());
+        match budget.after(&mq.broker_name, result) {
+            Next::Done(r) => Next::Done(r.map(|r| self.outside_namespace(r))),
+            Next::Retry => Next::Retry,
         }
     }
 
@@ -550,8 +603,9 @@ impl Producer {
         F: FnOnce(Result<SendResult>) + Send + 'static,
     {
         let instance = self.running()?;
-        let work = self.async_send(&instance, prepared, target);
-        self.spawn_with_callback(&instance, work, callback)
+        let completion = self.admit_with_callback(&instance, callback)?;
+        self.send_completing(&instance, prepared, target, completion);
+        Ok(())
     }
 
     /// An async send whose outcome goes to `deliver` on the library thread that finished it (a
@@ -564,25 +618,35 @@ impl Producer {
         F: FnOnce(Result<SendResult>) + Send + 'static,
     {
         let instance = self.running()?;
-        let work = self.async_send(&instance, prepared, Target::Any);
-        self.spawn_delivering(&instance, work, move |outcome, done| {
+        let completion = self.admit_delivering(move |outcome, done| {
             deliver(outcome);
             drop(done);
-        })
+        })?;
+        self.send_completing(&instance, prepared, Target::Any, completion);
+        Ok(())
     }
 
-    fn async_send(
+    /// Sends `prepared` and completes `completion` with the outcome: most sends start right
+    /// here, without a task (see `inline`); the others run in one.
+    fn send_completing(
         &self,
         instance: &Arc<ClientInstance>,
         prepared: PreparedSend,
         target: Target,
-    ) -> impl std::future::Future<Output = Result<SendResult>> + Send + 'static {
+        completion: Completion<SendResult>,
+    ) {
+        let (prepared, target, completion) =
+            match self.start_inline(instance, prepared, target, completion) {
+                Ok(()) => return,
+                Err(send) => send,
+            };
         let this = self.clone();
         let inst = Arc::clone(instance);
-        async move {
+        let work = async move {
             this.send_prepared(&inst, &prepared, RetryPolicy::Async, &target)
                 .await
-        }
+        };
+        self.spawn_completing(instance, work, completion);
     }
 
     /// Runs `work` on the runtime and hands its outcome to `callback` on the client instance's
@@ -600,9 +664,26 @@ impl Producer {
         W: std::future::Future<Output = Result<T>> + Send + 'static,
         F: FnOnce(Result<T>) + Send + 'static,
     {
+        let completion = self.admit_with_callback(instance, callback)?;
+        self.spawn_completing(instance, work, completion);
+        Ok(())
+    }
+
+    /// Takes a slot of the in-flight window for an async operation and wraps its callback: the
+    /// completion runs `callback` on the instance's callback executor, exactly once (with
+    /// Cancelled if it is dropped), and frees the slot when the callback has returned.
+    fn admit_with_callback<T, F>(
+        &self,
+        instance: &ClientInstance,
+        callback: F,
+    ) -> Result<Completion<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Result<T>) + Send + 'static,
+    {
         let executor = instance.callback_executor().clone();
         let owner = self.inner.id;
-        self.spawn_delivering(instance, work, move |outcome, done| {
+        self.admit_delivering(move |outcome, done| {
             executor.execute(owner, move || {
                 let _done = done;
                 callback(outcome);
@@ -610,27 +691,30 @@ impl Producer {
         })
     }
 
-    /// Runs `work` on the runtime and hands its outcome, with the slot of the in-flight window
-    /// it holds (freed when dropped), to `deliver` on the thread that finished it, exactly once:
-    /// shutdown makes it `Error::Cancelled`.
-    fn spawn_delivering<T, W, D>(
-        &self,
-        instance: &ClientInstance,
-        work: W,
-        deliver: D,
-    ) -> Result<()>
+    /// Takes a slot of the in-flight window and returns the completion that hands the outcome,
+    /// with the slot (freed when dropped), to `deliver` on the thread that finished the work,
+    /// exactly once (Cancelled if the completion is dropped).
+    fn admit_delivering<T, D>(&self, deliver: D) -> Result<Completion<T>>
     where
         T: Send + 'static,
-        W: std::future::Future<Output = Result<T>> + Send + 'static,
         D: FnOnce(Result<T>, CallbackDone) + Send + 'static,
     {
-        // The slot is held from here until the callback has returned (CallbackDone).
         window::admit(&self.inner.outstanding, &self.inner.config, || {
             self.inner.cancel.is_fired()
         })?;
         let inner = Arc::clone(&self.inner);
-        // Fires exactly once: with the outcome, or with Cancelled if the task is dropped.
-        let completion = Completion::new(move |outcome| deliver(outcome, CallbackDone(inner)));
+        Ok(Completion::new(move |outcome| {
+            deliver(outcome, CallbackDone(inner))
+        }))
+    }
+
+    /// Runs `work` in a task and completes `completion` with its outcome (Cancelled at
+    /// shutdown).
+    fn spawn_completing<T, W>(&self, instance: &ClientInstance, work: W, completion: Completion<T>)
+    where
+        T: Send + 'static,
+        W: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
         let this = self.clone();
         let handle = instance.shared().handle().clone();
         handle.spawn(async move {
@@ -644,7 +728,6 @@ impl Producer {
             };
             completion.complete(outcome);
         });
-        Ok(())
     }
 
     /// Fire and forget: one attempt, no answer awaited. Blocks only while the route is first

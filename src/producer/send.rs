@@ -371,6 +371,11 @@ impl RetryBudget {
         Ok(time)
     }
 
+    /// Whether the attempt begun last is a retry.
+    pub fn is_retry(&self) -> bool {
+        self.attempts_made > 1
+    }
+
     fn exhausted(&mut self, out_of_time: bool) -> Error {
         match (self.last_error.take(), out_of_time) {
             (Some(e), false) => e,

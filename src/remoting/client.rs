@@ -201,6 +201,15 @@ impl RemotingClient {
         conn.invoke_oneway(&cmd)
     }
 
+    /// Fails every request `owner` started with `Connection::invoke_with_callback` that is
+    /// still waiting for its answer, with `error()`.
+    pub fn cancel_callbacks(&self, owner: u64, error: impl Fn() -> Error) {
+        let conns: Vec<Arc<Connection>> = self.conns.lock().values().cloned().collect();
+        for c in conns {
+            c.cancel_callbacks(owner, &error);
+        }
+    }
+
     /// Closes every connection; later calls reconnect.
     pub fn close_all(&self) {
         let conns: Vec<Arc<Connection>> = self.conns.lock().drain().map(|(_, c)| c).collect();

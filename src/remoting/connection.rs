@@ -13,6 +13,7 @@
 //! sync request, and no I/O thread woken at all. Callers that find the role taken wait for the
 //! reader to hand them their reply.
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -29,7 +30,8 @@ use crate::error::{Error, Result};
 use crate::runtime::{self, Reactor, Readiness, Shared};
 
 const READ_CHUNK: usize = 64 * 1024;
-const MAX_IOVECS: usize = 64;
+/// Frames parts per `sendmsg` (Linux's IOV_MAX is 1024).
+const MAX_IOVECS: usize = 1024;
 
 /// Receives the requests a connection's peer starts. Runs on the reading thread, which may be a
 /// caller waiting for its own reply: it must hand the work on, never run it or block.
@@ -43,6 +45,19 @@ enum Waiter {
     Blocking(Arc<BlockingSlot>),
     /// An async `invoke`.
     Async(oneshot::Sender<Result<RemotingCommand>>),
+    /// `invoke_with_callback`: no task waits; the deadline is watched by the connection's sweep.
+    Callback(Box<CallbackWaiter>),
+}
+
+type AnswerFn = Box<dyn FnOnce(Result<RemotingCommand>) + Send>;
+
+struct CallbackWaiter {
+    deadline: Instant,
+    started: Instant,
+    code: i32,
+    /// Who started it (a producer), so it can cancel what it started.
+    owner: u64,
+    answer: AnswerFn,
 }
 
 impl Waiter {
@@ -52,9 +67,34 @@ impl Waiter {
             Waiter::Async(tx) => {
                 let _ = tx.send(result);
             }
+            Waiter::Callback(w) => (w.answer)(result),
         }
     }
 }
+
+/// Hashes the opaques of the pending table: process-wide sequence numbers, chosen by us, so
+/// a multiplicative spread is enough (SipHash cost about as much as the rest of the lookup).
+#[derive(Default)]
+struct OpaqueHasher(u64);
+
+impl Hasher for OpaqueHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.0 = (n as u32 as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// How often the sweep looks for callback requests past their deadline, while any wait.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(10);
 
 struct BlockingSlot {
     state: Mutex<SlotState>,
@@ -172,11 +212,15 @@ pub struct Connection {
     ser: SerializeType,
     queue: Mutex<WriteQueue>,
     read: Mutex<ReadState>,
-    pending: Mutex<HashMap<i32, Waiter>>,
+    pending: Mutex<HashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>>,
     closed: AtomicBool,
     handler: Arc<dyn RequestHandler>,
     /// Language code written in place of each command's own; NO_LANGUAGE: the command's.
     language: AtomicU8,
+    /// A sweep task watches the deadlines of callback requests (set and cleared under the
+    /// `pending` lock).
+    sweeping: AtomicBool,
+    runtime: tokio::runtime::Handle,
     /// ACL credentials every request is signed with, once set.
     credentials: OnceLock<Arc<super::acl::Credentials>>,
 }
@@ -226,10 +270,12 @@ impl Connection {
                 reader: Reader::Nobody,
                 buf: BytesMut::with_capacity(READ_CHUNK),
             }),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             closed: AtomicBool::new(false),
             handler,
             language: AtomicU8::new(NO_LANGUAGE),
+            sweeping: AtomicBool::new(false),
+            runtime: shared.handle().clone(),
             credentials: OnceLock::new(),
         });
         conn.reactor.register(
@@ -286,9 +332,11 @@ impl Connection {
         self.reactor
             .deregister(self.token, self.fd(), self.write_fd.as_raw_fd());
         let waiters: Vec<Waiter> = self.pending.lock().drain().map(|(_, w)| w).collect();
-        for w in waiters {
-            w.complete(Err(self.closed_error(reason)));
-        }
+        crate::executor::batched(|| {
+            for w in waiters {
+                w.complete(Err(self.closed_error(reason)));
+            }
+        });
     }
 
     fn closed_error(&self, reason: &str) -> Error {
@@ -329,7 +377,7 @@ impl Connection {
             conn: self,
             opaque: cmd.opaque,
         };
-        self.send_command(cmd)?;
+        self.send_command_queued(cmd)?;
         let result = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
@@ -337,6 +385,117 @@ impl Connection {
         };
         drop(guard);
         result
+    }
+
+    /// Sends a request without waiting: `answer` is called exactly once with the response, or
+    /// with the error that ended the request (the deadline passed, the connection closed, the
+    /// write failed; also right here, when it cannot be sent). It is called on the thread that
+    /// reads the response, the runtime's or a blocking caller's, so it must hand any work on
+    /// and never block. The frame joins the write queue (see `send_command_queued`).
+    pub fn invoke_with_callback(
+        &self,
+        cmd: &RemotingCommand,
+        deadline: Instant,
+        owner: u64,
+        answer: impl FnOnce(Result<RemotingCommand>) + Send + 'static,
+    ) {
+        let waiter = CallbackWaiter {
+            deadline,
+            started: Instant::now(),
+            code: cmd.code,
+            owner,
+            answer: Box::new(answer),
+        };
+        if let Err((e, w)) = self.register_or_return(cmd.opaque, Waiter::Callback(Box::new(waiter)))
+        {
+            w.complete(Err(e));
+            return;
+        }
+        self.watch_deadlines();
+        if let Err(e) = self.send_command_queued(cmd) {
+            if let Some(w) = self.pending.lock().remove(&cmd.opaque) {
+                w.complete(Err(e));
+            }
+        }
+    }
+
+    /// Starts the sweep of callback deadlines unless one runs. It ends once no callback
+    /// request waits, so an idle connection has no timer.
+    fn watch_deadlines(&self) {
+        {
+            let _pending = self.pending.lock();
+            if self.sweeping.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+        let me = self.me.clone();
+        self.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_INTERVAL).await;
+                let Some(conn) = me.upgrade() else { return };
+                if !conn.sweep_expired() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Fails the callback requests past their deadline. False (and the sweep flag cleared)
+    /// when no callback request is left.
+    fn sweep_expired(&self) -> bool {
+        let now = Instant::now();
+        let (expired, left) = {
+            let mut pending = self.pending.lock();
+            let due: Vec<i32> = pending
+                .iter()
+                .filter_map(|(opaque, w)| match w {
+                    Waiter::Callback(c) if c.deadline <= now => Some(*opaque),
+                    _ => None,
+                })
+                .collect();
+            let expired: Vec<Waiter> = due.iter().filter_map(|o| pending.remove(o)).collect();
+            let left = pending.values().any(|w| matches!(w, Waiter::Callback(_)));
+            if !left {
+                self.sweeping.store(false, Ordering::Release);
+            }
+            (expired, left)
+        };
+        if !expired.is_empty() {
+            crate::executor::batched(|| {
+                for w in expired {
+                    if let Waiter::Callback(c) = w {
+                        let e = Error::Timeout(format!(
+                            "no response from {} to {} within {} ms",
+                            self.addr,
+                            crate::protocol::code::describe_request(c.code),
+                            c.deadline.saturating_duration_since(c.started).as_millis()
+                        ));
+                        (c.answer)(Err(e));
+                    }
+                }
+            });
+        }
+        left
+    }
+
+    /// Fails the callback requests `owner` started that still wait, with `error()`.
+    pub fn cancel_callbacks(&self, owner: u64, error: &dyn Fn() -> Error) {
+        let cancelled: Vec<Waiter> = {
+            let mut pending = self.pending.lock();
+            let mine: Vec<i32> = pending
+                .iter()
+                .filter_map(|(opaque, w)| match w {
+                    Waiter::Callback(c) if c.owner == owner => Some(*opaque),
+                    _ => None,
+                })
+                .collect();
+            mine.iter().filter_map(|o| pending.remove(o)).collect()
+        };
+        crate::executor::batched(|| {
+            for w in cancelled {
+                w.complete(Err(error()));
+            }
+        });
     }
 
     /// `invoke` driven on the calling thread (outside any async runtime).
@@ -392,8 +551,20 @@ impl Connection {
     }
 
     fn register(&self, opaque: i32, waiter: Waiter) -> Result<()> {
+        self.register_or_return(opaque, waiter).map_err(|(e, _)| e)
+    }
+
+    /// `register`, giving the waiter back when the connection is closed.
+    fn register_or_return(
+        &self,
+        opaque: i32,
+        waiter: Waiter,
+    ) -> std::result::Result<(), (Error, Waiter)> {
         if self.is_closed() {
-            return Err(self.closed_error("closed before the request was sent"));
+            return Err((
+                self.closed_error("closed before the request was sent"),
+                waiter,
+            ));
         }
         self.pending.lock().insert(opaque, waiter);
         // close() may have drained the table between the check and the insert.
@@ -492,7 +663,9 @@ impl Connection {
             let n = unsafe { libc::recv(self.fd(), buf.as_mut_ptr().add(len).cast(), room, 0) };
             if n > 0 {
                 unsafe { buf.set_len(len + n as usize) };
-                if !self.dispatch_frames(buf) {
+                // The callbacks of all the answers in this read reach their executors in one
+                // hand-over: one wake-up per batch, not per answer.
+                if !crate::executor::batched(|| self.dispatch_frames(buf)) {
                     return false;
                 }
                 // A short read drained the socket; the watch is level-triggered, so anything
@@ -560,7 +733,28 @@ impl Connection {
         self.send_encoded(cmd)
     }
 
+    /// `send_command` for a caller that does not wait for the write: the frame joins the write
+    /// queue, and the reactor thread, woken once for all the frames queued meanwhile, writes
+    /// them in one `sendmsg`. Async sends go this way, so that under load many frames leave in
+    /// one system call instead of one each.
+    pub(crate) fn send_command_queued(&self, cmd: &RemotingCommand) -> Result<()> {
+        if let Some(credentials) = self.credentials.get() {
+            if !cmd.is_response() {
+                let signed = credentials.sign(cmd);
+                let (head, body) = self.encode(&signed)?;
+                return self.queue_frame(head, body);
+            }
+        }
+        let (head, body) = self.encode(cmd)?;
+        self.queue_frame(head, body)
+    }
+
     fn send_encoded(&self, cmd: &RemotingCommand) -> Result<()> {
+        let (head, body) = self.encode(cmd)?;
+        self.send_frame(head, body)
+    }
+
+    fn encode(&self, cmd: &RemotingCommand) -> Result<(BytesMut, Bytes)> {
         // Codes beyond 16 bits (5.x POP) only fit the JSON header.
         let ser = match self.ser {
             SerializeType::RocketMq if !codec::fits_binary_header(cmd) => SerializeType::Json,
@@ -570,7 +764,7 @@ impl Connection {
             NO_LANGUAGE => codec::encode_head(cmd, ser)?,
             code => codec::encode_head_as(cmd, ser, LanguageCode(code))?,
         };
-        self.send_frame(head, cmd.body.clone())
+        Ok((head, cmd.body.clone()))
     }
 
     /// Every request written from now on is signed with `credentials` (ACL); set once.
@@ -621,6 +815,30 @@ impl Connection {
         {
             drop(q);
             self.close(&format!("cannot watch the socket: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Queues a frame for the reactor thread to write; the first frame of an empty queue asks
+    /// the reactor for a write-readiness event (the flush), later ones ride along with it.
+    fn queue_frame(&self, head: BytesMut, body: Bytes) -> Result<()> {
+        let mut q = self.queue.lock();
+        if let Some(reason) = &q.failed {
+            return Err(self.closed_error(reason));
+        }
+        let first = q.frames.is_empty();
+        q.frames.push_back(head.freeze());
+        if !body.is_empty() {
+            q.frames.push_back(body);
+        }
+        if first {
+            if let Err(e) = self
+                .reactor
+                .arm_write(self.token, self.write_fd.as_raw_fd())
+            {
+                drop(q);
+                self.close(&format!("cannot watch the socket: {e}"));
+            }
         }
         Ok(())
     }
@@ -779,6 +997,75 @@ fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
 mod tests {
     use super::*;
     use std::net::TcpStream;
+
+    struct NoRequests;
+    impl RequestHandler for NoRequests {
+        fn handle(&self, _: &Arc<Connection>, _: RemotingCommand) {}
+    }
+
+    /// A callback request to a peer that never answers fails with a timeout from the sweep,
+    /// exactly once, and leaves nothing pending (so the sweep ends).
+    #[test]
+    fn a_callback_request_without_an_answer_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shared = runtime::shared().unwrap();
+        let conn = runtime::handle()
+            .block_on(Connection::connect(
+                &shared,
+                &addr,
+                Duration::from_secs(5),
+                SerializeType::RocketMq,
+                Arc::new(NoRequests),
+            ))
+            .unwrap();
+        let (_peer, _) = listener.accept().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let cmd = RemotingCommand::request(310, super::super::command::ExtFields::default());
+        let deadline = Instant::now() + Duration::from_millis(30);
+        conn.invoke_with_callback(&cmd, deadline, 7, move |r| tx.send(r).unwrap());
+        let r = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(
+            matches!(&r, Err(Error::Timeout(m)) if m.contains(&addr)),
+            "{r:?}"
+        );
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err(), "once");
+        assert_eq!(conn.pending_count(), 0);
+    }
+
+    /// Cancelling an owner's callback requests fails them at once; another owner's stay.
+    #[test]
+    fn cancelling_fails_only_the_owners_callback_requests() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let shared = runtime::shared().unwrap();
+        let conn = runtime::handle()
+            .block_on(Connection::connect(
+                &shared,
+                &addr,
+                Duration::from_secs(5),
+                SerializeType::RocketMq,
+                Arc::new(NoRequests),
+            ))
+            .unwrap();
+        let (_peer, _) = listener.accept().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let far = Instant::now() + Duration::from_secs(600);
+        for owner in [1u64, 2] {
+            let tx = tx.clone();
+            let cmd = RemotingCommand::request(310, super::super::command::ExtFields::default());
+            conn.invoke_with_callback(&cmd, far, owner, move |r| tx.send((owner, r)).unwrap());
+        }
+        conn.cancel_callbacks(1, &|| Error::Cancelled("test".into()));
+        let (owner, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(owner, 1);
+        assert!(matches!(r, Err(Error::Cancelled(_))), "{r:?}");
+        assert_eq!(conn.pending_count(), 1);
+        conn.close("test over");
+        let (owner, r) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(owner, 2);
+        assert!(matches!(r, Err(Error::ConnectionClosed { .. })), "{r:?}");
+    }
 
     /// A host program (C, Go) may leave SIGPIPE at its default action, which ends the process.
     /// This restores the default (Rust test binaries ignore SIGPIPE) and writes into a socket
