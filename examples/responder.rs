@@ -111,7 +111,7 @@ fn serve(mut stream: TcpStream, canned: &Canned) -> io::Result<()> {
         end += n;
         while end - start >= 4 {
             let len = u32::from_be_bytes(buf[start..start + 4].try_into().unwrap()) as usize;
-            if len > codec::MAX_FRAME_LENGTH || len < 4 {
+            if !(4..=codec::MAX_FRAME_LENGTH).contains(&len) {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "bad frame"));
             }
             if end - start < 4 + len {

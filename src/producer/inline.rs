@@ -23,31 +23,31 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl Producer {
-    /// Makes the first attempt of an async send from the calling thread, or gives the send
-    /// back when that needs I/O first (no cached route, no open connection): the caller then
-    /// runs the whole send in a task.
+    /// Makes the first attempt of an async send from the calling thread (None), or gives the
+    /// send back when that needs I/O first (no cached route, no open connection): the caller
+    /// then runs the whole send in a task.
     pub(super) fn start_inline(
         &self,
         instance: &Arc<ClientInstance>,
         prepared: PreparedSend,
         target: Target,
         completion: Completion<SendResult>,
-    ) -> std::result::Result<(), (PreparedSend, Target, Completion<SendResult>)> {
+    ) -> Option<(PreparedSend, Target, Completion<SendResult>)> {
         let Some(info) = instance.cached_publish_info(&prepared.topic) else {
-            return Err((prepared, target, completion));
+            return Some((prepared, target, completion));
         };
         let mq = match &target {
             Target::Any => match self.pick_queue(&info, None) {
                 Ok(mq) => mq.clone(),
-                Err(_) => return Err((prepared, target, completion)),
+                Err(_) => return Some((prepared, target, completion)),
             },
             Target::Queue(mq) => mq.clone(),
         };
         let Ok(addr) = instance.master_of(&mq) else {
-            return Err((prepared, target, completion));
+            return Some((prepared, target, completion));
         };
         let Some(conn) = instance.remoting().existing(&addr) else {
-            return Err((prepared, target, completion));
+            return Some((prepared, target, completion));
         };
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let mut budget = self.budget(RetryPolicy::Async, &target, deadline);
@@ -55,7 +55,7 @@ impl Producer {
             Ok(time) => Instant::now() + time,
             Err(e) => {
                 completion.complete(Err(e));
-                return Ok(());
+                return None;
             }
         };
         let began = Instant::now();
@@ -95,6 +95,6 @@ impl Producer {
                 }
             }
         });
-        Ok(())
+        None
     }
 }

@@ -217,7 +217,7 @@ impl Producer {
             // Sends started inline wait on the connections, which other members may keep open.
             instance
                 .remoting()
-                .cancel_callbacks(self.inner.id, || shut_down_error());
+                .cancel_callbacks(self.inner.id, shut_down_error);
             leave_instance(instance, self.inner.group.to_string());
         }
     }
@@ -635,11 +635,11 @@ impl Producer {
         target: Target,
         completion: Completion<SendResult>,
     ) {
-        let (prepared, target, completion) =
-            match self.start_inline(instance, prepared, target, completion) {
-                Ok(()) => return,
-                Err(send) => send,
-            };
+        let Some((prepared, target, completion)) =
+            self.start_inline(instance, prepared, target, completion)
+        else {
+            return;
+        };
         let this = self.clone();
         let inst = Arc::clone(instance);
         let work = async move {
