@@ -193,7 +193,7 @@ impl CheckerEntry {
         }
         let msg_id = check.msg.msg_id();
         if let Some(t) = self.producer.upgrade().as_ref().and_then(|p| p.trace.get()) {
-            t.record(crate::trace::EndTransaction::new(
+            t.record(crate::trace::EndTransaction::event(
                 &check.msg.message,
                 msg_id,
                 &check.addr,
@@ -532,7 +532,7 @@ impl TransactionProducer {
             let (_, commit_log_offset) = decode_offset_msg_id(&result.offset_msg_id)?;
             let addr = instance.master_of(&result.queue)?;
             if let Some(t) = self.inner.producer.inner.trace.get() {
-                t.record(crate::trace::EndTransaction::new(
+                t.record(crate::trace::EndTransaction::event(
                     half,
                     &result.msg_id,
                     &addr,

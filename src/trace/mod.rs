@@ -105,7 +105,7 @@ pub(crate) struct EndTransaction {
 impl EndTransaction {
     /// The record of ending the transaction of `msg` (as sent, or as the broker's check carried
     /// it) with `state`, sent to `store_host`.
-    pub(crate) fn new(
+    pub(crate) fn event(
         msg: &Message,
         msg_id: &str,
         store_host: &str,
