@@ -52,7 +52,8 @@ $(OUT)/test_rmq_asan: tests/c/*.c include/rmq.h $(LIB) | $(OUT)
 # Test programs of one source file each; a new one only needs its name here.
 C_STANDALONE := test_faults test_consumer test_consumer_group test_consumer_sigkill test_poll \
                 test_transaction test_request test_orderly test_security \
-                test_lite_pull test_consumer_broadcast test_pop test_metrics test_completion_queue
+                test_lite_pull test_consumer_broadcast test_pop test_metrics test_completion_queue \
+                test_trace_kinds
 
 $(OUT)/test_%: tests/c/test_%.c tests/c/check.h include/rmq.h $(LIB) | $(OUT)
 	$(CC) $(CSTRICT) -O1 $< $(LIB) $(LDLIBS) -o $@

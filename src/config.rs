@@ -455,7 +455,7 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: TRACE_ENABLED,
         default: "false",
         kind: ValueKind::Bool,
-        description: "Message trace (Java's enableMsgTrace): producers write a Pub record of every send a broker answered (batches and oneway sends are not traced), consumers SubBefore and SubAfter records around every listener call (in poll mode: from the poll to the acknowledgement), in the Java client's format, to client.trace-topic, in the background and in batches (a full queue drops records rather than slowing sends). mqadmin queryMsgTraceById shows them.",
+        description: "Message trace (Java's enableMsgTrace): producers write a Pub record of every send a broker answered (a batch: one record of its ids; oneway sends have no answer and no record), transaction producers an EndTransaction record of every end they send, consumers SubBefore and SubAfter records around every listener call (in poll mode: from the poll to the acknowledgement), in the Java client's format, to client.trace-topic, in the background and in batches (a full queue drops records rather than slowing sends). mqadmin queryMsgTraceById shows them.",
     },
     ConfigKey {
         name: TRACE_TOPIC,

@@ -13,8 +13,12 @@
  * measured window: library, callback and benchmark threads alike), peak RSS and peak thread
  * count (from /proc/self/status). The last line is machine-readable:
  *   RESULT client=rmq-c workload=... tps=... p50_us=... ...
- * Numbers, not pass/fail: the exit status is 0 when the run did what it was asked (every
- * measured message acknowledged, or the whole count consumed), 1 otherwise. */
+ * Then the library's own metrics of the topic (rmq_metrics_value) beside the run's counts, over
+ * the whole run including the warm-up: messages sent, body bytes, failed requests and sends
+ * still in flight; for the consumer, messages and body bytes consumed (read once the consumer
+ * is destroyed, so every listener call has returned). Numbers, not pass/fail: the exit status is
+ * 0 when the run did what it was asked (every measured message acknowledged, or the whole count
+ * consumed) and the metrics equal its counts, 1 otherwise. */
 #define _DEFAULT_SOURCE
 #include "rmq.h"
 
@@ -238,10 +242,11 @@ static rmq_config_t *make_config(const char *group_key, const char *group) {
 static pthread_mutex_t err_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct { rmq_status_t status; long count; } err_tab[16];
 static char first_error[256];
-static _Atomic long errors;
+static _Atomic long errors, failed_requests;
 
 static void note_error(rmq_status_t status, const char *message, long n) {
     atomic_fetch_add(&errors, n);
+    atomic_fetch_add(&failed_requests, 1);
     pthread_mutex_lock(&err_lock);
     int i = 0;
     while (i < 15 && err_tab[i].count && err_tab[i].status != status) i++;
@@ -255,6 +260,29 @@ static void print_errors(void) {
     for (int i = 0; i < 16 && err_tab[i].count; i++)
         printf("  error %-36s x %ld\n", rmq_status_name(err_tab[i].status), err_tab[i].count);
     if (first_error[0]) printf("  first error: %s\n", first_error);
+}
+
+
+/* ---------------------------------------------------------------- metrics vs counts ---- */
+
+/* The library's metric `name` for the topic (every broker); -1 after printing why not. */
+static long long metric(const char *name) {
+    uint64_t v;
+    if (rmq_metrics_value(name, opt.topic, NULL, &v) != RMQ_OK) {
+        fprintf(stderr, "rmq_bench: metric %s: %s\n", name, rmq_last_error_message());
+        return -1;
+    }
+    return (long long)v;
+}
+
+/* Prints a metric's value beside the run's own count; returns 1 when they differ. */
+static int compare_value(const char *what, long long own, long long m) {
+    printf("  %-22s run %-10lld metrics %-10lld %s\n", what, own, m, m == own ? "equal" : "DIFFERENT");
+    return m != own;
+}
+
+static int compare(const char *what, const char *name, long long own) {
+    return compare_value(what, own, metric(name));
 }
 
 /* ---------------------------------------------------------------- producer ---- */
@@ -370,6 +398,11 @@ static int produce(void) {
         snprintf(w, sizeof w, "%d", opt.inflight);
         rmq_config_set(cfg, "producer.max-in-flight-async-sends", w);
     }
+    /* Bodies this large are sent compressed, and the metric counts bytes as sent. */
+    char threshold[32];
+    size_t tlen;
+    long compress_over = rmq_config_get(cfg, "producer.compress-message-body-threshold", threshold,
+                                        sizeof threshold, &tlen) == RMQ_OK ? atol(threshold) : 0;
     if (rmq_producer_create(cfg, &producer) != RMQ_OK || rmq_producer_start(producer) != RMQ_OK) {
         fprintf(stderr, "rmq_bench: producer: %s\n", rmq_last_error_message());
         return 1;
@@ -408,6 +441,21 @@ static int produce(void) {
     printf("  client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %ld   errors %ld\n", cpu_per,
            peak_rss_kb / 1024.0, peak_threads, errs);
     print_errors();
+    /* Whole run, warm-up included, as the metrics count from the start of the process. */
+    printf("  metrics of topic %s (whole run, warm-up included):\n", opt.topic);
+    int differ = compare("messages sent", "rmq_messages_sent_total", atomic_load(&acked));
+    if (opt.batch == 1 && (long)opt.size < compress_over)
+        differ |= compare("body bytes sent", "rmq_bytes_sent_total", (long long)atomic_load(&acked) * (long long)opt.size);
+    else
+        printf("  %-22s metrics %lld (not compared: it counts %s as sent)\n", "body bytes sent",
+               metric("rmq_bytes_sent_total"), opt.batch > 1 ? "encoded batches" : "compressed bodies");
+    /* A request that failed in the end failed every attempt, one more than its retries; one that
+     * succeeded after failures failed as many attempts as it was retried. (A request refused
+     * before any attempt, for want of a route, is no attempt: the two then differ.) */
+    long long failed_attempts = metric("rmq_send_errors_total"), retries = metric("rmq_send_retries_total");
+    differ |= compare_value("failed requests", atomic_load(&failed_requests), failed_attempts - retries);
+    differ |= compare("sends in flight", "rmq_sends_in_flight", 0);
+    if (differ) printf("  METRICS DIFFER from the run's counts\n");
     printf("RESULT client=rmq-c workload=%s mode=%s threads=%d inflight=%d batch=%d size=%zu msgs=%ld "
            "secs=%.3f tps=%.1f p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%ld cpu_us_per_msg=%.3f "
            "rss_kb=%ld threads_peak=%ld\n",
@@ -418,7 +466,7 @@ static int produce(void) {
         fprintf(stderr, "rmq_bench: destroy: %s\n", rmq_last_error_message());
         return 1;
     }
-    return errs == 0 && ok == (opt.count ? opt.count : ok) ? 0 : 1;
+    return errs == 0 && !differ && ok == (opt.count ? opt.count : ok) ? 0 : 1;
 }
 
 /* ---------------------------------------------------------------- consumer ---- */
@@ -499,7 +547,15 @@ static int consume(void) {
         fprintf(stderr, "rmq_bench: destroy: %s\n", rmq_last_error_message());
         return 1;
     }
-    return done ? 0 : 1;
+    /* Destroyed: every listener call has returned, and each recorded its batch. Messages that
+     * arrived after the count was reached are in both. */
+    printf("  metrics of topic %s:\n", opt.topic);
+    int differ = compare("messages consumed", "rmq_messages_consumed_total", atomic_load(&received));
+    differ |= compare("body bytes consumed", "rmq_bytes_consumed_total", atomic_load(&received_bytes));
+    differ |= compare("failed listener calls", "rmq_consume_failures_total", 0);
+    if (differ) printf("  METRICS DIFFER from the run's counts\n");
+    fflush(stdout);
+    return done && !differ ? 0 : 1;
 }
 
 int main(int argc, char **argv) {

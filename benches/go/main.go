@@ -7,7 +7,8 @@
 // Options as the C tool's (-n -t -g -w -s -m -i -b -d -c -W -T -o -l; one dash). Sync sends run on
 // -w goroutines; async sends use SendAsync / SendBatchAsync with the library's in-flight window
 // (producer.max-in-flight-async-sends = -i). CPU is the whole process's (getrusage), RSS and
-// threads from /proc/self/status.
+// threads from /proc/self/status. Then, as the C tool, the library's metrics of the topic
+// (rmq.MetricsValue) beside the run's own counts; the exit status is 1 when they differ.
 package main
 
 import (
@@ -148,6 +149,7 @@ func config(groupKey, groupName string) map[string]string {
 
 var (
 	tickets, acked, accepted, completed, errCount atomic.Int64
+	failedRequests                                atomic.Int64
 	stopFlag, recordFlag                          atomic.Bool
 	phaseLimit                                    int64
 	errMu                                         sync.Mutex
@@ -157,6 +159,7 @@ var (
 
 func noteError(err error, n int64) {
 	errCount.Add(n)
+	failedRequests.Add(1)
 	errMu.Lock()
 	defer errMu.Unlock()
 	kind := fmt.Sprintf("%T", err)
@@ -342,10 +345,66 @@ func produce() int {
 		fmt.Fprintln(os.Stderr, "rmq_bench_go: close:", err)
 		return 1
 	}
-	if errs == 0 && (*count == 0 || ok == *count) {
+	differ := produceMetrics(cfg)
+	if errs == 0 && !differ && (*count == 0 || ok == *count) {
 		return 0
 	}
 	return 1
+}
+
+// ------------------------------------------------------------------ metrics vs counts
+
+// metric is the library's metric name for the topic (every broker); -1 after printing why not.
+func metric(name string) int64 {
+	v, err := rmq.MetricsValue(name, *topic, "")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rmq_bench_go: metric:", err)
+		return -1
+	}
+	return int64(v)
+}
+
+// compare prints a metric's value beside the run's own count; true when they differ.
+func compare(what string, own, m int64) bool {
+	verdict := "equal"
+	if m != own {
+		verdict = "DIFFERENT"
+	}
+	fmt.Printf("  %-22s run %-10d metrics %-10d %s\n", what, own, m, verdict)
+	return m != own
+}
+
+// produceMetrics compares the metrics of the whole run, warm-up included (see the C tool).
+func produceMetrics(cfg map[string]string) bool {
+	fmt.Printf("  metrics of topic %s (whole run, warm-up included):\n", *topic)
+	const thresholdKey = "producer.compress-message-body-threshold"
+	threshold, set := cfg[thresholdKey]
+	if !set {
+		for _, k := range rmq.ConfigKeys() {
+			if k.Name == thresholdKey {
+				threshold = k.Default
+			}
+		}
+	}
+	compressOver, _ := strconv.Atoi(threshold)
+	differ := compare("messages sent", acked.Load(), metric("rmq_messages_sent_total"))
+	if *batch == 1 && *size < compressOver {
+		differ = compare("body bytes sent", acked.Load()*int64(*size), metric("rmq_bytes_sent_total")) || differ
+	} else {
+		what := "compressed bodies"
+		if *batch > 1 {
+			what = "encoded batches"
+		}
+		fmt.Printf("  %-22s metrics %d (not compared: it counts %s as sent)\n", "body bytes sent", metric("rmq_bytes_sent_total"), what)
+	}
+	// A request that failed in the end failed one attempt more than it was retried.
+	failed := metric("rmq_send_errors_total") - metric("rmq_send_retries_total")
+	differ = compare("failed requests", failedRequests.Load(), failed) || differ
+	differ = compare("sends in flight", 0, metric("rmq_sends_in_flight")) || differ
+	if differ {
+		fmt.Println("  METRICS DIFFER from the run's counts")
+	}
+	return differ
 }
 
 // ------------------------------------------------------------------ consumer
@@ -435,6 +494,15 @@ func consume() int {
 		"cpu_us_per_msg=%.3f rss_kb=%d threads_peak=%d\n", wl, got, secs, rate, sinceFirst, failed, cpuPer, peakRSS, peakThreads)
 	if err := c.Close(); err != nil {
 		fmt.Fprintln(os.Stderr, "rmq_bench_go: close:", err)
+		return 1
+	}
+	// Closed: every listener call has returned and recorded its batch.
+	fmt.Printf("  metrics of topic %s:\n", *topic)
+	differ := compare("messages consumed", received.Load(), metric("rmq_messages_consumed_total"))
+	differ = compare("body bytes consumed", nbytes.Load(), metric("rmq_bytes_consumed_total")) || differ
+	differ = compare("failed listener calls", 0, metric("rmq_consume_failures_total")) || differ
+	if differ {
+		fmt.Println("  METRICS DIFFER from the run's counts")
 		return 1
 	}
 	return failed

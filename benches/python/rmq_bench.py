@@ -9,6 +9,8 @@ Options as the C tool's (-n -t -g -w -s -m -i -b -d -c -W -T -o -l). Sync sends 
 --threads Python threads; async sends use send_async / send_batch_async with the library's
 in-flight window (producer.max-in-flight-async-sends = --inflight) and a done-callback per send.
 CPU is the whole process's (getrusage), RSS and threads from /proc/self/status.
+Then, as the C tool, the library's metrics of the topic (rmq.metrics_value) beside the run's
+own counts; the exit status is 1 when they differ.
 """
 
 import argparse
@@ -129,6 +131,7 @@ class Bench:
         self.a = a
         self.lock = threading.Lock()
         self.acked = self.errors = self.accepted = self.completed = self.tickets = 0
+        self.failed_requests = 0
         self.error_kinds = {}
         self.first_error = None
         self.record = False
@@ -150,6 +153,7 @@ class Bench:
     def note_error(self, e, n):
         with self.lock:
             self.errors += n
+            self.failed_requests += 1
             kind = type(e).__name__
             self.error_kinds[kind] = self.error_kinds.get(kind, 0) + n
             if self.first_error is None:
@@ -217,6 +221,34 @@ class Bench:
                 self.done.wait(0.05)
 
 
+def compare(topic, rows):
+    """Prints each (what, run's count, metric name or value) row; True when any differ."""
+    differ = False
+    for what, own, metric in rows:
+        m = rmq.metrics_value(metric, topic) if isinstance(metric, str) else metric
+        print(f"  {what:22} run {own:<10} metrics {m:<10} {'equal' if m == own else 'DIFFERENT'}")
+        differ |= m != own
+    if differ:
+        print("  METRICS DIFFER from the run's counts")
+    return differ
+
+
+def produce_metrics(a, cfg, b):
+    """The metrics of the whole run, warm-up included, beside its counts (see the C tool)."""
+    print(f"  metrics of topic {a.topic} (whole run, warm-up included):")
+    threshold = cfg.get("producer.compress-message-body-threshold") or next(
+        k.default for k in rmq.config_keys() if k.name == "producer.compress-message-body-threshold")
+    rows = [("messages sent", b.acked, "rmq_messages_sent_total")]
+    if a.batch == 1 and a.size < int(threshold):
+        rows.append(("body bytes sent", b.acked * a.size, "rmq_bytes_sent_total"))
+    else:
+        print(f"  {'body bytes sent':22} metrics {rmq.metrics_value('rmq_bytes_sent_total', a.topic)} (not compared: "
+              f"it counts {'encoded batches' if a.batch > 1 else 'compressed bodies'} as sent)")
+    failed = rmq.metrics_value("rmq_send_errors_total", a.topic) - rmq.metrics_value("rmq_send_retries_total", a.topic)
+    rows += [("failed requests", b.failed_requests, failed), ("sends in flight", 0, "rmq_sends_in_flight")]
+    return compare(a.topic, rows)
+
+
 def produce(a):
     cfg = config(a, "producer.group", a.group or "RmqBenchProducerPython")
     if a.mode == "async":
@@ -252,7 +284,8 @@ def produce(a):
           f"inflight={a.inflight if a.mode == 'async' else 0} batch={a.batch} size={a.size} msgs={ok} "
           f"secs={secs:.3f} tps={tps:.1f} p50_us={p50:.1f} p99_us={p99:.1f} p999_us={p999:.1f} errors={errs} "
           f"cpu_us_per_msg={cpu_per:.3f} rss_kb={Proc.rss_kb} threads_peak={Proc.threads}", flush=True)
-    return 0 if errs == 0 and (not a.count or ok == a.count) else 1
+    differ = produce_metrics(a, cfg, b)
+    return 0 if errs == 0 and not differ and (not a.count or ok == a.count) else 1
 
 
 def consume(a):
@@ -303,7 +336,14 @@ def consume(a):
     print(f"RESULT client=rmq-python workload={a.label or 'drain'} mode=consume msgs={got} secs={secs:.3f} "
           f"tps={rate:.1f} secs_from_first={since_first:.3f} errors={0 if done else 1} cpu_us_per_msg={cpu_per:.3f} "
           f"rss_kb={Proc.rss_kb} threads_peak={Proc.threads}", flush=True)
-    return 0 if done else 1
+    # The consumer is closed: every listener call has returned and recorded its batch.
+    print(f"  metrics of topic {a.topic}:")
+    with lock:
+        got, nbytes = state["n"], state["bytes"]
+    differ = compare(a.topic, [("messages consumed", got, "rmq_messages_consumed_total"),
+                               ("body bytes consumed", nbytes, "rmq_bytes_consumed_total"),
+                               ("failed listener calls", 0, "rmq_consume_failures_total")])
+    return 0 if done and not differ else 1
 
 
 def main():

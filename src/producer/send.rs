@@ -165,10 +165,6 @@ impl PreparedSend {
         &self.properties
     }
 
-    pub(crate) fn is_batch(&self) -> bool {
-        self.batch
-    }
-
     /// Messages and body bytes this send stores when it succeeds (a batch: all of its messages).
     pub(crate) fn stored_counts(&self) -> (u64, u64) {
         let messages = if self.batch {

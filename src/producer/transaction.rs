@@ -143,6 +143,9 @@ struct CheckerEntry {
     executor: Executor,
     instance: Mutex<Weak<ClientInstance>>,
     gate: Gate,
+    /// The producer, for its message trace (weak: the instance holding this entry is the
+    /// producer's).
+    producer: Weak<super::Inner>,
 }
 
 /// One CHECK_TRANSACTION_STATE, decoded.
@@ -189,6 +192,15 @@ impl CheckerEntry {
             return;
         }
         let msg_id = check.msg.msg_id();
+        if let Some(t) = self.producer.upgrade().as_ref().and_then(|p| p.trace.get()) {
+            t.record(crate::trace::EndTransaction::event(
+                &check.msg.message,
+                msg_id,
+                &check.addr,
+                state.java_name(),
+                true,
+            ));
+        }
         let cmd = end_transaction(&EndTransaction {
             topic: check.msg.message.topic(),
             producer_group: &self.group,
@@ -360,6 +372,7 @@ impl TransactionProducer {
             executor: Executor::new("rmq-txn-check", threads),
             instance: Mutex::new(Weak::new()),
             gate: Gate::default(),
+            producer: Arc::downgrade(&producer.inner),
         });
         Ok(TransactionProducer {
             inner: Arc::new(Inner { producer, entry }),
@@ -475,7 +488,7 @@ impl TransactionProducer {
         runtime::block_on(
             instance.shared(),
             "end transaction",
-            self.end(&instance, &prepared.topic, &result, state, remark),
+            self.end(&instance, &half, &prepared.topic, &result, state, remark),
         )?;
         Ok(TransactionSendResult {
             send_result: result,
@@ -496,7 +509,7 @@ impl TransactionProducer {
             .send_prepared(&instance, &prepared, RetryPolicy::Sync, &Target::Any)
             .await?;
         let (result, state, remark) = local(&mut half, result, execute);
-        self.end(&instance, &prepared.topic, &result, state, remark)
+        self.end(&instance, &half, &prepared.topic, &result, state, remark)
             .await;
         Ok(TransactionSendResult {
             send_result: result,
@@ -504,11 +517,12 @@ impl TransactionProducer {
         })
     }
 
-    /// END_TRANSACTION (oneway) to the master that stored the half message. A failure is logged:
-    /// the broker checks the transaction later.
+    /// END_TRANSACTION (oneway) to the master that stored the half message `half`. A failure is
+    /// logged: the broker checks the transaction later.
     async fn end(
         &self,
         instance: &ClientInstance,
+        half: &Message,
         wire_topic: &str,
         result: &SendResult,
         state: LocalTransactionState,
@@ -517,6 +531,15 @@ impl TransactionProducer {
         let sent = async {
             let (_, commit_log_offset) = decode_offset_msg_id(&result.offset_msg_id)?;
             let addr = instance.master_of(&result.queue)?;
+            if let Some(t) = self.inner.producer.inner.trace.get() {
+                t.record(crate::trace::EndTransaction::event(
+                    half,
+                    &result.msg_id,
+                    &addr,
+                    state.java_name(),
+                    false,
+                ));
+            }
             let cmd = end_transaction(&EndTransaction {
                 topic: wire_topic,
                 producer_group: &self.inner.producer.inner.group,

@@ -7,10 +7,14 @@ use std::fmt::Write;
 pub const CONTENT_SPLITOR: char = '\u{1}';
 pub const FIELD_SPLITOR: char = '\u{2}';
 
-/// Java's MessageType ordinals as the Pub record carries them.
+/// Java's MessageType ordinals as the Pub and EndTransaction records carry them.
 pub const MSG_TYPE_NORMAL: u8 = 0;
 pub const MSG_TYPE_TRANS_HALF: u8 = 1;
+pub const MSG_TYPE_TRANS_COMMIT: u8 = 2;
 pub const MSG_TYPE_DELAY: u8 = 3;
+
+/// What Java writes for tags or keys a message does not have (it appends a null String).
+pub const ABSENT: &str = "null";
 
 /// Java's ConsumeReturnType ordinals (SubAfter's context code).
 pub const CONTEXT_SUCCESS: i32 = 0;
@@ -59,6 +63,24 @@ pub struct SubAfter<'a> {
     pub context_code: i32,
     pub timestamp: i64,
     pub group: &'a str,
+}
+
+/// A transaction's end, as the producer sent it (or answered a check with): Java's
+/// EndTransactionTraceHookImpl. Its message type is always Trans_msg_Commit (2), whatever the
+/// state, as Java's.
+pub struct EndTransaction<'a> {
+    pub timestamp: i64,
+    pub region_id: &'a str,
+    pub group: &'a str,
+    pub topic: &'a str,
+    pub msg_id: &'a str,
+    pub tags: &'a str,
+    pub keys: &'a str,
+    pub store_host: &'a str,
+    pub transaction_id: &'a str,
+    /// COMMIT_MESSAGE, ROLLBACK_MESSAGE or UNKNOW.
+    pub state: &'a str,
+    pub from_transaction_check: bool,
 }
 
 /// Appends one record's fields, CONTENT_SPLITOR between them and FIELD_SPLITOR after the last.
@@ -134,6 +156,29 @@ impl SubAfter<'_> {
                 ],
             );
         }
+    }
+}
+
+impl EndTransaction<'_> {
+    pub fn encode(&self, out: &mut String) {
+        record(
+            out,
+            &[
+                &"EndTransaction",
+                &self.timestamp,
+                &self.region_id,
+                &self.group,
+                &self.topic,
+                &self.msg_id,
+                &self.tags,
+                &self.keys,
+                &self.store_host,
+                &MSG_TYPE_TRANS_COMMIT,
+                &self.transaction_id,
+                &self.state,
+                &self.from_transaction_check,
+            ],
+        );
     }
 }
 
@@ -218,6 +263,26 @@ mod tests {
         assert_eq!(
             out,
             "SubAfter\u{1}REQ\u{1}ID1\u{1}7\u{1}false\u{1}k1\u{1}4\u{1}9\u{1}CG\u{2}"
+        );
+        let mut out = String::new();
+        EndTransaction {
+            timestamp: 11,
+            region_id: "DefaultRegion",
+            group: "PG",
+            topic: "T",
+            msg_id: "ID1",
+            tags: ABSENT,
+            keys: "k1",
+            store_host: "127.0.0.1:10911",
+            transaction_id: "ID1",
+            state: "ROLLBACK_MESSAGE",
+            from_transaction_check: true,
+        }
+        .encode(&mut out);
+        assert_eq!(
+            out,
+            "EndTransaction\u{1}11\u{1}DefaultRegion\u{1}PG\u{1}T\u{1}ID1\u{1}null\u{1}k1\u{1}\
+             127.0.0.1:10911\u{1}2\u{1}ID1\u{1}ROLLBACK_MESSAGE\u{1}true\u{2}"
         );
         let keys: Vec<&str> = trace_keys("ID1", " k1  k2").collect();
         assert_eq!(keys, ["ID1", "k1", "k2"]);

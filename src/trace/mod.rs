@@ -1,5 +1,8 @@
-//! Message trace (`client.trace-enabled`): Pub records of sends the brokers answered, and
-//! SubBefore / SubAfter records around each listener call, in the Java client's format
+//! Message trace (`client.trace-enabled`): Pub records of sends the brokers answered (a batch:
+//! one record, its ids joined by commas, as Java's; oneway sends have no answer and, as in Java,
+//! no record), EndTransaction records of a transaction producer's ends (after the local
+//! transaction, or answering a broker's check), and SubBefore / SubAfter records around each
+//! listener call, in the Java client's format
 //! (`encode`), written as messages to `client.trace-topic` (RMQ_SYS_TRACE_TOPIC by default) so
 //! that `mqadmin queryMsgTraceById` shows them.
 //!
@@ -71,6 +74,7 @@ pub(crate) enum Event {
         request_id: Arc<str>,
         msgs: Arc<[Arc<MessageExt>]>,
     },
+    EndTransaction(Box<EndTransaction>),
     SubAfter {
         timestamp: i64,
         request_id: Arc<str>,
@@ -78,6 +82,53 @@ pub(crate) enum Event {
         cost_ms: i64,
         success: bool,
     },
+}
+
+/// A transaction's end (Java's EndTransactionContext).
+pub(crate) struct EndTransaction {
+    pub timestamp: i64,
+    /// The message's MSG_REGION (a checked message has it), else DefaultRegion.
+    pub region_id: String,
+    /// As sent (in the namespace, if any).
+    pub topic: String,
+    pub msg_id: String,
+    pub tags: Option<String>,
+    pub keys: Option<String>,
+    /// The master the end goes to.
+    pub store_host: String,
+    /// The message's UNIQ_KEY, as Java's Message.getTransactionId() then holds.
+    pub transaction_id: Option<String>,
+    pub state: &'static str,
+    pub from_transaction_check: bool,
+}
+
+impl EndTransaction {
+    /// The record of ending the transaction of `msg` (as sent, or as the broker's check carried
+    /// it) with `state`, sent to `store_host`.
+    pub(crate) fn event(
+        msg: &Message,
+        msg_id: &str,
+        store_host: &str,
+        state: &'static str,
+        from_transaction_check: bool,
+    ) -> Event {
+        let prop = |p: &str| msg.property(p).map(str::to_string);
+        Event::EndTransaction(Box::new(EndTransaction {
+            timestamp: ids::now_ms(),
+            region_id: prop("MSG_REGION")
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| "DefaultRegion".to_string()),
+            topic: msg.topic().to_string(),
+            msg_id: msg_id.to_string(),
+            tags: msg.tags().map(str::to_string),
+            keys: msg.keys().map(str::to_string),
+            store_host: store_host.to_string(),
+            transaction_id: prop(crate::protocol::message::PROPERTY_UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+                .filter(|t| !t.is_empty()),
+            state,
+            from_transaction_check,
+        }))
+    }
 }
 
 /// The tracing of one producer or consumer.
@@ -284,8 +335,8 @@ impl Dispatcher {
                 } else {
                     encode::MSG_TYPE_NORMAL
                 };
-                let tags = encode::encoded_property(properties, "TAGS").unwrap_or("");
-                let msg_keys = encode::encoded_property(properties, "KEYS").unwrap_or("");
+                let tags = encode::encoded_property(properties, "TAGS").unwrap_or(encode::ABSENT);
+                let msg_keys = encode::encoded_property(properties, "KEYS");
                 let topic = namespace::unwrap(&self.namespace, topic);
                 encode::Pub {
                     timestamp: *timestamp,
@@ -294,7 +345,7 @@ impl Dispatcher {
                     topic: &topic,
                     msg_id,
                     tags,
-                    keys: msg_keys,
+                    keys: msg_keys.unwrap_or(encode::ABSENT),
                     store_host,
                     body_length: *body_length,
                     cost_ms: *cost_ms,
@@ -303,7 +354,7 @@ impl Dispatcher {
                     success: *success,
                 }
                 .encode(&mut self.body);
-                keys.extend(encode::trace_keys(msg_id, msg_keys).map(str::to_string));
+                keys.extend(encode::trace_keys(msg_id, msg_keys.unwrap_or("")).map(str::to_string));
             }
             Event::SubBefore {
                 timestamp,
@@ -324,9 +375,26 @@ impl Dispatcher {
                     beans: &beans,
                 }
                 .encode(&mut self.body);
-                for b in &beans {
-                    keys.extend(encode::trace_keys(b.msg_id, b.keys).map(str::to_string));
+                keys.extend(consumed_keys(msgs));
+            }
+            Event::EndTransaction(e) => {
+                let topic = namespace::unwrap(&self.namespace, &e.topic);
+                encode::EndTransaction {
+                    timestamp: e.timestamp,
+                    region_id: &e.region_id,
+                    group,
+                    topic: &topic,
+                    msg_id: &e.msg_id,
+                    tags: e.tags.as_deref().unwrap_or(encode::ABSENT),
+                    keys: e.keys.as_deref().unwrap_or(encode::ABSENT),
+                    store_host: &e.store_host,
+                    transaction_id: e.transaction_id.as_deref().unwrap_or(encode::ABSENT),
+                    state: e.state,
+                    from_transaction_check: e.from_transaction_check,
                 }
+                .encode(&mut self.body);
+                let own = e.keys.as_deref().unwrap_or("");
+                keys.extend(encode::trace_keys(&e.msg_id, own).map(str::to_string));
             }
             Event::SubAfter {
                 timestamp,
@@ -350,9 +418,7 @@ impl Dispatcher {
                     group,
                 }
                 .encode(&mut self.body);
-                for b in &beans {
-                    keys.extend(encode::trace_keys(b.msg_id, b.keys).map(str::to_string));
-                }
+                keys.extend(consumed_keys(msgs));
             }
         }
         for k in keys {
@@ -393,16 +459,15 @@ impl Dispatcher {
     }
 }
 
-/// The Pub event of a send the broker answered; `None` for batches (not traced).
+/// The Pub event of a send the broker answered. A batch is one event, as Java's MessageBatch:
+/// the result's ids (joined by commas), the batch's topic and encoded body length, and no tags
+/// or keys of its own.
 pub(crate) fn pub_event(
     prepared: &PreparedSend,
     r: &SendResult,
     store_host: Arc<str>,
     began: Instant,
 ) -> Option<Event> {
-    if prepared.is_batch() {
-        return None;
-    }
     let cost = began.elapsed();
     Some(Event::Pub {
         timestamp: ids::now_ms() - cost.as_millis() as i64,
@@ -424,9 +489,16 @@ fn beans(msgs: &[Arc<MessageExt>]) -> Vec<encode::Bean<'_>> {
         .map(|m| encode::Bean {
             msg_id: m.msg_id(),
             retry_times: m.reconsume_times,
-            keys: m.message.keys().unwrap_or(""),
+            keys: m.message.keys().unwrap_or(encode::ABSENT),
         })
         .collect()
+}
+
+/// The trace keys of consumed messages: each one's id and own keys.
+fn consumed_keys(msgs: &[Arc<MessageExt>]) -> impl Iterator<Item = String> + '_ {
+    msgs.iter().flat_map(|m| {
+        encode::trace_keys(m.msg_id(), m.message.keys().unwrap_or("")).map(str::to_string)
+    })
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
  * RMQ_NAMESRV_ACL1 (ACL 1.0 accounts), RMQ_NAMESRV_ACL2 (ACL 2.0 users), RMQ_NAMESRV_TLS with
  * its certificates in RMQ_TLS_DIR (client certificates required). A signed client and a verified
  * TLS client each send and consume (poll mode); a wrong secret, a missing permission, a server
- * certificate from another CA and a missing client certificate each fail with a message that
- * names the cause.
+ * certificate from another CA or for another name and a missing client certificate each fail
+ * with a message that names the cause.
  *
  * Waits poll for an outcome with a generous upper bound (a failure bound, not a timing
  * assumption); the alarm kills a run that hangs. */
@@ -169,11 +169,17 @@ int main(void) {
     const char *const tls_other_ca[] = {"client.tls.enable", "true", "client.tls.ca-file", other,
                                         "client.tls.cert-file", cert, "client.tls.key-file", key, NULL};
     const char *const tls_no_cert[] = {"client.tls.enable", "true", "client.tls.ca-file", ca, NULL};
+    const char *const tls_wrong_host[] = {"client.tls.enable", "true", "client.tls.ca-file", ca,
+                                          "client.tls.cert-file", cert, "client.tls.key-file", key,
+                                          "client.tls.server-name", "mq.example.com", NULL};
     sends_and_consumes("tls", tls_ns, tls);
     send_fails_naming("tls other CA", tls_ns, tls_other_ca, NULL, "TLS handshake failed",
                       "client.tls.ca-file");
     send_fails_naming("tls no client certificate", tls_ns, tls_no_cert, NULL, "TLS",
                       "client.tls.cert-file");
+    /* the broker's certificate is for 127.0.0.1 and localhost, not the name checked */
+    send_fails_naming("tls wrong host", tls_ns, tls_wrong_host, NULL, "TLS handshake failed",
+                      "does not carry the name checked");
 
     /* a TLS key without its switch is refused at create, naming the key */
     rmq_config_t *cfg = config(tls_ns, NULL);

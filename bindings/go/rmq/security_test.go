@@ -170,4 +170,10 @@ func TestTLSBadCertificatesAreRefused(t *testing.T) {
 	expectErrorNaming(t, sendOne(t, ns, otherCA, uniqueTopic(t), "x"), "TLS handshake failed", "client.tls.ca-file")
 	noCert := map[string]string{"client.tls.enable": "true", "client.tls.ca-file": dir + "/ca.pem"}
 	expectErrorNaming(t, sendOne(t, ns, noCert, uniqueTopic(t), "x"), "client.tls.cert-file")
+	// The broker's certificate is for 127.0.0.1 and localhost, not the name checked.
+	wrongHost := map[string]string{"client.tls.server-name": "mq.example.com"}
+	for k, v := range cfg {
+		wrongHost[k] = v
+	}
+	expectErrorNaming(t, sendOne(t, ns, wrongHost, uniqueTopic(t), "x"), "TLS handshake failed", "does not carry the name checked")
 }

@@ -2,7 +2,8 @@
 $RMQ_NAMESRV_ACL1 (ACL 1.0 accounts), $RMQ_NAMESRV_ACL2 (ACL 2.0 users) and $RMQ_NAMESRV_TLS with
 its certificates in $RMQ_TLS_DIR (client certificates required). A signed client and a verified
 TLS client each send and consume; a wrong secret, a missing permission, a server certificate from
-another CA and a missing client certificate each raise an error that names the cause."""
+another CA or for another name and a missing client certificate each raise an error that names
+the cause."""
 
 import os
 import time
@@ -108,6 +109,13 @@ def test_a_server_certificate_from_another_ca_is_refused(tls):
     ns, d, cfg = tls
     err = send_error(ns, {**cfg, "client.tls.ca-file": f"{d}/other-ca.pem"})
     assert "TLS handshake failed" in str(err) and "client.tls.ca-file" in str(err)
+
+
+def test_a_server_certificate_for_another_name_is_refused(tls):
+    # The broker's certificate is for 127.0.0.1 and localhost, not the name checked.
+    ns, _, cfg = tls
+    err = send_error(ns, {**cfg, "client.tls.server-name": "mq.example.com"})
+    assert "TLS handshake failed" in str(err) and "does not carry the name checked" in str(err)
 
 
 def test_a_missing_client_certificate_is_refused(tls):
