@@ -174,6 +174,7 @@ impl Outcomes {
 fn sync_sends(p: &Producer, topic: &str, n: usize) -> Outcomes {
     let mut out = Outcomes::default();
     for i in 0..n {
+        let began = Instant::now();
         let r = p.send_blocking(&Message::new(topic, format!("sync {i}")));
         let took = began.elapsed();
         if r.is_err() {
@@ -434,7 +435,6 @@ fn a_push_consumer_behind_resets_and_cut_responses_loses_nothing() {
         })
         .unwrap();
     consumer.start().unwrap();
-    let began = Instant::now();
     let consumed = |n: usize| {
         eventually(Duration::from_secs(30), || {
             (got.lock().unwrap().len() >= n).then_some(())
