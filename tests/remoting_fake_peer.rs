@@ -65,7 +65,9 @@ fn blocking_invoke_from_a_foreign_thread_times_out_and_forgets_the_request() {
         took >= Duration::from_millis(200) && took < Duration::from_secs(2),
         "{took:?}"
     );
-    assert_eq!(client.existing(&addr).unwrap().pending_count(), 0);
+    // Nothing came from the peer while the request waited: the connection is taken for dead
+    // and closed (the request with it), so the next request dials again.
+    assert!(client.existing(&addr).is_none());
 }
 
 #[test]

@@ -12,6 +12,9 @@ use crate::protocol::consumer::{self as req, PullRequest};
 use crate::protocol::message::{decode_stored_messages, MessageExt};
 use crate::remoting::RemotingCommand;
 
+/// The broker does not know the group's subscription (it forgot the client).
+const SUBSCRIPTION_NOT_EXIST: i32 = 24;
+
 /// How long the broker may hold a pull (Java BROKER_SUSPEND_MAX_TIME_MILLIS).
 pub(crate) const BROKER_SUSPEND: Duration = Duration::from_secs(15);
 /// The pull request's timeout; longer than the suspension (Java 30 s).
@@ -92,6 +95,14 @@ pub(crate) async fn pull_loop(
                 Some(max),
                 pq.commit_offset(),
             );
+        }
+        // A broker that dropped this client (its connection reset or closed) forgets the
+        // subscription until the next heartbeat, up to client.heartbeat-broker-interval away,
+        // and answers every pull SUBSCRIPTION_NOT_EXIST meanwhile: announce it again now.
+        if let Ok(r) = &resp {
+            if r.code == SUBSCRIPTION_NOT_EXIST {
+                instance.send_heartbeats().await;
+            }
         }
         let delay = match read_pull_response(resp) {
             PullOutcome::Found { next, msgs } => {

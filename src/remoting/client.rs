@@ -86,11 +86,12 @@ impl RemotingClient {
         &self.shared
     }
 
-    /// An open connection to `addr`, if one exists (no I/O).
+    /// An open connection to `addr`, if one exists (no I/O). One whose peer said GO_AWAY is
+    /// not handed out again.
     pub fn existing(&self, addr: &str) -> Option<Arc<Connection>> {
         let mut conns = self.conns.lock();
         match conns.get(addr) {
-            Some(c) if !c.is_closed() => Some(Arc::clone(c)),
+            Some(c) if !c.is_closed() && !c.is_going_away() => Some(Arc::clone(c)),
             Some(_) => {
                 conns.remove(addr);
                 None
@@ -173,7 +174,17 @@ impl RemotingClient {
         Ok(conn)
     }
 
+    /// Connections in the table (open or not yet noticed closed), for tests and diagnostics.
+    pub fn connection_count(&self) -> usize {
+        self.conns.lock().len()
+    }
+
     /// Sends `cmd` to `addr` and waits for the response until `deadline`.
+    ///
+    /// A server shutting down gracefully answers GO_AWAY (1500) instead of processing: the
+    /// connection leaves service (its other requests still finish on it) and the request goes
+    /// once more, with a new opaque, over a new connection, as the Java client does; a second
+    /// GO_AWAY is the answer.
     pub async fn invoke(
         &self,
         addr: &str,
@@ -181,7 +192,16 @@ impl RemotingClient {
         deadline: Instant,
     ) -> Result<RemotingCommand> {
         let conn = self.connection(addr).await?;
-        conn.invoke(cmd, deadline).await
+        let resp = conn.invoke(cmd, deadline).await?;
+        if resp.code != crate::protocol::code::response::GO_AWAY {
+            return Ok(resp);
+        }
+        conn.mark_going_away();
+        drop(conn);
+        let mut again = cmd.clone();
+        again.opaque = super::command::next_opaque();
+        let conn = self.connection(addr).await?;
+        conn.invoke(&again, deadline).await
     }
 
     /// `invoke` driven on the calling thread (outside any async runtime).

@@ -11,9 +11,10 @@ pub const FLAG_RESPONSE: i32 = 1;
 /// Flag bit 1: the request expects no response.
 pub const FLAG_ONEWAY: i32 = 1 << 1;
 
-/// MQVersion ordinal we announce. 475 (V5_3_1): >= 401 gets standard route JSON; > 475 would let a
-/// gracefully stopping server answer GO_AWAY, which needs reconnect-and-resend we do not do yet.
-pub const CLIENT_VERSION: i32 = 475;
+/// MQVersion ordinal we announce. 479 (V5_3_3): >= 401 gets standard route JSON; > 475 lets a
+/// gracefully stopping server answer GO_AWAY, which `RemotingClient::invoke` handles (reconnect
+/// and send once more).
+pub const CLIENT_VERSION: i32 = 479;
 
 /// LanguageCode byte; RUST is 12 (brokers >= 4.9.4 know it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, IoSlice};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -214,6 +214,13 @@ pub struct Connection {
     read: Mutex<ReadState>,
     pending: Mutex<HashMap<i32, Waiter, BuildHasherDefault<OpaqueHasher>>>,
     closed: AtomicBool,
+    /// When the socket last gave data, in ns since `born`: a request that times out on a
+    /// connection silent all the while closes it (`close_if_silent`).
+    last_read: AtomicU64,
+    born: Instant,
+    /// The peer answered GO_AWAY: no new requests go here; the ones in flight finish and the
+    /// connection closes when its last user lets go of it.
+    going_away: AtomicBool,
     handler: Arc<dyn RequestHandler>,
     /// Language code written in place of each command's own; NO_LANGUAGE: the command's.
     language: AtomicU8,
@@ -272,6 +279,9 @@ impl Connection {
             }),
             pending: Mutex::new(HashMap::default()),
             closed: AtomicBool::new(false),
+            going_away: AtomicBool::new(false),
+            last_read: AtomicU64::new(0),
+            born: Instant::now(),
             handler,
             language: AtomicU8::new(NO_LANGUAGE),
             sweeping: AtomicBool::new(false),
@@ -297,6 +307,24 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// The peer said GO_AWAY (it is shutting down gracefully): see `mark_going_away`.
+    pub fn is_going_away(&self) -> bool {
+        self.going_away.load(Ordering::Acquire)
+    }
+
+    /// Takes the connection out of service after the peer answered GO_AWAY: the client hands it
+    /// to no new request, the requests in flight on it still get their answers, and it closes
+    /// when the last of them drops it (`Drop`).
+    pub fn mark_going_away(&self) {
+        if !self.going_away.swap(true, Ordering::AcqRel) {
+            crate::log_info!(
+                "rmq::remoting",
+                "{} is going away: new requests go over a new connection",
+                self.addr
+            );
+        }
     }
 
     /// Number of requests waiting for a response (for tests and diagnostics).
@@ -337,6 +365,23 @@ impl Connection {
                 w.complete(Err(self.closed_error(reason)));
             }
         });
+    }
+
+    /// A request sent at `started` got no answer in time. If nothing at all came from the peer
+    /// since, the connection is taken for dead and closed, failing what else waits on it, so
+    /// the next request dials again: a peer that hung, a half-open TCP connection or a frame cut
+    /// short by a middlebox otherwise keeps every later request timing out on this connection
+    /// for good (nothing else ever closes it). The Java client closes on any sync timeout
+    /// (`clientCloseSocketIfTimeout`); a connection that still delivers (a slow broker answering
+    /// pipelined requests late) stays open here.
+    fn close_if_silent(&self, started: Instant) {
+        let since = started.saturating_duration_since(self.born).as_nanos() as u64;
+        if self.last_read.load(Ordering::Acquire) < since {
+            self.close(&format!(
+                "nothing received for {} ms while a request waited",
+                started.elapsed().as_millis()
+            ));
+        }
     }
 
     fn closed_error(&self, reason: &str) -> Error {
@@ -381,7 +426,11 @@ impl Connection {
         let result = match tokio::time::timeout_at(deadline.into(), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(self.closed_error("connection dropped the request")),
-            Err(_) => Err(self.timeout_error(cmd, started, deadline)),
+            Err(_) => {
+                drop(guard);
+                self.close_if_silent(started);
+                return Err(self.timeout_error(cmd, started, deadline));
+            }
         };
         drop(guard);
         result
@@ -460,6 +509,13 @@ impl Connection {
             }
             (expired, left)
         };
+        let oldest = expired
+            .iter()
+            .filter_map(|w| match w {
+                Waiter::Callback(c) => Some(c.started),
+                _ => None,
+            })
+            .min();
         if !expired.is_empty() {
             crate::executor::batched(|| {
                 for w in expired {
@@ -475,7 +531,10 @@ impl Connection {
                 }
             });
         }
-        left
+        if let Some(started) = oldest {
+            self.close_if_silent(started);
+        }
+        left && !self.is_closed()
     }
 
     /// Fails the callback requests `owner` started that still wait, with `error()`.
@@ -539,6 +598,7 @@ impl Connection {
                         return r;
                     }
                 }
+                self.close_if_silent(started);
                 Err(self.timeout_error(cmd, started, deadline))
             }
         }
@@ -663,6 +723,8 @@ impl Connection {
             let n = unsafe { libc::recv(self.fd(), buf.as_mut_ptr().add(len).cast(), room, 0) };
             if n > 0 {
                 unsafe { buf.set_len(len + n as usize) };
+                self.last_read
+                    .store(self.born.elapsed().as_nanos() as u64, Ordering::Release);
                 // The callbacks of all the answers in this read reach their executors in one
                 // hand-over: one wake-up per batch, not per answer.
                 if !crate::executor::batched(|| self.dispatch_frames(buf)) {
@@ -707,6 +769,11 @@ impl Connection {
 
     fn dispatch(&self, cmd: RemotingCommand) {
         if cmd.is_response() {
+            // Marked here, whoever waits: callback requests (the producer's inline first
+            // attempt) see the code as a retryable answer and must not reuse this connection.
+            if cmd.code == crate::protocol::code::response::GO_AWAY {
+                self.mark_going_away();
+            }
             let waiter = self.pending.lock().remove(&cmd.opaque);
             // A response nobody waits for (timed out, abandoned) is dropped, as in Java.
             if let Some(w) = waiter {
