@@ -456,12 +456,6 @@ impl PushConsumer {
                     "set a listener (or poll mode) before starting the consumer".into(),
                 ));
             }
-            if inner.config.pop_mode && inner.handoff.lock().is_some() {
-                return Err(Error::InvalidState(
-                    "poll mode is not available with consumer.consume-mode=pop; set a listener"
-                        .into(),
-                ));
-            }
             if inner.config.pop_mode && inner.config.broadcasting {
                 return Err(Error::InvalidState(
                     "consumer.consume-mode=pop serves clustering groups only; broadcasting needs \

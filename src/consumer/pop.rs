@@ -330,6 +330,11 @@ fn dispatch(
     pq: &Arc<PopQueue>,
     msgs: Vec<Arc<MessageExt>>,
 ) {
+    if let Some(handoff) = inner.handoff.lock().clone() {
+        // Poll mode: the application takes them in batches of its own size.
+        handoff.push_popped(mq, pq, msgs);
+        return;
+    }
     for chunk in msgs.chunks(inner.config.consume_message_batch_max_size.max(1)) {
         pq.in_flight.fetch_add(chunk.len(), Ordering::AcqRel);
         let counted = InFlight(Arc::clone(pq), chunk.len());

@@ -1,7 +1,6 @@
 package rmq
 
 import (
-	"context"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -71,15 +70,9 @@ func TestTwoPopConsumersConsumeEveryMessage(t *testing.T) {
 	}
 }
 
-func TestPopModeRefusesPollModeAndUnknownModes(t *testing.T) {
+func TestUnknownConsumeModesAreRefused(t *testing.T) {
 	_, err := NewPushConsumer(map[string]string{"name-server": namesrv(t), "consumer.group": "G", "consumer.consume-mode": "push"})
 	wantStatus(t, err, StatusInvalidConfigValue)
-	c := newConsumer(t, map[string]string{"consumer.consume-mode": "pop"})
-	if err := c.Subscribe("GoPopPollTopic", "*"); err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.Messages(context.Background())
-	wantStatus(t, err, StatusInvalidState)
 }
 
 // A message not acked within its invisible time (its handler call holds it until it comes
