@@ -383,7 +383,7 @@ pub static CONFIG_KEYS: &[ConfigKey] = &[
         name: CONSUME_MODE,
         default: "pull",
         kind: ValueKind::OneOf(&["pull", "pop"]),
-        description: "pull: the consumer shares the queues among the group itself and pulls them, keeping offsets. pop (5.x brokers): the broker assigns the queues (QUERY_ASSIGNMENT, every consumer.rebalance-interval) and hands out messages by POP_MESSAGE, up to min(pull-batch-size, 32) at a time and pull-threshold-for-queue unacknowledged per assignment; consumed ones are acked, reconsume-later ones come back after their delay level (CHANGE_INVISIBLETIME), unacked ones after consumer.pop-invisible-time-millis; after max-reconsume-times (or a negative level) to %DLQ%<group>. Listener only (no poll mode).",
+        description: "pull: the consumer shares the queues among the group itself and pulls them, keeping offsets. pop (5.x brokers): the broker assigns the queues (QUERY_ASSIGNMENT, every consumer.rebalance-interval) and hands out messages by POP_MESSAGE, up to min(pull-batch-size, 32) at a time and pull-threshold-for-queue unacknowledged per assignment; consumed ones are acked, reconsume-later ones come back after their delay level (CHANGE_INVISIBLETIME), unacked ones after consumer.pop-invisible-time-millis; after max-reconsume-times (or a negative level) to %DLQ%<group>. An orderly listener pops in order (order=true), one batch per assignment at a time. Poll mode: acked batches are acked, dropped ones come again after the invisible time.",
     },
     ConfigKey {
         name: POP_INVISIBLE_TIME,

@@ -1,7 +1,8 @@
 //! The push consumer in POP mode (`consumer.consume-mode=pop`) against a real 5.x broker: the
 //! broker assigns the queues, two consumers of a group consume every message once (a second
 //! delivery only as a re-delivery, with a higher reconsume count), a message not acked within
-//! its invisible time comes again, and "reconsume later" brings it back with its count raised.
+//! its invisible time comes again, and "reconsume later" brings it back with its count raised;
+//! in poll mode an acked batch is acked at the broker and one dropped unanswered comes again.
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -227,10 +228,59 @@ fn reconsume_later_brings_the_message_back_with_its_count_raised() {
 }
 
 #[test]
-fn pop_mode_refuses_poll_mode_and_bad_values() {
-    let c = pop_consumer(&unique("RustPopPoll"), "T", &[]);
+fn poll_mode_acks_popped_batches_and_a_dropped_one_comes_again() {
+    let topic = unique("RustPopPoll");
+    let group = unique("RustPopPollGroup");
+    let p = producer();
+    let sent: HashSet<String> = send(&p, &topic, "poll", 20).into_iter().collect();
+    let c = pop_consumer(
+        &group,
+        &topic,
+        &[("consumer.pop-invisible-time-millis", "2000")],
+    );
     c.set_poll_mode().unwrap();
-    assert!(matches!(c.start(), Err(rmq::Error::InvalidState(_))));
+    c.start().unwrap();
+    // The first batch is dropped unanswered: its messages come again after their invisible
+    // time, with the same ids and their count raised.
+    let first =
+        eventually(WITHIN, || c.poll(5, Duration::from_secs(1)).unwrap()).expect("nothing polled");
+    let dropped: HashMap<String, i32> = first
+        .messages()
+        .iter()
+        .map(|m| (m.msg_id().to_string(), m.reconsume_times))
+        .collect();
+    drop(first);
+    // The rest is acked as it comes; each body is acked once.
+    let mut acked: HashMap<String, (String, i32)> = HashMap::new();
+    let mut twice = Vec::new();
+    let done = eventually(WITHIN, || {
+        if let Some(mut b) = c.poll(32, Duration::from_secs(1)).unwrap() {
+            for m in b.messages() {
+                let body = String::from_utf8_lossy(m.message.body()).into_owned();
+                let d = (m.msg_id().to_string(), m.reconsume_times);
+                if let Some(old) = acked.insert(body.clone(), d) {
+                    twice.push((body, old));
+                }
+            }
+            b.ack().unwrap();
+        }
+        let bodies: HashSet<String> = acked.keys().cloned().collect();
+        let again = dropped
+            .keys()
+            .all(|id| acked.values().any(|(i, _)| i == id));
+        (bodies == sent && again).then_some(())
+    });
+    c.shutdown().unwrap();
+    assert!(done.is_some(), "acked {} of {}", acked.len(), sent.len());
+    assert!(twice.is_empty(), "acked twice: {twice:?}");
+    for (id, times) in &dropped {
+        let (_, again) = acked.values().find(|(i, _)| i == id).unwrap();
+        assert_eq!(*again, times + 1, "{id}");
+    }
+}
+
+#[test]
+fn pop_mode_refuses_bad_values() {
     let mut cfg = Config::new();
     assert!(cfg.set("consumer.consume-mode", "push").is_err());
     assert!(cfg.set("consumer.pop-invisible-time-millis", "10").is_err());

@@ -18,6 +18,7 @@ mod offset;
 mod orderly;
 mod poll;
 mod pop;
+mod pop_orderly;
 mod process_queue;
 mod pull;
 pub(crate) mod rebalance;
@@ -455,19 +456,6 @@ impl PushConsumer {
                     "set a listener (or poll mode) before starting the consumer".into(),
                 ));
             }
-            if inner.config.pop_mode && inner.handoff.lock().is_some() {
-                return Err(Error::InvalidState(
-                    "poll mode is not available with consumer.consume-mode=pop; set a listener"
-                        .into(),
-                ));
-            }
-            if inner.config.pop_mode && inner.orderly.is_enabled() {
-                return Err(Error::InvalidState(
-                    "orderly listeners are not available with consumer.consume-mode=pop yet; set \
-                     a concurrent listener"
-                        .into(),
-                ));
-            }
             if inner.config.pop_mode && inner.config.broadcasting {
                 return Err(Error::InvalidState(
                     "consumer.consume-mode=pop serves clustering groups only; broadcasting needs \
@@ -554,8 +542,8 @@ impl PushConsumer {
             return Err(e);
         }
         let handle = instance.shared().handle().clone();
-        if inner.orderly.is_enabled() {
-            // Ends at shutdown.
+        if inner.orderly.is_enabled() && !inner.config.pop_mode {
+            // Ends at shutdown. (Orderly POP needs no queue locks: the broker orders.)
             handle.spawn(lock::relock_loop(Arc::clone(inner), Arc::clone(&instance)));
         }
         let task = if inner.config.pop_mode {

@@ -78,6 +78,18 @@ impl Orderly {
         self.enabled.store(false, SeqCst);
         *self.listener.lock() = None;
     }
+
+    pub(crate) fn listener(&self) -> Option<OrderlyListener> {
+        self.listener.lock().clone()
+    }
+}
+
+/// How long a queue waits after a suspend: the listener's choice, else
+/// consumer.suspend-current-queue-time-millis, kept within 10 ms..30 s.
+pub(crate) fn suspend_wait(inner: &Inner, suspend: Option<Duration>) -> Duration {
+    suspend
+        .unwrap_or(inner.config.suspend_current_queue_time)
+        .clamp(MIN_SUSPEND, MAX_SUSPEND)
 }
 
 /// Per-queue state of orderly consumption.
@@ -198,7 +210,7 @@ fn consume_while_possible(
             }
             return Next::Done;
         }
-        let listener = inner.orderly.listener.lock().clone();
+        let listener = inner.orderly.listener();
         let suspend = OrderlyResult::Suspend { suspend: None };
         let result = match listener {
             Some(l) => catch_unwind(AssertUnwindSafe(|| l(&batch))).unwrap_or(suspend),
@@ -256,8 +268,7 @@ fn apply(
     }
     let offsets: Vec<i64> = again.iter().map(|m| m.queue_offset).collect();
     pq.count_redelivery(&offsets);
-    let wait = suspend.unwrap_or(inner.config.suspend_current_queue_time);
-    Some(wait.clamp(MIN_SUSPEND, MAX_SUSPEND))
+    Some(suspend_wait(inner, suspend))
 }
 
 fn advance(inner: &Inner, mq: &MessageQueue, pq: &ProcessQueue) {

@@ -8,6 +8,12 @@
 //! bounded by the pull flow control (`consumer.pull-threshold-for-queue` and
 //! `consumer.pull-threshold-size-for-queue` per owned queue): pulling pauses while the
 //! application does not take them.
+//!
+//! In POP mode the hand-off queue holds popped messages instead, counted against their
+//! assignment's `consumer.pull-threshold-for-queue` until answered: an acknowledgement acks
+//! them (or makes a reconsume-later one invisible for its delay level, as a listener's result
+//! does, `pop::answer`); a batch dropped unanswered leaves them to come again after their
+//! invisible time.
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,15 +22,26 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::consume::{self, BusyGuard};
+use super::pop::{self, InFlight, PopQueue};
 use super::{ConsumeResult, Inner, ProcessQueue};
 use crate::client::MessageQueue;
 use crate::error::{Error, Result};
 use crate::protocol::message::MessageExt;
 
+/// Where polled messages came from, and so how they are answered.
+#[derive(Clone)]
+enum Origin {
+    /// Pulled: answered through the process queue (offsets, send-back).
+    Pull(Arc<ProcessQueue>),
+    /// Popped (POP mode): answered by their receipts; counted in the assignment's in-flight
+    /// messages from the hand-off until answered.
+    Pop(Arc<PopQueue>),
+}
+
 /// Messages of one queue waiting to be polled.
 struct Pending {
     mq: MessageQueue,
-    pq: Arc<ProcessQueue>,
+    origin: Origin,
     msgs: VecDeque<Arc<MessageExt>>,
 }
 
@@ -44,7 +61,7 @@ pub(crate) struct Handoff {
 /// What one poll took: the messages and, per run of them, the queue they came from.
 type Taken = (
     Vec<Arc<MessageExt>>,
-    Vec<(MessageQueue, Arc<ProcessQueue>, Range<usize>)>,
+    Vec<(MessageQueue, Origin, Range<usize>)>,
 );
 
 impl Handoff {
@@ -55,29 +72,55 @@ impl Handoff {
         pq: &Arc<ProcessQueue>,
         msgs: Vec<Arc<MessageExt>>,
     ) {
+        self.push_from(mq, Origin::Pull(Arc::clone(pq)), msgs);
+    }
+
+    /// POP mode: popped messages, counted in `pq`'s in-flight messages until answered.
+    pub(crate) fn push_popped(
+        &self,
+        mq: &MessageQueue,
+        pq: &Arc<PopQueue>,
+        msgs: Vec<Arc<MessageExt>>,
+    ) {
+        let n = msgs.len();
+        pq.in_flight
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+        if !self.push_from(mq, Origin::Pop(Arc::clone(pq)), msgs) {
+            drop(InFlight(Arc::clone(pq), n));
+        }
+    }
+
+    /// True when the messages were queued.
+    fn push_from(&self, mq: &MessageQueue, origin: Origin, msgs: Vec<Arc<MessageExt>>) -> bool {
         if msgs.is_empty() {
-            return;
+            return false;
         }
         let mut st = self.state.lock();
         if st.closed {
-            return; // shutting down: the messages stay uncommitted and come again later
+            return false; // shutting down: the messages stay uncommitted and come again later
         }
         st.pending.push_back(Pending {
             mq: mq.clone(),
-            pq: Arc::clone(pq),
+            origin,
             msgs: msgs.into(),
         });
         drop(st);
         self.ready.notify_one();
+        true
     }
 
     /// No poll waits or takes anything after this; what was waiting stays uncommitted.
     pub(crate) fn close(&self) {
         let mut st = self.state.lock();
         st.closed = true;
-        st.pending.clear();
+        let pending = std::mem::take(&mut st.pending);
         drop(st);
         self.ready.notify_all();
+        for p in pending {
+            if let Origin::Pop(pq) = p.origin {
+                drop(InFlight(pq, p.msgs.len()));
+            }
+        }
     }
 
     /// Up to `max` messages, waiting until `deadline` for the first; None when none came.
@@ -93,7 +136,7 @@ impl Handoff {
                 let Some(front) = st.pending.front_mut() else {
                     break;
                 };
-                if front.pq.is_dropped() {
+                if matches!(&front.origin, Origin::Pull(pq) if pq.is_dropped()) {
                     // A rebalance gave the queue away; its next owner starts from the commit.
                     st.pending.pop_front();
                     continue;
@@ -101,7 +144,7 @@ impl Handoff {
                 let n = front.msgs.len().min(max - msgs.len());
                 let start = msgs.len();
                 msgs.extend(front.msgs.drain(..n));
-                origins.push((front.mq.clone(), Arc::clone(&front.pq), start..msgs.len()));
+                origins.push((front.mq.clone(), front.origin.clone(), start..msgs.len()));
                 if front.msgs.is_empty() {
                     st.pending.pop_front();
                 }
@@ -154,16 +197,25 @@ pub(crate) fn poll(
     let Some((msgs, origins)) = handoff.take(max, deadline)? else {
         return Ok(None);
     };
-    // The consume timeout runs from here, as from the start of a listener call.
-    for (_, pq, range) in &origins {
-        let offsets: Vec<i64> = msgs[range.clone()].iter().map(|m| m.queue_offset).collect();
-        pq.mark_started(&offsets);
+    // The consume timeout runs from here, as from the start of a listener call (popped
+    // messages have their invisible time instead).
+    let mut counted = Vec::new();
+    for (_, origin, range) in &origins {
+        match origin {
+            Origin::Pull(pq) => {
+                let offsets: Vec<i64> =
+                    msgs[range.clone()].iter().map(|m| m.queue_offset).collect();
+                pq.mark_started(&offsets);
+            }
+            Origin::Pop(pq) => counted.push(InFlight(Arc::clone(pq), range.len())),
+        }
     }
     let trace = inner.trace.get().and_then(|t| t.consume_before(&msgs));
     Ok(Some(ReceivedBatch {
         inner: Some(Arc::clone(inner)),
         msgs,
         origins,
+        counted,
         settled: false,
         trace,
     }))
@@ -171,8 +223,10 @@ pub(crate) fn poll(
 
 /// Messages taken by one poll, possibly from several queues. Acknowledge it with `ack` or
 /// `ack_each`; dropped without either, its messages are reconsumed later (as
-/// `ConsumeResult::ReconsumeLater { delay_level: 0 }`). Messages still unacknowledged when the
-/// consumer shuts down are not committed: they are delivered again later.
+/// `ConsumeResult::ReconsumeLater { delay_level: 0 }`; in POP mode they are not answered at
+/// all and come again after consumer.pop-invisible-time-millis). Messages still
+/// unacknowledged when the consumer shuts down are not committed: they are delivered again
+/// later.
 ///
 /// A batch of the lite pull consumer (`LitePullConsumer::poll`) already counts as consumed when
 /// it is taken: it needs no acknowledgement; `ack` (or `ack_each` with every result `Success`)
@@ -182,7 +236,10 @@ pub struct ReceivedBatch {
     /// None for a lite pull batch.
     inner: Option<Arc<Inner>>,
     msgs: Vec<Arc<MessageExt>>,
-    origins: Vec<(MessageQueue, Arc<ProcessQueue>, Range<usize>)>,
+    origins: Vec<(MessageQueue, Origin, Range<usize>)>,
+    /// POP mode: the batch's share of its assignments' in-flight counts, released once its
+    /// answers are sent (or when it is dropped).
+    counted: Vec<InFlight>,
     settled: bool,
     /// Message trace: the SubBefore written when the poll took the batch.
     trace: Option<crate::trace::ConsumeSpan>,
@@ -195,6 +252,7 @@ impl ReceivedBatch {
             inner: None,
             msgs,
             origins: Vec::new(),
+            counted: Vec::new(),
             settled: false,
             trace: None,
         }
@@ -262,7 +320,12 @@ impl ReceivedBatch {
                     .into(),
             ));
         };
-        for (mq, pq, range) in &self.origins {
+        let counted = std::mem::take(&mut self.counted);
+        for (mq, origin, range) in &self.origins {
+            let pq = match origin {
+                Origin::Pull(pq) => pq,
+                Origin::Pop(_) => continue,
+            };
             let mut ok = Vec::new();
             let mut later: BTreeMap<i32, Vec<Arc<MessageExt>>> = BTreeMap::new();
             for i in range.clone() {
@@ -283,6 +346,28 @@ impl ReceivedBatch {
                 let result = ConsumeResult::ReconsumeLater { delay_level };
                 consume::finish(inner, &instance, mq, pq, msgs, result, guard);
             }
+        }
+        let popped: Vec<(MessageQueue, Arc<MessageExt>, ConsumeResult)> = self
+            .origins
+            .iter()
+            .filter(|(_, origin, _)| matches!(origin, Origin::Pop(_)))
+            .flat_map(|(mq, _, range)| {
+                range
+                    .clone()
+                    .map(|i| (mq.clone(), Arc::clone(&self.msgs[i]), results[i]))
+            })
+            .collect();
+        if !popped.is_empty() {
+            let guard = BusyGuard::new(inner);
+            let (inner, instance2) = (Arc::clone(inner), Arc::clone(&instance));
+            // Off the caller's thread: acks are network I/O.
+            instance.shared().handle().spawn(async move {
+                let _guard = guard;
+                let _counted = counted;
+                for (mq, m, result) in popped {
+                    pop::answer(&inner, &instance2, &mq, &m, result).await;
+                }
+            });
         }
         Ok(())
     }
@@ -317,7 +402,13 @@ impl ReceivedBatch {
 
 impl Drop for ReceivedBatch {
     fn drop(&mut self) {
-        if !self.settled && self.inner.is_some() {
+        // Popped messages (a consumer pops or pulls, never both) are not answered: they come
+        // again after their invisible time.
+        let popped = self
+            .origins
+            .iter()
+            .any(|(_, origin, _)| matches!(origin, Origin::Pop(_)));
+        if !self.settled && self.inner.is_some() && !popped {
             let later = vec![ConsumeResult::ReconsumeLater { delay_level: 0 }; self.msgs.len()];
             let _ = self.ack_each(&later);
         }

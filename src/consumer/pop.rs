@@ -9,6 +9,8 @@
 //! comes back after its invisible time. After `max-reconsume-times`, or with a negative delay
 //! level, a message goes to `%DLQ%<group>` (CONSUMER_SEND_MSG_BACK) and is acked.
 //!
+//! With an orderly listener the pops ask for order (`pop_orderly`).
+//!
 //! Threads: assignment and pop loops, acks and invisible-time changes are tasks on the I/O
 //! runtime; the listener runs on the consumer's own threads, as in pull mode.
 use std::collections::{HashMap, HashSet};
@@ -18,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::allocate::AllocateStrategy;
@@ -53,7 +56,9 @@ pub(crate) struct PopQueue {
     /// Released by an assignment change: no new pops (answers of one in flight still count).
     dropped: AtomicBool,
     /// Messages handed to the listener and not answered yet.
-    in_flight: AtomicUsize,
+    pub(super) in_flight: AtomicUsize,
+    /// Notified when `in_flight` drops to 0.
+    pub(super) idle: Notify,
 }
 
 struct Owned {
@@ -83,11 +88,13 @@ impl PopQueues {
 }
 
 /// Releases its count of in-flight messages however the batch ends.
-struct InFlight(Arc<PopQueue>, usize);
+pub(super) struct InFlight(pub(super) Arc<PopQueue>, pub(super) usize);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(self.1, Ordering::AcqRel);
+        if self.0.in_flight.fetch_sub(self.1, Ordering::AcqRel) == self.1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -213,11 +220,20 @@ async fn pop_loop(
         ConsumeFrom::First => pop::INIT_MODE_MIN,
         _ => pop::INIT_MODE_MAX,
     };
+    let orderly = inner.orderly.is_enabled();
     loop {
         if pq.dropped.load(Ordering::Acquire) || inner.is_stopping() {
             return;
         }
-        if pq.in_flight.load(Ordering::Acquire) >= inner.config.pull_threshold_for_queue {
+        if orderly {
+            // One batch at a time: the broker hands out no more of a queue until it is acked.
+            if !super::pop_orderly::wait_idle(&inner, &pq).await {
+                return;
+            }
+            if pq.dropped.load(Ordering::Acquire) {
+                return;
+            }
+        } else if pq.in_flight.load(Ordering::Acquire) >= inner.config.pull_threshold_for_queue {
             if !inner.pause(DELAY_ON_FLOW_CONTROL).await {
                 return;
             }
@@ -241,7 +257,7 @@ async fn pop_loop(
             init_mode,
             expression_type: sub.kind.name(),
             expression: &sub.expression,
-            order: false,
+            order: orderly,
         });
         let deadline = Instant::now() + BROKER_SUSPEND + POP_TIMEOUT_MARGIN;
         let resp = tokio::select! {
@@ -256,7 +272,11 @@ async fn pop_loop(
                         for m in unwanted {
                             spawn_ack(&inner, &instance, &mq, m);
                         }
-                        dispatch(&inner, &instance, &mq, &pq, wanted);
+                        if orderly {
+                            super::pop_orderly::dispatch(&inner, &instance, &mq, &pq, wanted);
+                        } else {
+                            dispatch(&inner, &instance, &mq, &pq, wanted);
+                        }
                         None
                     }
                     Err(e) => {
@@ -310,6 +330,11 @@ fn dispatch(
     pq: &Arc<PopQueue>,
     msgs: Vec<Arc<MessageExt>>,
 ) {
+    if let Some(handoff) = inner.handoff.lock().clone() {
+        // Poll mode: the application takes them in batches of its own size.
+        handoff.push_popped(mq, pq, msgs);
+        return;
+    }
     for chunk in msgs.chunks(inner.config.consume_message_batch_max_size.max(1)) {
         pq.in_flight.fetch_add(chunk.len(), Ordering::AcqRel);
         let counted = InFlight(Arc::clone(pq), chunk.len());
@@ -371,7 +396,7 @@ fn delay_of(delay_level: i32, reconsume_times: i32) -> Duration {
 }
 
 /// What a listener result means for one popped message.
-async fn answer(
+pub(super) async fn answer(
     inner: &Inner,
     instance: &ClientInstance,
     mq: &MessageQueue,
@@ -444,7 +469,7 @@ async fn ack(
     invoke_on(instance, &r.broker_name, cmd).await
 }
 
-async fn change_invisible_time(
+pub(super) async fn change_invisible_time(
     inner: &Inner,
     instance: &ClientInstance,
     mq: &MessageQueue,

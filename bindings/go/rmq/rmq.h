@@ -389,7 +389,8 @@ typedef struct rmq_consume_orderly_context_t {
  * The orderly listener of a push consumer: called with `count` (>= 1) messages of one queue,
  * at most consumer.consume-message-batch-max-size of them, in queue offset order. Calls for
  * one queue never overlap and follow the queue's order; the queue is locked at its broker for
- * this consumer while they run, so no other consumer of the group receives its messages.
+ * this consumer while they run, so no other consumer of the group receives its messages (in
+ * POP mode the broker hands out none of the queue's later messages until these are answered).
  *
  * Thread: one of the consumer's own threads ("rmq-c<id>-N"), never an I/O thread or the
  * application's thread, and never while the library holds a lock. Calls for different queues
@@ -1786,6 +1787,13 @@ rmq_status_t rmq_producer_send_async_to_queue(struct rmq_producer_t *producer,
  * and locked again every 20 s; it is unlocked when a rebalance gives it to another consumer
  * (after its offset is committed, once the running call has returned) and at shutdown. The
  * offset moves only past messages the listener consumed (or that went to the DLQ).
+ *
+ * In POP mode (consumer.consume-mode=pop, 5.x brokers) there are no locks: messages are popped
+ * with order=true, and the broker hands a queue's next messages out only once the ones before
+ * are acked. Success acks the batch; suspend makes it and the rest of what was popped of its
+ * queue invisible for `suspend_millis`, after which they come again in the same order, their
+ * reconsume count being the broker's count of earlier pops. Each assignment pops again only
+ * once its last popped messages are answered (and after a suspend, once they are visible).
  */
 rmq_status_t rmq_push_consumer_set_orderly_listener(struct rmq_push_consumer_t *consumer,
                                                     rmq_orderly_listener_t listener,
