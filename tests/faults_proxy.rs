@@ -7,6 +7,7 @@
 //! - after shutdown the process has as many fds (the proxies' own left out) and no more rmq
 //!   threads than before the producer;
 //! - once the fault clears, the producer sends again.
+//!
 //! The consumer row: a push consumer behind the proxy whose connections are reset and whose
 //! responses are cut short while it consumes; it gets every message sent, read back by id.
 //!
