@@ -15,7 +15,8 @@
 # RMQ_NAMESRV_V6 and RMQ_DATA_V6 (where the cluster script finds the third cluster's pids: the
 # fault test pauses one of its brokers). Suites: Rust (unit, fake-peer, real broker), C (plain
 # and ASan/UBSan), Python (pytest), Go (go test), packaging (scripts/test-packaging.sh), and a smoke run of the
-# C benchmark tool (scripts/bench-smoke.sh: counts only, no timing). Each runs
+# C benchmark tool (scripts/bench-smoke.sh: counts only, no timing), then, with those clusters
+# stopped, the short fault table (make test-faults-short, clusters of its own). Each runs
 # even if an earlier one failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -148,8 +149,15 @@ suite python python3 -m pytest -q bindings/python/tests
 suite go bash -c 'cd bindings/go && go test -count=1 ./...'
 suite packaging scripts/test-packaging.sh
 suite bench-smoke scripts/bench-smoke.sh
-
 echo
 echo "run-tests: $(( $(date +%s) - start )) s with the clusters up${failures:+; failed: ${failures[*]}}"
+
+# The fault table kills and freezes brokers of clusters of its own; the six above are stopped
+# first so that the two machines' worth of JVMs do not share the cores with them.
+all_clusters_down
+suite faults-short make --no-print-directory test-faults-short
+
+echo
+echo "run-tests: $(( $(date +%s) - start )) s in all${failures:+; failed: ${failures[*]}}"
 echo "suites: $passed passed, $failed failed"
 [[ $failed -eq 0 ]]
