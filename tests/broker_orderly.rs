@@ -10,11 +10,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::keyed::{body, parse, send_keyed};
 use common::{eventually, namesrv, unique};
 use rmq::remoting::command::RemotingCommand;
 use rmq::{
-    Config, ConsumeResult, Message, MessageQueue, OrderlyResult, Producer, ProducerConfig,
-    PushConsumer, QueueSelector,
+    Config, ConsumeResult, MessageQueue, OrderlyResult, Producer, ProducerConfig, PushConsumer,
 };
 
 const WITHIN: Duration = Duration::from_secs(120);
@@ -36,31 +36,6 @@ fn config(group: &str, extra: &[(&str, &str)]) -> rmq::ConsumerConfig {
         c.set(k, v).unwrap();
     }
     c.consumer_config().unwrap()
-}
-
-/// Sends "<key>:<i>" for i in from..to and each key, interleaved, each key through the hash
-/// selector (so one key stays on one queue). An ordered send makes one attempt, so a failed one
-/// (a busy broker, a topic being created) is repeated here, in place: the order stays.
-fn send_keyed(p: &Producer, topic: &str, keys: &[String], from: usize, to: usize) {
-    for i in from..to {
-        for key in keys {
-            let m = Message::new(topic, format!("{key}:{i}"));
-            let sent = eventually(Duration::from_secs(30), || {
-                p.send_select_blocking(&m, &QueueSelector::ByHash(key)).ok()
-            });
-            assert!(sent.is_some(), "{key}:{i} not sent");
-        }
-    }
-}
-
-fn body(m: &rmq::MessageExt) -> String {
-    String::from_utf8_lossy(m.message.body()).into_owned()
-}
-
-/// (key, index) of a body "<key>:<i>".
-fn parse(body: &str) -> (String, usize) {
-    let (k, i) = body.rsplit_once(':').unwrap();
-    (k.to_string(), i.parse().unwrap())
 }
 
 #[derive(Default)]

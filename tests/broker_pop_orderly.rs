@@ -9,11 +9,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::keyed::{body, parse, send_keyed};
 use common::{eventually, namesrv, unique};
-use rmq::{
-    Config, ConsumeResult, Message, OrderlyResult, Producer, ProducerConfig, PushConsumer,
-    QueueSelector,
-};
+use rmq::{Config, ConsumeResult, OrderlyResult, Producer, ProducerConfig, PushConsumer};
 
 const WITHIN: Duration = Duration::from_secs(120);
 
@@ -36,29 +34,6 @@ fn config(group: &str, extra: &[(&str, &str)]) -> rmq::ConsumerConfig {
         c.set(k, v).unwrap();
     }
     c.consumer_config().unwrap()
-}
-
-/// Sends "<key>:<i>" for i in from..to and each key, interleaved, each key through the hash
-/// selector. A failed ordered send is repeated in place, so the order stays.
-fn send_keyed(p: &Producer, topic: &str, keys: &[String], from: usize, to: usize) {
-    for i in from..to {
-        for key in keys {
-            let m = Message::new(topic, format!("{key}:{i}"));
-            let sent = eventually(Duration::from_secs(30), || {
-                p.send_select_blocking(&m, &QueueSelector::ByHash(key)).ok()
-            });
-            assert!(sent.is_some(), "{key}:{i} not sent");
-        }
-    }
-}
-
-fn body(m: &rmq::MessageExt) -> String {
-    String::from_utf8_lossy(m.message.body()).into_owned()
-}
-
-fn parse(body: &str) -> (String, usize) {
-    let (k, i) = body.rsplit_once(':').unwrap();
-    (k.to_string(), i.parse().unwrap())
 }
 
 #[derive(Default)]

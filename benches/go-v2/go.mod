@@ -26,3 +26,10 @@ require (
 	gopkg.in/natefinch/lumberjack.v2 v2.0.0 // indirect
 	stathat.com/c/consistent v1.0.0 // indirect
 )
+
+require github.com/rmq-client/rmq/benches/go v0.0.0
+
+replace (
+	github.com/rmq-client/rmq/benches/go => ../go
+	github.com/rmq-client/rmq/bindings/go => ../../bindings/go
+)

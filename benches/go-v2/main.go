@@ -13,17 +13,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"math/bits"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/apache/rocketmq-client-go/v2"
@@ -31,82 +26,13 @@ import (
 	"github.com/apache/rocketmq-client-go/v2/primitive"
 	"github.com/apache/rocketmq-client-go/v2/producer"
 	"github.com/apache/rocketmq-client-go/v2/rlog"
+	"github.com/rmq-client/rmq/benches/go/benchkit"
 )
 
-const (
-	subBits = 5
-	sub     = 1 << subBits
-	buckets = 59*sub + sub
+var (
+	hist  benchkit.Histogram
+	peaks benchkit.Peaks
 )
-
-// Log-linear buckets over nanoseconds, as in the C tool.
-var hist [buckets]atomic.Uint64
-
-func bucketOf(v uint64) int {
-	if v < 2*sub {
-		return int(v)
-	}
-	shift := bits.Len64(v) - 1 - subBits
-	return shift*sub + int(v>>uint(shift))
-}
-
-func bucketMid(i int) float64 {
-	if i < 2*sub {
-		return float64(i)
-	}
-	shift := uint(i/sub - 1)
-	mant := uint64(sub + i%sub)
-	return (float64(mant<<shift) + float64((mant+1)<<shift)) / 2
-}
-
-func pctUs(p float64) float64 {
-	var total uint64
-	for i := range hist {
-		total += hist[i].Load()
-	}
-	if total == 0 {
-		return 0
-	}
-	rank := max(uint64(p*float64(total)), 1)
-	var seen uint64
-	for i := range hist {
-		seen += hist[i].Load()
-		if seen >= rank {
-			return bucketMid(i) / 1000
-		}
-	}
-	return 0
-}
-
-func cpuUs() float64 {
-	var u syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &u)
-	return float64(u.Utime.Sec)*1e6 + float64(u.Utime.Usec) + float64(u.Stime.Sec)*1e6 + float64(u.Stime.Usec)
-}
-
-var peakRSS, peakThreads int64
-
-func sampleProc() {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		fields := strings.Fields(s.Text())
-		if len(fields) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseInt(fields[1], 10, 64)
-		if fields[0] == "VmRSS:" && v > peakRSS {
-			peakRSS = v
-		}
-		if fields[0] == "Threads:" && v > peakThreads {
-			peakThreads = v
-		}
-	}
-}
 
 var (
 	fs       = flag.NewFlagSet("go_v2_bench", flag.ExitOnError)
@@ -193,7 +119,7 @@ func sender(p rocketmq.Producer, wg *sync.WaitGroup) {
 			err = p.SendAsync(ctx, func(_ context.Context, r *primitive.SendResult, err error) {
 				if err = sendOK(r, err); err == nil {
 					if recordFlag.Load() {
-						hist[bucketOf(uint64(time.Since(t0)))].Add(1)
+						hist.Record(uint64(time.Since(t0)))
 					}
 					acked.Add(n)
 				} else {
@@ -220,7 +146,7 @@ func sender(p rocketmq.Producer, wg *sync.WaitGroup) {
 			continue
 		}
 		if recordFlag.Load() {
-			hist[bucketOf(uint64(time.Since(t0)))].Add(1)
+			hist.Record(uint64(time.Since(t0)))
 		}
 		acked.Add(n)
 	}
@@ -240,7 +166,7 @@ func runPhase(p rocketmq.Producer, limit int64, secs float64) {
 	start := time.Now()
 	for !done.Load() {
 		time.Sleep(20 * time.Millisecond)
-		sampleProc()
+		peaks.Sample()
 		if limit == 0 && time.Since(start).Seconds() >= secs {
 			stopFlag.Store(true)
 		}
@@ -267,20 +193,20 @@ func produce() int {
 		runPhase(p, *warmup, 0)
 	}
 	warmErrors := errCount.Load()
-	peakRSS, peakThreads = 0, 0
-	acked0, cpu0, t0 := acked.Load(), cpuUs(), time.Now()
+	peaks = benchkit.Peaks{}
+	acked0, cpu0, t0 := acked.Load(), benchkit.CPUUs(), time.Now()
 	recordFlag.Store(true)
 	runPhase(p, *count, *duration)
-	secs, cpu1 := time.Since(t0).Seconds(), cpuUs()
+	secs, cpu1 := time.Since(t0).Seconds(), benchkit.CPUUs()
 	recordFlag.Store(false)
-	sampleProc()
+	peaks.Sample()
 	ok, errs := acked.Load()-acked0, errCount.Load()-warmErrors
 	tps := float64(ok) / secs
 	cpuPer := 0.0
 	if ok > 0 {
 		cpuPer = (cpu1 - cpu0) / float64(ok)
 	}
-	p50, p99, p999 := pctUs(0.5), pctUs(0.99), pctUs(0.999)
+	p50, p99, p999 := hist.PercentileUs(0.5), hist.PercentileUs(0.99), hist.PercentileUs(0.999)
 	workload := *label
 	if workload == "" {
 		workload = fmt.Sprintf("%s-w%d-b%d", *mode, *threads, *batch)
@@ -292,13 +218,13 @@ func produce() int {
 	fmt.Printf("Go client v2 producer: %s, %d goroutine(s), %d-byte bodies, batch %d, topic %s\n", *mode, *threads, *size, *batch, *topic)
 	fmt.Printf("  measured %d messages in %.2f s (after %d warm-up)\n", ok, secs, *warmup)
 	fmt.Printf("  TPS %.0f   latency per request p50 %.1f us  p99 %.1f us  p999 %.1f us\n", tps, p50, p99, p999)
-	fmt.Printf("  client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %d   errors %d\n", cpuPer, float64(peakRSS)/1024, peakThreads, errs)
+	fmt.Printf("  client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %d   errors %d\n", cpuPer, float64(peaks.RSSKiB)/1024, peaks.Threads, errs)
 	if e := firstError.Load(); e != nil {
 		fmt.Println("  first error:", e)
 	}
 	fmt.Printf("RESULT client=go-v2 workload=%s mode=%s threads=%d inflight=%d batch=%d size=%d msgs=%d secs=%.3f tps=%.1f "+
 		"p50_us=%.1f p99_us=%.1f p999_us=%.1f errors=%d cpu_us_per_msg=%.3f rss_kb=%d threads_peak=%d\n",
-		workload, *mode, *threads, win, *batch, *size, ok, secs, tps, p50, p99, p999, errs, cpuPer, peakRSS, peakThreads)
+		workload, *mode, *threads, win, *batch, *size, ok, secs, tps, p50, p99, p999, errs, cpuPer, peaks.RSSKiB, peaks.Threads)
 	_ = p.Shutdown()
 	if errs == 0 && (*count == 0 || ok == *count) {
 		return 0
@@ -346,7 +272,7 @@ func consume() int {
 		fmt.Fprintln(os.Stderr, "go_v2_bench: subscribe:", err)
 		return 1
 	}
-	cpu0 := cpuUs()
+	cpu0 := benchkit.CPUUs()
 	epoch = time.Now()
 	if err := c.Start(); err != nil {
 		fmt.Fprintln(os.Stderr, "go_v2_bench: consumer start:", err)
@@ -354,10 +280,10 @@ func consume() int {
 	}
 	for received.Load() < *count && time.Since(epoch).Seconds() < *timeout {
 		time.Sleep(5 * time.Millisecond)
-		sampleProc()
+		peaks.Sample()
 	}
-	cpu1 := cpuUs()
-	sampleProc()
+	cpu1 := benchkit.CPUUs()
+	peaks.Sample()
 	got := received.Load()
 	done := got >= *count
 	tLast := int64(time.Since(epoch))
@@ -382,13 +308,13 @@ func consume() int {
 	fmt.Printf("Go client v2 push consumer: topic %s, %s\n", *topic, g)
 	fmt.Printf("  %s %d of %d messages (%.1f MiB) in %.2f s from start (%.2f s from the first message)\n",
 		state, got, *count, float64(nbytes.Load())/1048576, secs, sinceFirst)
-	fmt.Printf("  %.0f msgs/s   client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %d\n", rate, cpuPer, float64(peakRSS)/1024, peakThreads)
+	fmt.Printf("  %.0f msgs/s   client CPU %.2f us/msg   peak RSS %.1f MiB   peak threads %d\n", rate, cpuPer, float64(peaks.RSSKiB)/1024, peaks.Threads)
 	wl := *label
 	if wl == "" {
 		wl = "drain"
 	}
 	fmt.Printf("RESULT client=go-v2 workload=%s mode=consume msgs=%d secs=%.3f tps=%.1f secs_from_first=%.3f errors=%d "+
-		"cpu_us_per_msg=%.3f rss_kb=%d threads_peak=%d\n", wl, got, secs, rate, sinceFirst, failed, cpuPer, peakRSS, peakThreads)
+		"cpu_us_per_msg=%.3f rss_kb=%d threads_peak=%d\n", wl, got, secs, rate, sinceFirst, failed, cpuPer, peaks.RSSKiB, peaks.Threads)
 	_ = c.Shutdown()
 	return failed
 }

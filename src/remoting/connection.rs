@@ -1070,10 +1070,9 @@ mod tests {
         fn handle(&self, _: &Arc<Connection>, _: RemotingCommand) {}
     }
 
-    /// A callback request to a peer that never answers fails with a timeout from the sweep,
-    /// exactly once, and leaves nothing pending (so the sweep ends).
-    #[test]
-    fn a_callback_request_without_an_answer_times_out() {
+    /// A connection to a loopback peer that reads nothing and answers nothing; the peer's end
+    /// must be kept alive by the caller.
+    fn connected_to_silent_peer() -> (Arc<Connection>, String, TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let shared = runtime::shared().unwrap();
@@ -1086,7 +1085,15 @@ mod tests {
                 Arc::new(NoRequests),
             ))
             .unwrap();
-        let (_peer, _) = listener.accept().unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        (conn, addr, peer)
+    }
+
+    /// A callback request to a peer that never answers fails with a timeout from the sweep,
+    /// exactly once, and leaves nothing pending (so the sweep ends).
+    #[test]
+    fn a_callback_request_without_an_answer_times_out() {
+        let (conn, addr, _peer) = connected_to_silent_peer();
         let (tx, rx) = std::sync::mpsc::channel();
         let cmd = RemotingCommand::request(310, super::super::command::ExtFields::default());
         let deadline = Instant::now() + Duration::from_millis(30);
@@ -1103,19 +1110,7 @@ mod tests {
     /// Cancelling an owner's callback requests fails them at once; another owner's stay.
     #[test]
     fn cancelling_fails_only_the_owners_callback_requests() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
-        let shared = runtime::shared().unwrap();
-        let conn = runtime::handle()
-            .block_on(Connection::connect(
-                &shared,
-                &addr,
-                Duration::from_secs(5),
-                SerializeType::RocketMq,
-                Arc::new(NoRequests),
-            ))
-            .unwrap();
-        let (_peer, _) = listener.accept().unwrap();
+        let (conn, _addr, _peer) = connected_to_silent_peer();
         let (tx, rx) = std::sync::mpsc::channel();
         let far = Instant::now() + Duration::from_secs(600);
         for owner in [1u64, 2] {

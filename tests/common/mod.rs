@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod keyed;
 pub mod request_reply;
 
 pub fn namesrv() -> String {
