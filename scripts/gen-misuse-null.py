@@ -19,6 +19,7 @@ HANDLES = {
     "rmq_config_t", "rmq_message_t", "rmq_producer_t", "rmq_send_result_t",
     "rmq_push_consumer_t", "rmq_lite_pull_consumer_t", "rmq_message_queue_list_t",
     "rmq_received_batch_t", "rmq_received_message_t", "rmq_transaction_producer_t",
+    "rmq_completion_queue_t",
 }
 
 # (function, parameter) -> (expected status or "any", why NULL is allowed there). "any" is for
@@ -65,6 +66,7 @@ ALLOWED = {
     ("rmq_producer_destroy", "producer"): ("RMQ_OK", "NULL is a no-op"),
     ("rmq_message_queue_list_destroy", "list"): ("RMQ_OK", "NULL is a no-op"),
     ("rmq_received_batch_destroy", "batch"): ("RMQ_OK", "NULL is a no-op"),
+    ("rmq_completion_queue_destroy", "queue"): ("RMQ_OK", "NULL is a no-op"),
 }
 
 # Functions that need a handle in another state than the usual fixture to get as far as their
@@ -95,13 +97,13 @@ STRINGS = {
     "offset_msg_id": "fx_offset_msg_id()",
 }
 SIZES = {
-    "count": "1", "capacity": "1", "cap": "4096", "index": "0", "max_messages": "1",
+    "count": "1", "capacity": "1", "cap": "4096", "index": "0", "max_messages": "1", "max": "1",
 }
 INTS = {
     "timeout_ms": "200", "level": "1", "delay_ms": "1000", "delay_sec": "1",
     "epoch_ms": "fx_now_ms() + 1000", "max_num": "1", "begin_timestamp_ms": "0",
     "end_timestamp_ms": "fx_now_ms()", "offset": "0", "timestamp_ms": "0",
-    "status": "0", "state": "0",
+    "status": "0", "state": "0", "user_tag": "0",
 }
 SCALARS = {"size_t", "int32_t", "int64_t", "uint64_t", "rmq_status_t", "rmq_log_level_t",
            "rmq_send_status_t", "rmq_transaction_state_t"}
@@ -213,6 +215,9 @@ class Gen:
         if b in ("rmq_message_queue_t", "rmq_received_view_t") and stars == 2:
             self.decls.append(f"const {b} *o{i} = NULL;")
             return f"&o{i}"
+        if b == "rmq_completion_t" and stars == 1:
+            self.decls.append(f"{b} o{i}[1];")
+            return f"o{i}"
         if b == "rmq_send_result_view_t" and stars == 1:
             self.decls.append(f"{b} o{i};")
             return f"&o{i}"

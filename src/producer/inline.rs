@@ -12,6 +12,7 @@ use super::{shut_down_error, Producer, SendResult, Target};
 use crate::client::{ClientInstance, MessageQueue};
 use crate::error::Result;
 use crate::executor::Completion;
+use crate::protocol::code::response;
 
 /// One attempt, as `after_attempt` records it.
 pub(crate) struct Attempt<'a> {
@@ -20,6 +21,15 @@ pub(crate) struct Attempt<'a> {
     pub metric: crate::metrics::SendAttempt,
     /// The broker address the request went to, when it went.
     pub store_host: Option<Arc<str>>,
+}
+
+/// An async send `start_inline` could not start: the caller runs it in a task, first on
+/// `picked` when a queue was already chosen for it.
+pub(super) struct GivenBack {
+    pub prepared: PreparedSend,
+    pub target: Target,
+    pub completion: Completion<SendResult>,
+    pub picked: Option<MessageQueue>,
 }
 
 impl Producer {
@@ -32,22 +42,47 @@ impl Producer {
         prepared: PreparedSend,
         target: Target,
         completion: Completion<SendResult>,
-    ) -> Option<(PreparedSend, Target, Completion<SendResult>)> {
+    ) -> Option<GivenBack> {
         let Some(info) = instance.cached_publish_info(&prepared.topic) else {
-            return Some((prepared, target, completion));
+            return Some(GivenBack {
+                prepared,
+                target,
+                completion,
+                picked: None,
+            });
         };
         let mq = match &target {
             Target::Any => match self.pick_queue(&info, None) {
                 Ok(mq) => mq.clone(),
-                Err(_) => return Some((prepared, target, completion)),
+                Err(_) => {
+                    return Some(GivenBack {
+                        prepared,
+                        target,
+                        completion,
+                        picked: None,
+                    })
+                }
             },
             Target::Queue(mq) => mq.clone(),
         };
+        // From here the round robin has moved on to `mq`: a send given back makes its first
+        // attempt there, or every give-back would skip a queue (and, with queues alternating
+        // between brokers, a broker).
         let Ok(addr) = instance.master_of(&mq) else {
-            return Some((prepared, target, completion));
+            return Some(GivenBack {
+                prepared,
+                target,
+                completion,
+                picked: Some(mq),
+            });
         };
         let Some(conn) = instance.remoting().existing(&addr) else {
-            return Some((prepared, target, completion));
+            return Some(GivenBack {
+                prepared,
+                target,
+                completion,
+                picked: Some(mq),
+            });
         };
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let mut budget = self.budget(RetryPolicy::Async, &target, deadline);
@@ -71,20 +106,34 @@ impl Producer {
                 completion.complete(Err(shut_down_error()));
                 return;
             }
-            let result = this.attempt_result(&prepared, &mq, &addr, answer);
-            let attempt = Attempt {
-                mq: &mq,
-                began,
-                metric,
-                store_host: Some(addr.clone()),
+            // GO_AWAY: the broker is shutting down gracefully and did not process the request.
+            // As the awaited path does (`RemotingClient::invoke`), it goes once more, to the same
+            // queue over a new connection, without counting as an attempt.
+            let go_away = matches!(&answer, Ok(r) if r.code == response::GO_AWAY);
+            let (next, first) = if go_away {
+                drop(metric);
+                budget.refund_attempt();
+                (Next::Retry, Some(mq))
+            } else {
+                let result = this.attempt_result(&prepared, &mq, &addr, answer);
+                let attempt = Attempt {
+                    mq: &mq,
+                    began,
+                    metric,
+                    store_host: Some(addr.clone()),
+                };
+                (
+                    this.after_attempt(&prepared, attempt, result, &mut budget),
+                    None,
+                )
             };
-            match this.after_attempt(&prepared, attempt, result, &mut budget) {
+            match next {
                 Next::Done(r) => completion.complete(r),
                 Next::Retry => {
                     let handle = instance.shared().handle().clone();
                     handle.spawn(async move {
                         let retried =
-                            this.send_attempts(&instance, &prepared, &target, &info, budget);
+                            this.send_attempts(&instance, &prepared, &target, &info, budget, first);
                         let outcome: Result<SendResult> = tokio::select! {
                             biased;
                             _ = this.inner.cancel.fired() => Err(shut_down_error()),

@@ -371,10 +371,23 @@ impl Producer {
         policy: RetryPolicy,
         target: &Target,
     ) -> Result<SendResult> {
+        self.send_prepared_from(instance, prepared, policy, target, None)
+            .await
+    }
+
+    /// `send_prepared` whose first attempt goes to `first` when the round robin already chose it.
+    async fn send_prepared_from(
+        &self,
+        instance: &ClientInstance,
+        prepared: &PreparedSend,
+        policy: RetryPolicy,
+        target: &Target,
+        first: Option<MessageQueue>,
+    ) -> Result<SendResult> {
         let deadline = Instant::now() + self.inner.config.send_timeout;
         let info = self.unless_shut_down(instance.publish_info(&prepared.topic, deadline).await)?;
         let budget = self.budget(policy, target, deadline);
-        self.send_attempts(instance, prepared, target, &info, budget)
+        self.send_attempts(instance, prepared, target, &info, budget, first)
             .await
     }
 
@@ -386,15 +399,18 @@ impl Producer {
         target: &Target,
         info: &TopicPublishInfo,
         mut budget: RetryBudget,
+        mut first: Option<MessageQueue>,
     ) -> Result<SendResult> {
         loop {
             if self.inner.cancel.is_fired() {
                 return Err(shut_down_error());
             }
             let attempt_deadline = Instant::now() + budget.begin_attempt()?;
-            let mq = match target {
-                Target::Any => self.pick_queue(info, budget.last_broker.as_deref())?,
-                Target::Queue(mq) => mq,
+            let chosen = first.take();
+            let mq = match (target, &chosen) {
+                (Target::Any, Some(mq)) => mq,
+                (Target::Any, None) => self.pick_queue(info, budget.last_broker.as_deref())?,
+                (Target::Queue(mq), _) => mq,
             };
             let began = Instant::now();
             let metric =
@@ -635,15 +651,19 @@ impl Producer {
         target: Target,
         completion: Completion<SendResult>,
     ) {
-        let Some((prepared, target, completion)) =
-            self.start_inline(instance, prepared, target, completion)
+        let Some(inline::GivenBack {
+            prepared,
+            target,
+            completion,
+            picked,
+        }) = self.start_inline(instance, prepared, target, completion)
         else {
             return;
         };
         let this = self.clone();
         let inst = Arc::clone(instance);
         let work = async move {
-            this.send_prepared(&inst, &prepared, RetryPolicy::Async, &target)
+            this.send_prepared_from(&inst, &prepared, RetryPolicy::Async, &target, picked)
                 .await
         };
         self.spawn_completing(instance, work, completion);

@@ -367,6 +367,14 @@ impl RetryBudget {
         Ok(time)
     }
 
+    /// Gives back the attempt begun last, which the broker did not process (GO_AWAY).
+    pub fn refund_attempt(&mut self) {
+        if self.attempts_made > 0 {
+            self.attempts_made -= 1;
+            self.attempts_left += 1;
+        }
+    }
+
     /// Whether the attempt begun last is a retry.
     pub fn is_retry(&self) -> bool {
         self.attempts_made > 1

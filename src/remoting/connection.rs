@@ -374,9 +374,11 @@ impl Connection {
     /// for good (nothing else ever closes it). The Java client closes on any sync timeout
     /// (`clientCloseSocketIfTimeout`); a connection that still delivers (a slow broker answering
     /// pipelined requests late) stays open here.
+    /// Only the last request waiting closes it: the others, sent a moment later, time out as
+    /// they would have, instead of failing as closed.
     fn close_if_silent(&self, started: Instant) {
         let since = started.saturating_duration_since(self.born).as_nanos() as u64;
-        if self.last_read.load(Ordering::Acquire) < since {
+        if self.last_read.load(Ordering::Acquire) < since && self.pending.lock().is_empty() {
             self.close(&format!(
                 "nothing received for {} ms while a request waited",
                 started.elapsed().as_millis()
@@ -534,7 +536,7 @@ impl Connection {
         if let Some(started) = oldest {
             self.close_if_silent(started);
         }
-        left && !self.is_closed()
+        left
     }
 
     /// Fails the callback requests `owner` started that still wait, with `error()`.

@@ -52,6 +52,7 @@ HANDLE_STRUCTS = {
     "rmq_transaction_producer_t",
     "rmq_lite_pull_consumer_t",
     "rmq_message_queue_list_t",
+    "rmq_completion_queue_t",
 }
 
 
@@ -97,6 +98,7 @@ def expected_ctype(ctype: str):
         "rmq_send_result_view_t*": POINTER(_ffi.SendResultViewT),
         "rmq_received_view_t**": POINTER(POINTER(_ffi.ReceivedViewT)),
         "rmq_consume_status_t*": POINTER(c_int32),
+        "rmq_completion_t*": POINTER(_ffi.CompletionT),
     }
     if t in simple:
         return simple[t]

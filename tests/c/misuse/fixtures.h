@@ -26,6 +26,7 @@ rmq_message_queue_list_t *fx_message_queue_list(void);
 rmq_received_batch_t *fx_received_batch(void);
 const rmq_received_message_t *fx_received_message(void);
 rmq_transaction_producer_t *fx_transaction_producer(void);
+rmq_completion_queue_t *fx_completion_queue(void);
 const rmq_message_queue_t *fx_queue(void);
 const rmq_queue_selector_t *fx_selector(void);
 
@@ -51,6 +52,7 @@ void fx_release_lite_pull_consumer(rmq_lite_pull_consumer_t *c);
 void fx_release_message_queue_list(rmq_message_queue_list_t *l);
 void fx_release_received_batch(rmq_received_batch_t *b);
 void fx_release_transaction_producer(rmq_transaction_producer_t *p);
+void fx_release_completion_queue(rmq_completion_queue_t *q);
 
 /* Announces the next call (stderr names it if the process dies in it), then checks it. */
 void fx_before(const char *fn, const char *param);

@@ -239,6 +239,15 @@ const rmq_received_message_t *fx_received_message(void) {
     return fx_received;
 }
 
+static rmq_completion_queue_t *fx_cq;
+
+rmq_completion_queue_t *fx_completion_queue(void) {
+    if (!fx_cq) OK(rmq_completion_queue_new(16, &fx_cq));
+    return fx_cq;
+}
+
+void fx_release_completion_queue(rmq_completion_queue_t *q) { rmq_completion_queue_destroy(q); }
+
 rmq_transaction_producer_t *fx_transaction_producer(void) {
     if (!fx_tx) {
         /* a group of its own: one group is one producer per client instance */
