@@ -470,6 +470,28 @@ static void case_stale(void) {
     EXPECT_STATUS(rmq_transaction_producer_start(tx), RMQ_ERR_INVALID_HANDLE);
     rmq_config_destroy(cfg);
 
+    /* completion queue: destroyed with a send's result still waiting, then used */
+    rmq_completion_queue_t *cq = NULL;
+    OK(rmq_completion_queue_new(16, &cq));
+    OK(rmq_producer_send_async_queued(p, live, cq, 7));
+    size_t owed = 1;
+    until = now_s() + 30;
+    while (owed != 0 && now_s() < until) {
+        size_t waiting = 0;
+        OK(rmq_completion_queue_counts(cq, &owed, &waiting));
+        if (waiting == 1) break;
+        sleep_ms(1);
+    }
+    OK(rmq_completion_queue_destroy(cq));
+    EXPECT_STATUS(rmq_completion_queue_destroy(cq), RMQ_ERR_INVALID_HANDLE);
+    rmq_completion_t done[4];
+    EXPECT_STATUS(rmq_completion_queue_poll(cq, done, 4, 0, &n), RMQ_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(rmq_completion_queue_poll(cq, done, 4, 10, &n), RMQ_ERR_INVALID_HANDLE);
+    int32_t fd;
+    EXPECT_STATUS(rmq_completion_queue_fd(cq, &fd), RMQ_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(rmq_completion_queue_counts(cq, &owed, NULL), RMQ_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(rmq_producer_send_async_queued(p, live, cq, 8), RMQ_ERR_INVALID_HANDLE);
+
     OK(rmq_producer_destroy(p));
     EXPECT_STATUS(rmq_producer_destroy(p), RMQ_ERR_INVALID_HANDLE);
     EXPECT_STATUS(rmq_producer_send_sync(p, live, NULL), RMQ_ERR_INVALID_HANDLE);
@@ -502,6 +524,10 @@ static void expect_refused_everywhere(const void *h, const char *what, rmq_statu
     EXPECT_STATUS(rmq_received_batch_count((const rmq_received_batch_t *)h, &n), want);
     EXPECT_STATUS(rmq_received_message_queue_id((const rmq_received_message_t *)h, &q), want);
     EXPECT_STATUS(rmq_transaction_producer_start((rmq_transaction_producer_t *)h), want);
+    size_t owed;
+    EXPECT_STATUS(rmq_completion_queue_counts((const rmq_completion_queue_t *)h, &owed, NULL), want);
+    rmq_completion_t done[2];
+    EXPECT_STATUS(rmq_completion_queue_poll((rmq_completion_queue_t *)h, done, 2, 0, &n), want);
     /* destroys refuse too, and leave the real object alone */
     EXPECT_STATUS(rmq_producer_destroy((rmq_producer_t *)h), want);
     EXPECT_STATUS(rmq_push_consumer_destroy((rmq_push_consumer_t *)h), want);
@@ -509,6 +535,7 @@ static void expect_refused_everywhere(const void *h, const char *what, rmq_statu
     EXPECT_STATUS(rmq_received_batch_destroy((rmq_received_batch_t *)h), want);
     EXPECT_STATUS(rmq_message_queue_list_destroy((rmq_message_queue_list_t *)h), want);
     EXPECT_STATUS(rmq_transaction_producer_destroy((rmq_transaction_producer_t *)h), want);
+    EXPECT_STATUS(rmq_completion_queue_destroy((rmq_completion_queue_t *)h), want);
     /* the void destroys have no status: they must return and free nothing */
     rmq_config_destroy((rmq_config_t *)h);
     rmq_message_destroy((rmq_message_t *)h);
@@ -542,12 +569,14 @@ static void case_forged(void) {
     rmq_config_t *cfg = rmq_config_create();
     rmq_message_t *m = text_message(topic, "typed");
     rmq_producer_t *p = new_producer("MisuseForged", 0);
-    const void *live[] = {cfg, m, p};
-    const char *names[] = {"config", "message", "producer"};
+    rmq_completion_queue_t *cq = NULL;
+    OK(rmq_completion_queue_new(4, &cq));
+    const void *live[] = {cfg, m, p, cq};
+    const char *names[] = {"config", "message", "producer", "completion queue"};
     const char *v;
     size_t n;
     char buf[16];
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         int32_t q;
         const rmq_message_queue_t *qv;
         int before = failed;
@@ -568,10 +597,24 @@ static void case_forged(void) {
         EXPECT_STATUS(rmq_received_message_queue_id(live[i], &q), RMQ_ERR_INVALID_HANDLE);
         EXPECT_STATUS(rmq_received_batch_destroy((rmq_received_batch_t *)live[i]), RMQ_ERR_INVALID_HANDLE);
         EXPECT_STATUS(rmq_message_queue_list_views(live[i], &qv, &n), RMQ_ERR_INVALID_HANDLE);
+        if (i != 3) {
+            size_t owed;
+            rmq_completion_t done[2];
+            EXPECT_STATUS(rmq_completion_queue_counts(live[i], &owed, NULL), RMQ_ERR_INVALID_HANDLE);
+            EXPECT_STATUS(rmq_completion_queue_poll((rmq_completion_queue_t *)live[i], done, 2, 0, &n),
+                          RMQ_ERR_INVALID_HANDLE);
+            EXPECT_STATUS(rmq_completion_queue_destroy((rmq_completion_queue_t *)live[i]),
+                          RMQ_ERR_INVALID_HANDLE);
+        }
         if (failed != before) fprintf(stderr, "  (with a %s handle)\n", names[i]);
     }
     /* a message passed where a producer is expected, and the reverse, in the same call */
     EXPECT_STATUS(rmq_producer_send_sync((rmq_producer_t *)m, (const rmq_message_t *)p, NULL),
+                  RMQ_ERR_INVALID_HANDLE);
+    /* a queued send with the producer where the queue goes, and the queue where the producer goes */
+    EXPECT_STATUS(rmq_producer_send_async_queued(p, m, (rmq_completion_queue_t *)p, 1),
+                  RMQ_ERR_INVALID_HANDLE);
+    EXPECT_STATUS(rmq_producer_send_async_queued((rmq_producer_t *)cq, m, cq, 1),
                   RMQ_ERR_INVALID_HANDLE);
     /* every object is still intact and works */
     OK(rmq_config_set(cfg, "name-server", namesrv));
@@ -580,7 +623,14 @@ static void case_forged(void) {
     OK(rmq_producer_start(p));
     warm_up(p, topic);
     OK(rmq_producer_send_sync(p, m, NULL));
-    OK(rmq_producer_destroy(p));
+    OK(rmq_producer_send_async_queued(p, m, cq, 42));
+    OK(rmq_producer_destroy(p)); /* delivers every result before it returns */
+    rmq_completion_t done[2];
+    OK(rmq_completion_queue_poll(cq, done, 2, 0, &n));
+    /* its one result: stored, or cancelled by the destroy's shutdown */
+    EXPECT(n == 1 && done[0].user_tag == 42 &&
+           (done[0].status == RMQ_OK || done[0].status == RMQ_ERR_CANCELLED));
+    OK(rmq_completion_queue_destroy(cq));
     rmq_message_destroy(m);
     rmq_config_destroy(cfg);
 }
