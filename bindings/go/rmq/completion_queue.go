@@ -6,7 +6,9 @@ package rmq
 import "C"
 
 import (
+	"os"
 	"sync"
+	"syscall"
 )
 
 // completionBatch is how many results one cgo call takes.
@@ -84,25 +86,79 @@ func (q *CompletionQueue) Send(p *Producer, msg *Message, tag uint64) error {
 }
 
 // poll is the one goroutine that takes results from C: one cgo call per batch of up to 256.
-// It ends when the queue is destroyed (the waiting poll then returns and the next one fails).
+// It waits in Go's network poller on the queue's descriptor, so no OS thread sits blocked in C
+// between batches (a blocked cgo call costs a thread hand-off on every wake-up); where the
+// descriptor cannot be polled it falls back to waiting inside rmq_completion_queue_poll.
+// It ends when the queue is destroyed (the descriptor turns readable and the next poll fails).
 func (q *CompletionQueue) poll() {
 	defer close(q.done)
 	buf := make([]C.rmq_completion_t, completionBatch)
-	for {
-		var n C.size_t
-		if err := call(func() C.rmq_status_t {
-			return C.rmq_completion_queue_poll(q.h, &buf[0], completionBatch, -1, &n)
-		}); err != nil {
-			return // destroyed
-		}
-		for i := 0; i < int(n); i++ {
+	deliver := func(n int) bool {
+		for i := 0; i < n; i++ {
 			select {
 			case q.out <- completionOf(&buf[i]):
 			case <-q.stop:
-				return
+				return false
+			}
+		}
+		return true
+	}
+	take := func(timeoutMs C.int32_t) (int, error) {
+		var n C.size_t
+		err := call(func() C.rmq_status_t {
+			return C.rmq_completion_queue_poll(q.h, &buf[0], completionBatch, timeoutMs, &n)
+		})
+		return int(n), err
+	}
+	if rc := q.pollableFd(); rc != nil {
+		defer rc.Close()
+		if conn, err := rc.SyscallConn(); err == nil {
+			for {
+				var n int
+				var pollErr error
+				err := conn.Read(func(uintptr) bool {
+					n, pollErr = take(0)
+					return pollErr != nil || n > 0 // false: wait until readable, then ask again
+				})
+				if pollErr != nil {
+					return // destroyed
+				}
+				if err != nil {
+					break // not pollable after all (nothing was taken): wait in C below
+				}
+				if !deliver(n) {
+					return
+				}
 			}
 		}
 	}
+	for {
+		n, err := take(-1)
+		if err != nil || !deliver(n) {
+			return // destroyed, or closed
+		}
+	}
+}
+
+// pollableFd is a duplicate of the queue's descriptor as an *os.File that Go's poller watches
+// (the queue owns and closes its own descriptor; the duplicate is ours), or nil.
+func (q *CompletionQueue) pollableFd() *os.File {
+	var fd C.int32_t
+	if call(func() C.rmq_status_t { return C.rmq_completion_queue_fd(q.h, &fd) }) != nil {
+		return nil
+	}
+	syscall.ForkLock.RLock()
+	dup, err := syscall.Dup(int(fd))
+	if err == nil {
+		syscall.CloseOnExec(dup)
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil
+	}
+	// The descriptor is non-blocking (the library made it so), so NewFile registers it with
+	// the poller.
+	return os.NewFile(uintptr(dup), "rmq-completion-queue")
 }
 
 func completionOf(c *C.rmq_completion_t) Completion {
