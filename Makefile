@@ -161,9 +161,10 @@ demo: go-lib $(OUT)/producer $(OUT)/consumer $(OUT)/transaction $(OUT)/request
 bench: build $(OUT)/sync_send
 	scripts/bench.sh
 
-# The client's cost alone: rmq_bench (sync, async 256 in flight, batches of 16 and 64) against
+# The client's cost alone: rmq_bench (sync, async 256 in flight, batches of 16 and 64; then the
+# Python and Go sync and async rows) against
 # a do-nothing loopback responder (examples/responder.rs); no cluster needed.
-bench-responder: build $(OUT)/rmq_bench
+bench-responder: build $(OUT)/rmq_bench bench-go
 	$(CARGO) build --release --example responder
 	scripts/bench-responder.sh
 

@@ -6,7 +6,8 @@
 //
 // Options as the C tool's (-n -t -g -w -s -m -i -b -d -c -W -T -o -l; one dash). Sync sends run on
 // -w goroutines; async sends use SendAsync / SendBatchAsync with the library's in-flight window
-// (producer.max-in-flight-async-sends = -i). CPU is the whole process's (getrusage), RSS and
+// (producer.max-in-flight-async-sends = -i); -m queue sends through a CompletionQueue instead,
+// -i at a time, its results read from the queue's channel. CPU is the whole process's (getrusage), RSS and
 // threads from /proc/self/status. Then, as the C tool, the library's metrics of the topic
 // (rmq.MetricsValue) beside the run's own counts; the exit status is 1 when they differ.
 package main
@@ -43,7 +44,7 @@ var (
 	group    = fs.String("g", "", "producer or consumer group")
 	threads  = fs.Int("w", 1, "sending goroutines")
 	size     = fs.Int("s", 1024, "body size")
-	mode     = fs.String("m", "sync", "sync | async | oneway")
+	mode     = fs.String("m", "sync", "sync | async | queue | oneway")
 	inflight = fs.Int("i", 256, "async in-flight window")
 	batch    = fs.Int("b", 1, "messages per send")
 	duration = fs.Float64("d", 10, "measured seconds (without -c)")
@@ -132,6 +133,8 @@ func sender(p *rmq.Producer, wg *sync.WaitGroup) {
 		t0 := time.Now()
 		var err error
 		switch {
+		case *mode == "queue":
+			err = sendQueued(p, msgs[0], n, t0)
 		case *mode == "async":
 			cb := func(_ *rmq.SendResult, err error) {
 				if err == nil {
@@ -171,6 +174,43 @@ func sender(p *rmq.Producer, wg *sync.WaitGroup) {
 		if err != nil {
 			noteError(err, n)
 		}
+	}
+}
+
+// The completion-queue mode: the queue, -i slots, and each send's start time by tag.
+var (
+	queue   *rmq.CompletionQueue
+	slots   chan struct{}
+	nextTag atomic.Uint64
+	sentAt  [1 << 16]atomic.Int64
+)
+
+func sendQueued(p *rmq.Producer, m *rmq.Message, n int64, t0 time.Time) error {
+	slots <- struct{}{}
+	tag := nextTag.Add(1)
+	sentAt[tag%uint64(len(sentAt))].Store(t0.UnixNano())
+	err := queue.Send(p, m, tag)
+	if err != nil {
+		<-slots
+		return err
+	}
+	accepted.Add(n)
+	return nil
+}
+
+// drainQueue reads every result of the completion-queue mode until the channel closes.
+func drainQueue() {
+	for c := range queue.Completions() {
+		if c.Err == nil {
+			if recordFlag.Load() {
+				hist.Record(uint64(time.Now().UnixNano() - sentAt[c.Tag%uint64(len(sentAt))].Load()))
+			}
+			acked.Add(1)
+		} else {
+			noteError(c.Err, 1)
+		}
+		completed.Add(1)
+		<-slots
 	}
 }
 
@@ -214,6 +254,13 @@ func produce() int {
 	if err == nil {
 		err = p.Start()
 	}
+	if err == nil && *mode == "queue" {
+		slots = make(chan struct{}, *inflight)
+		if queue, err = rmq.NewCompletionQueue(*inflight); err == nil {
+			go drainQueue()
+			defer queue.Close()
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rmq_bench_go: producer:", err)
 		return 1
@@ -238,14 +285,14 @@ func produce() int {
 	p50, p99, p999 := hist.PercentileUs(0.5), hist.PercentileUs(0.99), hist.PercentileUs(0.999)
 	workload := *label
 	if workload == "" {
-		if *mode == "async" {
-			workload = fmt.Sprintf("async-w%d-i%d-b%d", *threads, *inflight, *batch)
+		if *mode == "async" || *mode == "queue" {
+			workload = fmt.Sprintf(*mode+"-w%d-i%d-b%d", *threads, *inflight, *batch)
 		} else {
 			workload = fmt.Sprintf("%s-w%d-b%d", *mode, *threads, *batch)
 		}
 	}
 	win := 0
-	if *mode == "async" {
+	if *mode == "async" || *mode == "queue" {
 		win = *inflight
 	}
 	fmt.Printf("rmq (Go) producer: %s, %d goroutine(s), %d-byte bodies, batch %d, topic %s\n", *mode, *threads, *size, *batch, *topic)
@@ -441,8 +488,12 @@ func main() {
 		os.Exit(2)
 	}
 	_ = fs.Parse(os.Args[2:])
-	if *mode != "sync" && *mode != "async" && *mode != "oneway" {
-		fmt.Fprintf(os.Stderr, "rmq_bench_go: -m must be sync, async or oneway, not %q\n", *mode)
+	if *mode != "sync" && *mode != "async" && *mode != "queue" && *mode != "oneway" {
+		fmt.Fprintf(os.Stderr, "rmq_bench_go: -m must be sync, async, queue or oneway, not %q\n", *mode)
+		os.Exit(2)
+	}
+	if *mode == "queue" && *batch != 1 {
+		fmt.Fprintln(os.Stderr, "rmq_bench_go: -m queue sends single messages (-b 1)")
 		os.Exit(2)
 	}
 	if *threads < 1 || *inflight < 1 || *batch < 1 || *batch > 1024 || *duration <= 0 || *count < 0 || *warmup < 0 {
