@@ -63,6 +63,13 @@ impl Ledger {
         }
     }
 
+    /// Bytes this bookkeeping holds (capacities), to tell the client's memory from it.
+    fn bytes(&self) -> usize {
+        let sent: usize = self.sent_ok.iter().map(Vec::capacity).sum();
+        let consumed: usize = self.consumed.iter().map(Vec::capacity).sum();
+        sent + consumed
+    }
+
     fn count(&self, t: usize, i: usize) -> u8 {
         self.consumed
             .get(t)
@@ -164,12 +171,20 @@ fn main() {
     let start = Instant::now();
     let report = |label: &str| {
         let (rss, threads, fds) = usage();
-        let (sent, consumed, dups, _) = ledger.lock().unwrap().totals();
+        let (sent, consumed, dups, ledger_kb) = {
+            let l = ledger.lock().unwrap();
+            let (sent, consumed, dups, _) = l.totals();
+            (sent, consumed, dups, l.bytes() / 1024)
+        };
+        // "rss-ledger": the RSS less this program's own two bytes per message, i.e. the client's
+        // share, which is the figure that must stay flat
         println!(
-            "{label:>6} {:>5}s  rss {:>7} kB  threads {:>3}  fds {:>4}  sent OK {:>8}  failed {:>5}  \
-             consumed {:>8}  duplicated {:>5}",
+            "{label:>6} {:>5}s  rss {:>7} kB  ledger {:>6} kB  rss-ledger {:>7} kB  threads {:>3}  \
+             fds {:>4}  sent OK {:>8}  failed {:>5}  consumed {:>8}  duplicated {:>5}",
             start.elapsed().as_secs(),
             rss,
+            ledger_kb,
+            rss.saturating_sub(ledger_kb as u64),
             threads,
             fds,
             sent,
