@@ -16,7 +16,8 @@
 # fault test pauses one of its brokers). Suites: Rust (unit, fake-peer, real broker), C (plain
 # and ASan/UBSan), Python (pytest), Go (go test), packaging (scripts/test-packaging.sh), and a smoke run of the
 # C benchmark tool (scripts/bench-smoke.sh: counts only, no timing), then, with those clusters
-# stopped, the short fault table (make test-faults-short, clusters of its own). Each runs
+# stopped, the short fault table (make test-faults-short, clusters of its own) and a short run of
+# every fuzz target (make fuzz-short, RMQ_TEST_FUZZ_SECONDS each, 20 by default). Each runs
 # even if an earlier one failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -156,6 +157,8 @@ echo "run-tests: $(( $(date +%s) - start )) s with the clusters up${failures:+; 
 # first so that the two machines' worth of JVMs do not share the cores with them.
 all_clusters_down
 suite faults-short make --no-print-directory test-faults-short
+# A short run of every fuzz target from the committed seeds (make fuzz runs the 10M executions).
+suite fuzz-short make --no-print-directory fuzz-short FUZZ_SECONDS="${RMQ_TEST_FUZZ_SECONDS:-20}"
 
 echo
 echo "run-tests: $(( $(date +%s) - start )) s in all${failures:+; failed: ${failures[*]}}"
