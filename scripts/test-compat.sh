@@ -16,10 +16,11 @@
 #
 # Environment (all optional):
 #   RMQ_COMPAT_VERSIONS   versions to test                          (4.9.7 5.3.3 5.5.0)
-#   RMQ_COMPAT_SUITES     surfaces: any of rust c python              (rust c python)
+#   RMQ_COMPAT_SUITES     surfaces: any of rust c python go           (rust c python go)
 #   RMQ_COMPAT_RUST       Rust test targets                           (every single-cluster suite)
 #   RMQ_COMPAT_C          C test programs (target/c/NAME)             (every single-cluster one)
 #   RMQ_COMPAT_PYTHON     Python test files (bindings/python/tests)   (every single-cluster one)
+#   RMQ_COMPAT_GO         Go test names, a regexp for go test -run    (every single-cluster one)
 #   RMQ_COMPAT_PORT_BASE  first port                                  (47000)
 #   RMQ_START_TIMEOUT     per cluster start, seconds                  (300)
 # Exit status 0 iff every suite that ran passed and every cluster started.
@@ -27,7 +28,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 read -ra VERSIONS <<<"${RMQ_COMPAT_VERSIONS:-4.9.7 5.3.3 5.5.0}"
-read -ra SURFACES <<<"${RMQ_COMPAT_SUITES:-rust c python}"
+read -ra SURFACES <<<"${RMQ_COMPAT_SUITES:-rust c python go}"
 PORT_BASE="${RMQ_COMPAT_PORT_BASE:-47000}"
 export RMQ_START_TIMEOUT="${RMQ_START_TIMEOUT:-300}"
 
@@ -41,6 +42,8 @@ test_poll test_transaction test_request test_orderly test_lite_pull test_consume
 test_pop test_metrics}"
 read -ra PYTHON <<<"${RMQ_COMPAT_PYTHON:-$(cd bindings/python/tests && ls test_*.py |
   grep -vxE 'test_security.py|test_two_clusters.py' | tr '\n' ' ')}"
+# Go runs as one `go test` of the package; single tests are left out by name (selector go:TestName).
+GO_RUN="${RMQ_COMPAT_GO:-.}"
 
 # Tests that need a cluster of another shape, left out everywhere (SURFACE:SELECTOR|why).
 # Selectors: rust:TARGET or rust:TARGET::TEST, c:PROGRAM, python:FILE or python:FILE::TEST.
@@ -48,17 +51,25 @@ OTHER_CLUSTER=(
   "rust:broker_admin::reset_request_from_the_broker_moves_the_consumer|needs the second cluster (RMQ_NAMESRV_2)"
   "python:test_routing.py::test_ipv6_cluster_with_latency_fault_tolerance|needs the two-broker IPv6 cluster"
   "python:test_async_batch_retry.py::test_async_send_is_retried_on_the_other_broker|needs the two-broker IPv6 cluster"
+  "go:TestSameNamedProducersOnTwoClustersSendToTheirOwnBroker|needs the second cluster (RMQ_NAMESRV_2)"
+  "go:TestIPv6ClusterWithLatencyFaultTolerance|needs the two-broker IPv6 cluster"
+  "go:TestAsyncSendIsRetriedOnTheOtherBroker|needs the two-broker IPv6 cluster"
+  "go:TestACLSignedClientSendsAndConsumes|needs an ACL cluster"
+  "go:TestACLWrongSecretAndMissingPermissionNameTheCause|needs an ACL cluster"
+  "go:TestTLSVerifiedClientSendsAndConsumes|needs a TLS cluster"
+  "go:TestTLSBadCertificatesAreRefused|needs a TLS cluster"
 )
-OTHER_SUITES="rust: broker_acl broker_tls two_clusters ipv6 latency_fault, java_interop (Java client); c: test_rmq (IPv6 cluster), test_security; python: test_security.py test_two_clusters.py; go: all (make test runs them)"
+OTHER_SUITES="rust: broker_acl broker_tls two_clusters ipv6 latency_fault, java_interop (Java client); c: test_rmq (IPv6 cluster), test_security; python: test_security.py test_two_clusters.py (make test runs them)"
 
 # Broker features some versions lack: FEATURE|FIRST VERSION WITH IT|reason|selectors.
 FEATURES=(
-  "POP|5.0.0|POP consumption (POP_MESSAGE/ACK_MESSAGE/CHANGE_INVISIBLE_TIME) came with RocketMQ 5.0; a 4.x broker answers REQUEST_CODE_NOT_SUPPORTED|rust:broker_pop c:test_pop python:test_pop.py"
-  "TIMER|5.0.0|messages with any delivery time (TIMER_DELIVER_MS, the broker's timer wheel) came with RocketMQ 5.0; 4.x has only the fixed delay levels|rust:broker_payload::timer_messages_deliver_no_earlier_than_asked python:test_payload.py::test_timer_delivers_no_earlier_than_asked"
+  "POP|5.0.0|POP consumption (POP_MESSAGE/ACK_MESSAGE/CHANGE_INVISIBLE_TIME) came with RocketMQ 5.0; a 4.x broker answers REQUEST_CODE_NOT_SUPPORTED|rust:broker_pop c:test_pop python:test_pop.py go:TestTwoPopConsumersConsumeEveryMessage go:TestPopMessageNotAckedComesAgainAfterItsInvisibleTime go:TestOrderlyPopKeepsEachKeysSendOrder go:TestOrderlyPopRepeatsASuspendedBatchAsItWas"
+  "TIMER|5.0.0|messages with any delivery time (TIMER_DELIVER_MS, the broker's timer wheel) came with RocketMQ 5.0; 4.x has only the fixed delay levels|rust:broker_payload::timer_messages_deliver_no_earlier_than_asked python:test_payload.py::test_timer_delivers_no_earlier_than_asked go:TestDelayedMessagesArriveNoEarlierThanAsked"
 )
 
 # selected SURFACE SELECTOR : the selector's suite (the part before ::) is in this run
 selected() {
+  [[ $1 == go ]] && return 0 # one package: every Go test is in the run
   local -n list=${1^^}
   [[ " ${list[*]} " == *" ${2%%::*} "* ]]
 }
@@ -120,7 +131,9 @@ for s in "${SURFACES[@]}"; do
     rust) cargo test --release --no-run $(printf -- '--test %s ' "${RUST[@]}") >"$state/build-rust.log" 2>&1 || build_rc=1 ;;
     c) make --no-print-directory build $(printf 'target/c/%s ' "${C[@]}") >"$state/build-c.log" 2>&1 || build_rc=1 ;;
     python) cargo build --release >"$state/build-python.log" 2>&1 || build_rc=1 ;;
-    *) echo "test-compat: unknown suite '$s' (rust, c, python)" >&2; exit 2 ;;
+    go) make --no-print-directory go-lib >"$state/build-go.log" 2>&1 &&
+      (cd bindings/go && go test -count=1 -run XXX ./rmq) >>"$state/build-go.log" 2>&1 || build_rc=1 ;;
+    *) echo "test-compat: unknown suite '$s' (rust, c, python, go)" >&2; exit 2 ;;
   esac
 done
 ((build_rc == 0)) || { failed_any=1; echo "test-compat: build failed, see $state/build-*.log" >&2; tail -n 30 "$state"/build-*.log >&2; exit 1; }
@@ -197,6 +210,20 @@ run_python() {
   [[ "$last" =~ ([0-9]+)\ error ]] && f=$((f + BASH_REMATCH[1]))
   [[ -n "$last" ]] || f=$((f + 1))
   record "$v" python "$p" "$f" "$(grep -E '^(FAILED|ERROR) ' <<<"$out" | sed 's/ - .*//' | tr '\n' ' ')"
+}
+
+# run_go VERSION LOGDIR : one `go test -v` of the package; counts top-level --- PASS/--- FAIL lines
+run_go() {
+  local v=$1 log=$2 p f sel out skip= ex=()
+  mapfile -t ex < <(excluded "$v" go)
+  for sel in "${ex[@]}"; do skip+="${skip:+|}${sel%%|*}"; done
+  out="$(cd bindings/go && go test -count=1 -v -timeout 30m ./rmq -run "$GO_RUN" ${skip:+-skip "^($skip)\$"} 2>&1)"
+  echo "$out" >"$log/go.log"
+  p=$(grep -c '^--- PASS' <<<"$out")
+  f=$(grep -c '^--- FAIL' <<<"$out")
+  grep -qE '^(ok|FAIL)[[:space:]]' <<<"$out" || f=$((f + 1)) # no verdict: a crash or build failure
+  grep -q '^FAIL' <<<"$out" && ((f == 0)) && f=1
+  record "$v" go "$p" "$f" "$(grep '^--- FAIL' <<<"$out" | awk '{print $3}' | tr '\n' ' ')"
 }
 
 for i in "${!VERSIONS[@]}"; do
