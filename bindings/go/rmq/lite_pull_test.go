@@ -126,8 +126,13 @@ func liteTopic(t *testing.T, p *Producer) (string, []MessageQueue, []MessageQueu
 	must(t, err)
 	probe := newLite(t, "", nil)
 	must(t, probe.Start())
-	qs, err := probe.FetchMessageQueues(topic)
-	must(t, err)
+	// A 4.x broker registers a topic it auto-created with the name server a moment after the
+	// send that created it, so the route may not be there yet.
+	var qs []MessageQueue
+	eventually(t, "the new topic's route", func() bool {
+		qs, err = probe.FetchMessageQueues(topic)
+		return err == nil
+	})
 	must(t, probe.Close())
 	var free []MessageQueue
 	for _, q := range qs {
